@@ -1,0 +1,105 @@
+//! Background work of a broker, each loop bounded by the shutdown signal:
+//! * the reconciler applies every new metadata image to the local replicas;
+//! * the flusher fsyncs logs whose unflushed data is older than `flush.ms`;
+//! * retention deletes old segments every `log.retention.check.interval.ms` and expires idle
+//!   idempotent producers.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::{Broker, now_ms};
+
+pub(super) fn spawn_all(broker: &Arc<Broker>) {
+    spawn_loop(broker, "reconciler", reconcile_loop);
+    let flush_every = Duration::from_millis(broker.config.log_flush_scheduler_interval_ms as u64);
+    spawn_periodic(broker, "flusher", flush_every, flush_due);
+    let retention_every =
+        Duration::from_millis(broker.config.log_retention_check_interval_ms as u64);
+    spawn_periodic(broker, "retention", retention_every, enforce_retention);
+}
+
+fn spawn_periodic(broker: &Arc<Broker>, name: &'static str, every: Duration, work: fn(&Broker)) {
+    let weak = Arc::downgrade(broker);
+    let mut stop = broker.shutdown_signal();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let Some(broker) = weak.upgrade() else { break };
+            if *stop.borrow() {
+                break;
+            }
+            if tokio::task::spawn_blocking(move || work(&broker)).await.is_err() {
+                tracing::error!(task = name, "background task panicked");
+            }
+        }
+    });
+}
+
+fn spawn_loop<F, Fut>(broker: &Arc<Broker>, name: &'static str, f: F)
+where
+    F: FnOnce(Weak<Broker>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let weak = Arc::downgrade(broker);
+    tokio::spawn(async move {
+        f(weak).await;
+        tracing::debug!(task = name, "stopped");
+    });
+}
+
+async fn reconcile_loop(weak: Weak<Broker>) {
+    let (mut images, mut stop) = match weak.upgrade() {
+        Some(b) => (b.metadata.subscribe(), b.shutdown_signal()),
+        None => return,
+    };
+    loop {
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { break },
+            _ = stop.changed() => break,
+        }
+        let image = images.borrow_and_update().clone();
+        let Some(broker) = weak.upgrade() else { break };
+        let result = tokio::task::spawn_blocking(move || {
+            broker.replicas.reconcile(&image, &broker.config)
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
+            Err(e) => tracing::error!(error = %e, "reconciler panicked"),
+        }
+    }
+}
+
+fn flush_due(broker: &Broker) {
+    let now = now_ms();
+    for part in broker.replicas.all() {
+        let mut log = part.log();
+        if log.flush_due(now)
+            && let Err(e) = log.flush()
+        {
+            tracing::error!(partition = %part.tp, error = %e, "periodic flush failed");
+        }
+    }
+}
+
+fn enforce_retention(broker: &Broker) {
+    let now = now_ms();
+    let producer_cutoff = now.saturating_sub(broker.config.producer_id_expiration_ms);
+    for part in broker.replicas.all() {
+        let hw = part.high_watermark();
+        let mut log = part.log();
+        log.expire_producers(producer_cutoff);
+        match log.enforce_retention(now, hw) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(partition = %part.tp, segments = n,
+                log_start_offset = %log.log_start_offset(), "retention deleted segments"),
+            Err(e) => tracing::error!(partition = %part.tp, error = %e, "retention failed"),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Requests the client tools share: metadata and offset lookups.
+
+use anyhow::{Context, bail};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::KafkaClient;
+
+pub(super) fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Metadata for `topics` (all when `None`), without auto-creating anything.
+pub(super) async fn metadata(
+    client: &mut KafkaClient,
+    topics: Option<&[String]>,
+) -> anyhow::Result<MetadataResponse> {
+    let version = client.version::<MetadataRequest>(12)?;
+    let mut req = MetadataRequest::default();
+    req.topics = topics.map(|ts| {
+        ts.iter()
+            .map(|t| {
+                let mut m = MetadataRequestTopic::default();
+                m.name = Some(name(t));
+                m
+            })
+            .collect()
+    });
+    req.allow_auto_topic_creation = false;
+    client.send(&req, version).await.context("Metadata request failed")
+}
+
+/// The number of partitions of `topic`, failing clearly if it does not exist.
+pub(super) async fn partition_count(client: &mut KafkaClient, topic: &str) -> anyhow::Result<i32> {
+    let md = metadata(client, Some(&[topic.to_string()])).await?;
+    let t = md.topics.first().context("empty Metadata response")?;
+    if t.error_code != 0 {
+        bail!(
+            "topic '{topic}' is not available (error {}); create it with `samsa topic create {topic}`",
+            t.error_code
+        );
+    }
+    Ok(t.partitions.len() as i32)
+}
+
+/// ListOffsets for one partition at `timestamp` (-1 latest, -2 earliest).
+pub(super) async fn list_offset(
+    client: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> anyhow::Result<i64> {
+    let version = client.version::<ListOffsetsRequest>(8)?;
+    let mut p = ListOffsetsPartition::default();
+    p.partition_index = partition;
+    p.timestamp = timestamp;
+    let mut t = ListOffsetsTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics = vec![t];
+    let resp = client.send(&req, version).await?;
+    let p = resp
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .context("empty ListOffsets response")?;
+    if p.error_code != 0 {
+        bail!("ListOffsets for {topic}-{partition} failed with error {}", p.error_code);
+    }
+    Ok(p.offset)
+}

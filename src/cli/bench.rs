@@ -1,0 +1,254 @@
+//! `samsa bench produce|consume`: throughput and latency against a running broker, with a
+//! progress bar. Produce pipelines `--in-flight` requests on one connection and reuses one
+//! pre-encoded batch per request, so the client is rarely the bottleneck; consume counts records
+//! from batch headers without decompressing.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, ProduceRequest};
+
+use super::ClientArgs;
+use super::admin::{list_offset, metadata, name, partition_count};
+use super::produce::parse_acks;
+use super::topic::error_name;
+use crate::broker::now_ms;
+use crate::client::KafkaClient;
+use crate::client::records::{encode_batch, fetch_request, parse_compression, produce_request};
+use crate::log::batch;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Produce N records of a given size as fast as the broker accepts them.
+    Produce(ProduceBench),
+    /// Consume a topic from the beginning as fast as possible.
+    Consume(ConsumeBench),
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceBench {
+    #[arg(long, default_value = "samsa-bench")]
+    pub topic: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// 0, 1 or all.
+    #[arg(long, default_value = "1")]
+    pub acks: String,
+    /// Partitions to create the topic with if it does not exist; records spread over all.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    /// Bytes of record values per batch (like `batch.size`).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub batch_bytes: usize,
+    /// Requests in flight on the connection (like `max.in.flight.requests.per.connection`).
+    #[arg(long, default_value_t = 5)]
+    pub in_flight: usize,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeBench {
+    #[arg(long, default_value = "samsa-bench")]
+    pub topic: String,
+    /// Stop after this many records (default: everything up to the current end).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Bytes per partition per fetch.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub fetch_bytes: i32,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub(super) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Produce(b) => produce(b).await,
+        BenchCommand::Consume(b) => consume(b).await,
+    }
+}
+
+fn progress(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+async fn ensure_topic(client: &mut KafkaClient, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let md = metadata(client, Some(&[topic.to_string()])).await?;
+    if md.topics.first().is_some_and(|t| t.error_code == 0) {
+        return Ok(());
+    }
+    let mut t = CreatableTopic::default();
+    t.name = name(topic);
+    t.num_partitions = partitions;
+    t.replication_factor = -1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 30_000;
+    let v = client.version::<CreateTopicsRequest>(7)?;
+    let resp = client.send(&req, v).await?;
+    match resp.topics.first() {
+        Some(r) if r.error_code == 0 || r.error_code == 36 => Ok(()),
+        Some(r) => bail!("cannot create topic {topic}: {}", error_name(r.error_code)),
+        None => bail!("empty CreateTopics response"),
+    }
+}
+
+/// Throughput and latency summary, printed in one place for both benchmarks.
+pub struct Report {
+    pub records: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+}
+
+impl Report {
+    pub fn print(&self, what: &str) {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
+        println!(
+            "{what}: {} records, {:.1} MB in {:.2} s: {:.0} records/s, {:.1} MB/s; latency ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
+            self.records,
+            self.bytes as f64 / 1e6,
+            secs,
+            self.records as f64 / secs,
+            self.bytes as f64 / 1e6 / secs,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            self.latency_us.max() as f64 / 1000.0
+        );
+    }
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")
+}
+
+async fn produce(b: ProduceBench) -> anyhow::Result<()> {
+    let acks = parse_acks(&b.acks)?;
+    let compression = parse_compression(&b.compression)?;
+    let mut client = KafkaClient::connect(&b.client.bootstrap_server).await?;
+    ensure_topic(&mut client, &b.topic, b.partitions).await?;
+    let partitions = partition_count(&mut client, &b.topic).await?;
+    let per_batch = (b.batch_bytes / b.record_size.max(1)).clamp(1, 100_000) as u64;
+    let value = Bytes::from((0..b.record_size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    let make = |n: u64| -> anyhow::Result<Bytes> {
+        let recs = vec![(None, Some(value.clone())); n as usize];
+        encode_batch(&recs, now_ms(), compression)
+    };
+    let full = make(per_batch)?;
+    let version = client.version::<ProduceRequest>(9)?;
+    let bar = progress(b.records);
+    let mut hist = histogram()?;
+    let mut in_flight: VecDeque<(Instant, u64)> = VecDeque::new();
+    let (mut queued, mut done, mut partition) = (0u64, 0u64, 0i32);
+    let start = Instant::now();
+    while done < b.records {
+        while queued < b.records && in_flight.len() < b.in_flight.max(1) {
+            let n = per_batch.min(b.records - queued);
+            let batch = if n == per_batch { full.clone() } else { make(n)? };
+            let req = produce_request(&b.topic, partition, batch, acks);
+            partition = (partition + 1) % partitions;
+            client.queue(&req, version)?;
+            queued += n;
+            in_flight.push_back((Instant::now(), n));
+        }
+        client.flush().await?;
+        if acks == 0 {
+            // No responses: count on send.
+            while let Some((t, n)) = in_flight.pop_front() {
+                hist.record(t.elapsed().as_micros().max(1) as u64)?;
+                done += n;
+            }
+        } else {
+            let (_, resp) = client.receive::<ProduceRequest>(version).await?;
+            let (t, n) = in_flight.pop_front().context("response without request")?;
+            hist.record(t.elapsed().as_micros().max(1) as u64)?;
+            for tr in resp.responses {
+                for p in tr.partition_responses {
+                    if p.error_code != 0 {
+                        bail!("produce failed: {}", error_name(p.error_code));
+                    }
+                }
+            }
+            done += n;
+        }
+        bar.set_position(done);
+    }
+    bar.finish_and_clear();
+    Report { records: done, bytes: done * b.record_size as u64, elapsed: start.elapsed(), latency_us: hist }
+        .print(&format!("produce acks={} record_size={} partitions={partitions}", b.acks, b.record_size));
+    Ok(())
+}
+
+async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
+    let mut client = KafkaClient::connect(&b.client.bootstrap_server).await?;
+    let partitions = partition_count(&mut client, &b.topic).await?;
+    let mut offsets = Vec::new();
+    let mut end_total = 0u64;
+    for p in 0..partitions {
+        let start = list_offset(&mut client, &b.topic, p, -2).await?;
+        let end = list_offset(&mut client, &b.topic, p, -1).await?;
+        end_total += (end - start).max(0) as u64;
+        offsets.push((p, start, end));
+    }
+    let target = b.records.unwrap_or(end_total).min(end_total);
+    let version = client.version::<FetchRequest>(12)?;
+    let bar = progress(target);
+    let mut hist = histogram()?;
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let start = Instant::now();
+    while records < target {
+        let list: Vec<(i32, i64)> =
+            offsets.iter().filter(|(_, o, e)| o < e).map(|(p, o, _)| (*p, *o)).collect();
+        if list.is_empty() {
+            break;
+        }
+        let req = fetch_request(&b.topic, &list, 100, b.fetch_bytes);
+        let t = Instant::now();
+        let resp = client.send(&req, version).await?;
+        hist.record(t.elapsed().as_micros().max(1) as u64)?;
+        for tr in resp.responses {
+            for p in tr.partitions {
+                if p.error_code != 0 {
+                    bail!("fetch failed: {}", error_name(p.error_code));
+                }
+                let data = p.records.unwrap_or_default();
+                bytes += data.len() as u64;
+                let mut rest: &[u8] = &data;
+                while let Ok(h) = batch::parse_header(rest) {
+                    if h.size_bytes > rest.len() {
+                        break;
+                    }
+                    records += h.records_count.max(0) as u64;
+                    if let Some(entry) = offsets.iter_mut().find(|(x, _, _)| *x == p.partition_index) {
+                        entry.1 = h.next_offset().0;
+                    }
+                    rest = &rest[h.size_bytes..];
+                }
+            }
+        }
+        bar.set_position(records.min(target));
+    }
+    bar.finish_and_clear();
+    Report { records, bytes, elapsed: start.elapsed(), latency_us: hist }
+        .print(&format!("consume partitions={partitions}"));
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `samsa consume TOPIC`: prints record values (optionally keys) one per line, from the latest
+//! offset, the beginning, or a given offset, until `--max-messages` or Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use kafka_protocol::messages::FetchRequest;
+
+use super::ClientArgs;
+use super::admin::{list_offset, partition_count};
+use super::topic::error_name;
+use crate::client::KafkaClient;
+use crate::client::records::{decode_records, fetch_request};
+
+/// Per-partition fetch size.
+const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    pub topic: String,
+    /// Start at the earliest offset instead of the latest.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Consume only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// Start at this offset (needs --partition).
+    #[arg(long, requires = "partition")]
+    pub offset: Option<i64>,
+    /// Exit after this many records.
+    #[arg(long)]
+    pub max_messages: Option<u64>,
+    /// Print keys too, as KEY<separator>VALUE.
+    #[arg(long)]
+    pub print_key: bool,
+    #[arg(long, default_value = "\t")]
+    pub key_separator: String,
+    /// Exit when no record arrives for this long (ms).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
+    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let partitions = partition_count(&mut client, &a.topic).await?;
+    let chosen: Vec<i32> = match a.partition {
+        Some(p) if p < 0 || p >= partitions => {
+            bail!("partition {p} does not exist: topic '{}' has {partitions} partitions", a.topic)
+        }
+        Some(p) => vec![p],
+        None => (0..partitions).collect(),
+    };
+    let mut offsets = BTreeMap::new();
+    for p in chosen {
+        let start = match a.offset {
+            Some(o) => o,
+            None => list_offset(&mut client, &a.topic, p, if a.from_beginning { -2 } else { -1 }).await?,
+        };
+        offsets.insert(p, start);
+    }
+    let version = client.version::<FetchRequest>(12)?;
+    let mut printed = 0u64;
+    let mut idle_since = std::time::Instant::now();
+    let stdout = std::io::stdout();
+    loop {
+        if a.max_messages.is_some_and(|m| printed >= m) {
+            break;
+        }
+        if a.timeout_ms.is_some_and(|t| idle_since.elapsed().as_millis() as u64 >= t) {
+            break;
+        }
+        let list: Vec<(i32, i64)> = offsets.iter().map(|(p, o)| (*p, *o)).collect();
+        let req = fetch_request(&a.topic, &list, 500, PARTITION_FETCH_BYTES);
+        let resp = tokio::select! {
+            r = client.send(&req, version) => r?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let mut out = stdout.lock();
+        for t in resp.responses {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    bail!("fetching {}-{} failed: {}", a.topic, p.partition_index, error_name(p.error_code));
+                }
+                let records = decode_records(p.records.unwrap_or_default())?;
+                let next = offsets.get_mut(&p.partition_index).context("unexpected partition")?;
+                for r in records {
+                    if r.offset < *next || a.max_messages.is_some_and(|m| printed >= m) {
+                        continue;
+                    }
+                    *next = r.offset + 1;
+                    let value = r.value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    if a.print_key {
+                        let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                        writeln!(out, "{key}{}{value}", a.key_separator)?;
+                    } else {
+                        writeln!(out, "{value}")?;
+                    }
+                    printed += 1;
+                    idle_since = std::time::Instant::now();
+                }
+            }
+        }
+        out.flush()?;
+    }
+    eprintln!("Consumed {printed} records.");
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The `samsa` command line: `dev` runs a broker; `topic`, `produce`, `consume` and `bench` are
+//! Kafka clients that talk the wire protocol to `--bootstrap-server`, like Kafka's own tools.
+
+mod admin;
+pub mod bench;
+mod consume;
+mod dev;
+mod produce;
+mod topic;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Where the client tools connect by default.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+#[derive(Debug, Parser)]
+#[command(name = "samsa", version, about = "A Kafka-compatible event streaming platform")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a single-node samsa with embedded defaults (data in ./samsa-data, Kafka on :9092).
+    Dev(DevArgs),
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Produce lines from stdin, one record per line.
+    Produce(produce::ProduceArgs),
+    /// Consume records and print one per line.
+    Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Directory for partition logs and metadata.
+    #[arg(long, default_value = "./samsa-data")]
+    pub data_dir: PathBuf,
+    /// Kafka listener port (0 picks a free one).
+    #[arg(long, default_value_t = 9092)]
+    pub port: u16,
+    /// Kafka listener address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// A broker setting with Kafka's name, e.g. `--override num.partitions=3`. Repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Connection options shared by the client tools.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// The broker to talk to, as host:port.
+    #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+    pub bootstrap_server: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create(topic::CreateArgs),
+    /// List topics.
+    List(ClientArgs),
+    /// Show partitions, leaders, replicas, ISR, offsets and configs.
+    Describe(topic::DescribeArgs),
+    /// Change a topic's configs (`--config k=v`, `--delete-config k`).
+    Alter(topic::AlterArgs),
+    /// Delete a topic.
+    Delete(topic::DeleteArgs),
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Topic(cmd) => topic::run(cmd).await,
+        Command::Produce(args) => produce::run(args).await,
+        Command::Consume(args) => consume::run(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}

@@ -1,0 +1,137 @@
+//! `samsa produce TOPIC`: one record per stdin line, optionally `KEY<sep>VALUE`, batched per
+//! partition. Keyed records go where Kafka's default partitioner would send them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::bail;
+use bytes::Bytes;
+use clap::Args;
+use kafka_protocol::messages::ProduceRequest;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::ClientArgs;
+use super::admin::partition_count;
+use super::topic::error_name;
+use crate::broker::now_ms;
+use crate::client::KafkaClient;
+use crate::client::partitioner::partition_for_key;
+use crate::client::records::{encode_batch, parse_compression, produce_request};
+
+/// Records per batch before it is sent.
+const BATCH_RECORDS_MAX: usize = 1000;
+/// How long an incomplete batch waits for more lines (interactive typing).
+const LINGER: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    pub topic: String,
+    /// Split each line at this separator into key and value.
+    #[arg(long)]
+    pub key_separator: Option<String>,
+    /// Send every record to this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// 0, 1 or all (-1).
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub(super) fn parse_acks(s: &str) -> anyhow::Result<i16> {
+    Ok(match s {
+        "all" | "-1" => -1,
+        "0" => 0,
+        "1" => 1,
+        _ => bail!("--acks must be 0, 1 or all"),
+    })
+}
+
+pub(super) async fn run(a: ProduceArgs) -> anyhow::Result<()> {
+    let acks = parse_acks(&a.acks)?;
+    let compression = parse_compression(&a.compression)?;
+    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let partitions = partition_count(&mut client, &a.topic).await?;
+    if let Some(p) = a.partition
+        && (p < 0 || p >= partitions)
+    {
+        bail!("partition {p} does not exist: topic '{}' has {partitions} partitions", a.topic);
+    }
+    let version = client.version::<ProduceRequest>(9)?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut pending: BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>> = BTreeMap::new();
+    let mut round_robin = 0i32;
+    let mut sent = 0usize;
+    loop {
+        let next = match tokio::time::timeout(LINGER, lines.next_line()).await {
+            Ok(line) => line?,
+            Err(_) => {
+                sent += send_all(&mut client, &a.topic, &mut pending, acks, compression, version).await?;
+                continue;
+            }
+        };
+        let Some(line) = next else { break };
+        let (key, value) = match &a.key_separator {
+            Some(sep) => match line.split_once(sep.as_str()) {
+                Some((k, v)) => (Some(Bytes::from(k.to_string())), Bytes::from(v.to_string())),
+                None => (None, Bytes::from(line)),
+            },
+            None => (None, Bytes::from(line)),
+        };
+        let partition = match (a.partition, &key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => partition_for_key(k, partitions),
+            (None, None) => round_robin,
+        };
+        let batch = pending.entry(partition).or_default();
+        batch.push((key, Some(value)));
+        if batch.len() >= BATCH_RECORDS_MAX {
+            round_robin = (round_robin + 1) % partitions;
+            sent += send_all(&mut client, &a.topic, &mut pending, acks, compression, version).await?;
+        }
+    }
+    sent += send_all(&mut client, &a.topic, &mut pending, acks, compression, version).await?;
+    eprintln!("Produced {sent} records to topic {}.", a.topic);
+    Ok(())
+}
+
+async fn send_all(
+    client: &mut KafkaClient,
+    topic: &str,
+    pending: &mut BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>>,
+    acks: i16,
+    compression: kafka_protocol::records::Compression,
+    version: i16,
+) -> anyhow::Result<usize> {
+    let mut sent = 0;
+    for (partition, records) in std::mem::take(pending) {
+        if records.is_empty() {
+            continue;
+        }
+        let batch = encode_batch(&records, now_ms(), compression)?;
+        let req = produce_request(topic, partition, batch, acks);
+        if acks == 0 {
+            client.queue(&req, version)?;
+            client.flush().await?;
+        } else {
+            let resp = client.send(&req, version).await?;
+            for t in resp.responses {
+                for p in t.partition_responses {
+                    if p.error_code != 0 {
+                        bail!(
+                            "producing to {topic}-{partition} failed: {}{}",
+                            error_name(p.error_code),
+                            p.error_message.map_or(String::new(), |m| format!(": {m}"))
+                        );
+                    }
+                }
+            }
+        }
+        sent += records.len();
+    }
+    Ok(sent)
+}

@@ -1,0 +1,239 @@
+//! `samsa topic create|list|describe|alter|delete`, like kafka-topics.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::admin::{list_offset, metadata, name};
+use super::{ClientArgs, TopicCommand};
+use crate::client::KafkaClient;
+
+/// Kafka's name for an error code, for messages.
+pub(crate) fn error_name(code: i16) -> String {
+    kafka_protocol::ResponseError::try_from_code(code)
+        .map_or_else(|| format!("error {code}"), |e| format!("{e:?} ({code})"))
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub topic: String,
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub replication_factor: i16,
+    /// A topic config, e.g. `--config retention.ms=60000`. Repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub configs: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Topics to describe (all when none is given).
+    pub topics: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AlterArgs {
+    pub topic: String,
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub configs: Vec<String>,
+    #[arg(long = "delete-config", value_name = "KEY")]
+    pub delete_configs: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub topic: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn split_kv(kv: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = kv.split_once('=').with_context(|| format!("'{kv}' is not KEY=VALUE"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
+    match cmd {
+        TopicCommand::Create(a) => create(a).await,
+        TopicCommand::List(c) => list(c).await,
+        TopicCommand::Describe(a) => describe(a).await,
+        TopicCommand::Alter(a) => alter(a).await,
+        TopicCommand::Delete(a) => delete(a).await,
+    }
+}
+
+async fn create(a: CreateArgs) -> anyhow::Result<()> {
+    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let mut t = CreatableTopic::default();
+    t.name = name(&a.topic);
+    t.num_partitions = a.partitions;
+    t.replication_factor = a.replication_factor;
+    for kv in &a.configs {
+        let (k, v) = split_kv(kv)?;
+        let mut c = CreatableTopicConfig::default();
+        c.name = StrBytes::from_string(k);
+        c.value = Some(StrBytes::from_string(v));
+        t.configs.push(c);
+    }
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 30_000;
+    let version = client.version::<CreateTopicsRequest>(7)?;
+    let resp = client.send(&req, version).await?;
+    let r = resp.topics.first().context("empty CreateTopics response")?;
+    if r.error_code != 0 {
+        bail!(
+            "cannot create topic '{}': {}{}",
+            a.topic,
+            error_name(r.error_code),
+            r.error_message.as_ref().map_or(String::new(), |m| format!(": {m}"))
+        );
+    }
+    println!("Created topic {} ({} partitions, replication factor {}).", a.topic, r.num_partitions, r.replication_factor);
+    Ok(())
+}
+
+async fn list(c: ClientArgs) -> anyhow::Result<()> {
+    let mut client = KafkaClient::connect(&c.bootstrap_server).await?;
+    let md = metadata(&mut client, None).await?;
+    let mut names: Vec<String> =
+        md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+    names.sort();
+    for n in names {
+        println!("{n}");
+    }
+    Ok(())
+}
+
+async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
+    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let filter = (!a.topics.is_empty()).then_some(a.topics.as_slice());
+    let md = metadata(&mut client, filter).await?;
+    let mut topics = md.topics;
+    topics.sort_by(|x, y| x.name.cmp(&y.name));
+    for t in topics {
+        let tname = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        if t.error_code != 0 {
+            bail!("cannot describe topic '{tname}': {}", error_name(t.error_code));
+        }
+        let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
+        let configs = topic_overrides(&mut client, &tname).await?;
+        println!(
+            "Topic: {tname}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}",
+            t.topic_id,
+            t.partitions.len()
+        );
+        let mut parts = t.partitions;
+        parts.sort_by_key(|p| p.partition_index);
+        for p in parts {
+            let start = list_offset(&mut client, &tname, p.partition_index, -2).await.unwrap_or(-1);
+            let hw = list_offset(&mut client, &tname, p.partition_index, -1).await.unwrap_or(-1);
+            let ids = |v: &[kafka_protocol::messages::BrokerId]| {
+                v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",")
+            };
+            println!(
+                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {start}\tHighWatermark: {hw}",
+                p.partition_index,
+                p.leader_id.0,
+                p.leader_epoch,
+                ids(&p.replica_nodes),
+                ids(&p.isr_nodes)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The topic's non-default configs, as `k=v,k=v`.
+async fn topic_overrides(client: &mut KafkaClient, topic: &str) -> anyhow::Result<String> {
+    let mut res = DescribeConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = StrBytes::from_string(topic.to_string());
+    let mut req = DescribeConfigsRequest::default();
+    req.resources = vec![res];
+    let version = client.version::<DescribeConfigsRequest>(4)?;
+    let resp = client.send(&req, version).await?;
+    let mut out = Vec::new();
+    for r in resp.results {
+        for c in r.configs {
+            if c.config_source == 1 {
+                out.push(format!("{}={}", c.name, c.value.map(|v| v.to_string()).unwrap_or_default()));
+            }
+        }
+    }
+    Ok(out.join(","))
+}
+
+async fn alter(a: AlterArgs) -> anyhow::Result<()> {
+    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let mut res = AlterConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = StrBytes::from_string(a.topic.clone());
+    for kv in &a.configs {
+        let (k, v) = split_kv(kv)?;
+        let mut c = AlterableConfig::default();
+        c.name = StrBytes::from_string(k);
+        c.config_operation = 0;
+        c.value = Some(StrBytes::from_string(v));
+        res.configs.push(c);
+    }
+    for k in &a.delete_configs {
+        let mut c = AlterableConfig::default();
+        c.name = StrBytes::from_string(k.clone());
+        c.config_operation = 1;
+        res.configs.push(c);
+    }
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources = vec![res];
+    let version = client.version::<IncrementalAlterConfigsRequest>(1)?;
+    let resp = client.send(&req, version).await?;
+    let r = resp.responses.first().context("empty IncrementalAlterConfigs response")?;
+    if r.error_code != 0 {
+        bail!(
+            "cannot alter topic '{}': {}{}",
+            a.topic,
+            error_name(r.error_code),
+            r.error_message.as_ref().map_or(String::new(), |m| format!(": {m}"))
+        );
+    }
+    println!("Altered configs of topic {}.", a.topic);
+    Ok(())
+}
+
+async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
+    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let version = client.version::<DeleteTopicsRequest>(6)?;
+    let mut req = DeleteTopicsRequest::default();
+    req.timeout_ms = 30_000;
+    if version >= 6 {
+        let mut s = DeleteTopicState::default();
+        s.name = Some(name(&a.topic));
+        req.topics = vec![s];
+    } else {
+        req.topic_names = vec![name(&a.topic)];
+    }
+    let resp = client.send(&req, version).await?;
+    let r = resp.responses.first().context("empty DeleteTopics response")?;
+    if r.error_code != 0 {
+        bail!("cannot delete topic '{}': {}", a.topic, error_name(r.error_code));
+    }
+    println!("Deleted topic {}.", a.topic);
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The broker's static configuration. Keys are Kafka's (`num.partitions`, `log.retention.ms`,
+//! ...); `set` applies one `key=value` override. Every limit has a unit in its name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::{ConfigError, invalid};
+use crate::types::NodeId;
+
+/// Kafka's default `message.max.bytes`: 1 MiB plus record-batch overhead.
+pub const MESSAGE_MAX_BYTES_DEFAULT: i64 = 1_048_588;
+/// Kafka's default `socket.request.max.bytes`: the largest request frame accepted (100 MiB).
+pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: i64 = 104_857_600;
+const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// How a broker is configured. Defaults are Kafka's unless the field doc says otherwise.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: NodeId,
+    /// `log.dirs` (one directory): partition replicas, metadata, `meta.properties`.
+    pub data_dir: PathBuf,
+    /// The Kafka listener's bind address.
+    pub listener: SocketAddr,
+    /// The host and port clients are told to connect to (`advertised.listeners`).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// `num.partitions`: partitions of an auto-created topic or of CreateTopics with -1.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `message.max.bytes`: largest record batch (topic override: `max.message.bytes`).
+    pub message_max_bytes: i64,
+    /// `socket.request.max.bytes`: largest request frame; larger ones close the connection.
+    pub socket_request_max_bytes: i64,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: i64,
+    /// `log.roll.ms`.
+    pub log_roll_ms: i64,
+    /// `log.retention.ms` (-1: keep forever).
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes` (-1: no size limit).
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval_ms: i64,
+    /// `log.flush.interval.messages`: fsync after this many unflushed records.
+    pub log_flush_interval_messages: i64,
+    /// `log.flush.interval.ms`: fsync data older than this. samsa's default is 1000 ms, not
+    /// Kafka's "never": a single node has no replicas to lean on (see README, "Durability").
+    pub log_flush_interval_ms: i64,
+    /// `log.flush.scheduler.interval.ms`: how often the flusher looks for due partitions.
+    pub log_flush_scheduler_interval_ms: i64,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: i64,
+    /// `log.message.timestamp.type`.
+    pub log_message_timestamp_type: String,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i64,
+    /// `producer.id.expiration.ms`: idempotent-producer state is forgotten after this idle time.
+    pub producer_id_expiration_ms: i64,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election_enable: bool,
+}
+
+impl BrokerConfig {
+    /// The embedded defaults of `samsa dev`: node 1, data in `data_dir`, listening on `listener`.
+    pub fn dev(data_dir: PathBuf, listener: SocketAddr) -> Self {
+        BrokerConfig {
+            node_id: NodeId(1),
+            data_dir,
+            advertised_host: listener.ip().to_string(),
+            advertised_port: listener.port(),
+            listener,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            message_max_bytes: MESSAGE_MAX_BYTES_DEFAULT,
+            socket_request_max_bytes: SOCKET_REQUEST_MAX_BYTES_DEFAULT,
+            log_segment_bytes: 1 << 30,
+            log_roll_ms: WEEK_MS,
+            log_retention_ms: WEEK_MS,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
+            log_flush_interval_messages: i64::MAX,
+            log_flush_interval_ms: 1000,
+            log_flush_scheduler_interval_ms: 200,
+            log_index_interval_bytes: 4096,
+            log_message_timestamp_type: "CreateTime".into(),
+            min_insync_replicas: 1,
+            producer_id_expiration_ms: 86_400_000,
+            unclean_leader_election_enable: false,
+        }
+    }
+
+    /// Applies one `key=value` override with Kafka's key names.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let long = |min: i64| -> Result<i64, ConfigError> {
+            let v: i64 = value.trim().parse().map_err(|_| invalid(key, value, "not an integer"))?;
+            if v < min {
+                return Err(invalid(key, value, format!("must be at least {min}")));
+            }
+            Ok(v)
+        };
+        let boolean = || -> Result<bool, ConfigError> {
+            match value.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(key, value, "must be true or false")),
+            }
+        };
+        match key {
+            "node.id" => self.node_id = NodeId(long(0)? as i32),
+            "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
+            "num.partitions" => self.num_partitions = long(1)?.min(i64::from(i32::MAX)) as i32,
+            "default.replication.factor" => {
+                self.default_replication_factor = long(1)?.min(i64::from(i16::MAX)) as i16
+            }
+            "auto.create.topics.enable" => self.auto_create_topics_enable = boolean()?,
+            "message.max.bytes" => self.message_max_bytes = long(0)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = long(1024)?,
+            "log.segment.bytes" => self.log_segment_bytes = long(1024)?,
+            "log.roll.ms" => self.log_roll_ms = long(1)?,
+            "log.retention.ms" => self.log_retention_ms = long(-1)?,
+            "log.retention.bytes" => self.log_retention_bytes = long(-1)?,
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = long(1)?,
+            "log.flush.interval.messages" => self.log_flush_interval_messages = long(1)?,
+            "log.flush.interval.ms" => self.log_flush_interval_ms = long(0)?,
+            "log.flush.scheduler.interval.ms" => self.log_flush_scheduler_interval_ms = long(1)?,
+            "log.index.interval.bytes" => self.log_index_interval_bytes = long(0)?,
+            "log.message.timestamp.type" => match value {
+                "CreateTime" | "LogAppendTime" => self.log_message_timestamp_type = value.into(),
+                _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
+            },
+            "min.insync.replicas" => self.min_insync_replicas = long(1)?,
+            "producer.id.expiration.ms" => self.producer_id_expiration_ms = long(1)?,
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable = boolean()?,
+            _ => return Err(ConfigError::UnknownKey(key.into())),
+        }
+        Ok(())
+    }
+
+    /// Applies `key=value` strings in order.
+    pub fn apply_overrides<'a>(
+        &mut self,
+        overrides: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ConfigError> {
+        for kv in overrides {
+            let (k, v) = kv.split_once('=').ok_or_else(|| invalid(kv, "", "expected key=value"))?;
+            self.set(k.trim(), v.trim())?;
+        }
+        Ok(())
+    }
+
+    /// The value of a topic-level key's broker default, as a string (for DescribeConfigs).
+    pub fn topic_default(&self, topic_key: &str) -> Option<String> {
+        Some(match topic_key {
+            "cleanup.policy" => "delete".into(),
+            "compression.type" => "producer".into(),
+            "retention.ms" => self.log_retention_ms.to_string(),
+            "retention.bytes" => self.log_retention_bytes.to_string(),
+            "segment.bytes" => self.log_segment_bytes.to_string(),
+            "segment.ms" => self.log_roll_ms.to_string(),
+            "max.message.bytes" => self.message_max_bytes.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "message.timestamp.type" => self.log_message_timestamp_type.clone(),
+            "flush.messages" => self.log_flush_interval_messages.to_string(),
+            "flush.ms" => self.log_flush_interval_ms.to_string(),
+            "index.interval.bytes" => self.log_index_interval_bytes.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// The broker-level key a topic key defaults from (the "synonym" in DescribeConfigs).
+    pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
+        Some(match topic_key {
+            "retention.ms" => "log.retention.ms",
+            "retention.bytes" => "log.retention.bytes",
+            "segment.bytes" => "log.segment.bytes",
+            "segment.ms" => "log.roll.ms",
+            "max.message.bytes" => "message.max.bytes",
+            "min.insync.replicas" => "min.insync.replicas",
+            "message.timestamp.type" => "log.message.timestamp.type",
+            "flush.messages" => "log.flush.interval.messages",
+            "flush.ms" => "log.flush.interval.ms",
+            "index.interval.bytes" => "log.index.interval.bytes",
+            "unclean.leader.election.enable" => "unclean.leader.election.enable",
+            "cleanup.policy" => "log.cleanup.policy",
+            "compression.type" => "compression.type",
+            _ => return None,
+        })
+    }
+
+    /// Broker settings shown by DescribeConfigs for a BROKER resource.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("node.id", self.node_id.0.to_string()),
+            ("log.dirs", self.data_dir.display().to_string()),
+            ("num.partitions", self.num_partitions.to_string()),
+            ("default.replication.factor", self.default_replication_factor.to_string()),
+            ("auto.create.topics.enable", self.auto_create_topics_enable.to_string()),
+            ("message.max.bytes", self.message_max_bytes.to_string()),
+            ("socket.request.max.bytes", self.socket_request_max_bytes.to_string()),
+            ("log.segment.bytes", self.log_segment_bytes.to_string()),
+            ("log.roll.ms", self.log_roll_ms.to_string()),
+            ("log.retention.ms", self.log_retention_ms.to_string()),
+            ("log.retention.bytes", self.log_retention_bytes.to_string()),
+            ("log.retention.check.interval.ms", self.log_retention_check_interval_ms.to_string()),
+            ("log.flush.interval.messages", self.log_flush_interval_messages.to_string()),
+            ("log.flush.interval.ms", self.log_flush_interval_ms.to_string()),
+            ("log.index.interval.bytes", self.log_index_interval_bytes.to_string()),
+            ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_use_kafka_names_and_refuse_bad_values() {
+        let mut c = BrokerConfig::dev("d".into(), "127.0.0.1:9092".parse().expect("addr"));
+        c.apply_overrides(["num.partitions=3", "log.retention.ms = -1"]).expect("ok");
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.log_retention_ms, -1);
+        assert!(matches!(c.set("num.partitions", "0"), Err(ConfigError::InvalidValue { .. })));
+        assert!(matches!(c.set("no.such.key", "1"), Err(ConfigError::UnknownKey(_))));
+        assert!(c.apply_overrides(["novalue"]).is_err());
+    }
+}

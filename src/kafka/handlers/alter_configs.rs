@@ -1,0 +1,64 @@
+//! AlterConfigs (key 33): replaces a topic's whole set of overrides (the legacy, non-incremental
+//! API). Broker configs are static in samsa and are refused with a message saying so.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+
+use super::{RESOURCE_BROKER, RESOURCE_TOPIC, apply_metadata_now, message_of};
+use crate::broker::Broker;
+use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(0, 2);
+
+/// The refusal for changing a broker's configuration at run time.
+pub fn broker_configs_are_static() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        "broker configs are static in samsa: set them on the command line or in the properties file and restart",
+    )
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    request: AlterConfigsRequest,
+) -> Option<AlterConfigsResponse> {
+    let mut response = AlterConfigsResponse::default();
+    let mut changed = false;
+    for res in request.resources {
+        let result = match res.resource_type {
+            RESOURCE_TOPIC => {
+                let configs: BTreeMap<String, String> = res
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .collect();
+                broker
+                    .controller
+                    .alter_topic_configs(&res.resource_name, |_| Ok(configs), request.validate_only)
+                    .await
+            }
+            RESOURCE_BROKER => Err(broker_configs_are_static()),
+            other => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("config resource type {other} is not supported"),
+            )),
+        };
+        changed |= result.is_ok() && !request.validate_only;
+        let (code, message) = message_of(&result);
+        let mut r = AlterConfigsResourceResponse::default();
+        r.error_code = code;
+        r.error_message = message;
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        response.responses.push(r);
+    }
+    if changed {
+        apply_metadata_now(broker).await;
+    }
+    Some(response)
+}

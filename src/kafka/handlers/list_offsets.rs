@@ -1,0 +1,87 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1, the high watermark), max timestamp (-3, v7+),
+//! earliest local (-4, v8+, the log start offset here), and by timestamp through the time index.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::check_leader_epoch;
+use crate::broker::Broker;
+use crate::kafka::error_code::ErrorCode;
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(1, 8);
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> Option<ListOffsetsResponse> {
+    let mut r = ListOffsetsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut t = ListOffsetsTopicResponse::default();
+        t.name = topic.name.clone();
+        for lp in topic.partitions {
+            let mut p = ListOffsetsPartitionResponse::default();
+            p.partition_index = lp.partition_index;
+            p.timestamp = -1;
+            p.offset = -1;
+            match lookup(broker, &name, lp.partition_index, lp.current_leader_epoch, lp.timestamp, version) {
+                Ok((offset, timestamp, epoch)) => {
+                    p.offset = offset;
+                    p.timestamp = timestamp;
+                    if version >= 4 {
+                        p.leader_epoch = epoch;
+                    }
+                }
+                Err(code) => p.error_code = code.code(),
+            }
+            t.partitions.push(p);
+        }
+        r.topics.push(t);
+    }
+    Some(r)
+}
+
+fn lookup(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+    timestamp: i64,
+    version: i16,
+) -> Result<(i64, i64, i32), ErrorCode> {
+    let part = broker.replicas.get(topic, partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    if !part.is_leader() {
+        return Err(ErrorCode::NotLeaderOrFollower);
+    }
+    if version >= 4 {
+        check_leader_epoch(current_leader_epoch, part.leader_epoch())?;
+    }
+    let epoch = part.leader_epoch().0;
+    let hw = part.high_watermark();
+    let log = part.log();
+    let storage = |e: std::io::Error| {
+        tracing::error!(partition = %part.tp, error = %e, "offset lookup failed");
+        ErrorCode::KafkaStorageError
+    };
+    Ok(match timestamp {
+        LATEST => (hw.0, -1, epoch),
+        EARLIEST | EARLIEST_LOCAL => (log.log_start_offset().0, -1, epoch),
+        MAX_TIMESTAMP => log.max_timestamp(hw).map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
+        t if t >= 0 => log
+            .offset_for_timestamp(t, hw)
+            .map_err(storage)?
+            .map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
+        _ => return Err(ErrorCode::InvalidRequest),
+    })
+}

@@ -1,0 +1,78 @@
+//! One module per Kafka API (STYLE rule 1). Each declares `VERSIONS`, the range it implements,
+//! and `handle(broker, version, request) -> Option<response>` (`None`: send no response).
+//! The router in `kafka::router` holds the only list of them.
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+use super::error_code::{ApiError, ErrorCode};
+use crate::broker::Broker;
+use crate::types::LeaderEpoch;
+
+/// A protocol string from a Rust string.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// A protocol topic name.
+pub(crate) fn topic_name(s: &str) -> TopicName {
+    TopicName(sb(s))
+}
+
+/// The "not requested" value of authorized-operations fields.
+pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Config resource types (DescribeConfigs / AlterConfigs).
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+
+/// Checks a client's `current_leader_epoch` against ours (KIP-320): older is fenced, newer is
+/// unknown to us yet, -1 means "not given".
+pub(crate) fn check_leader_epoch(requested: i32, ours: LeaderEpoch) -> Result<(), ErrorCode> {
+    if requested < 0 || requested == ours.0 {
+        Ok(())
+    } else if requested < ours.0 {
+        Err(ErrorCode::FencedLeaderEpoch)
+    } else {
+        Err(ErrorCode::UnknownLeaderEpoch)
+    }
+}
+
+/// Brings local replicas up to date with the image right after an admin change, so a client
+/// that creates a topic can produce to it as soon as the answer arrives.
+pub(crate) async fn apply_metadata_now(broker: &Arc<Broker>) {
+    let b = broker.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        b.replicas.reconcile(&b.metadata.image(), &b.config)
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
+        Err(e) => tracing::error!(error = %e, "reconcile panicked"),
+    }
+}
+
+/// The message a response carries for an error, or none for success.
+pub(crate) fn message_of(r: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
+    match r {
+        Ok(()) => (ErrorCode::None.code(), None),
+        Err(e) => (e.code.code(), Some(sb(e.message.clone()))),
+    }
+}

@@ -1,0 +1,13 @@
+//! The Kafka wire protocol: [`frame`] splits the byte stream into size-prefixed frames,
+//! [`router`] decodes headers and dispatches to one [`handlers`] module per API, and
+//! [`server`] runs the listener and one task per connection.
+//!
+//! Invariant: nothing a client sends can crash the broker. An undecodable frame, an unknown API
+//! key or an oversize frame closes that one connection; every other failure is an error code in
+//! a response.
+
+pub mod error_code;
+pub mod frame;
+pub mod handlers;
+pub mod router;
+pub mod server;

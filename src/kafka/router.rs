@@ -1,0 +1,160 @@
+//! The only list of supported APIs. Each entry names a handler module, which declares its
+//! version range beside its code; ApiVersions answers from this list, so samsa advertises exactly
+//! what it implements.
+//!
+//! Per request: peek key and version, decode the header, decode the body at that version, call
+//! the handler, encode the response at the same version. An unknown key, a version outside the
+//! handler's range (except ApiVersions, which answers UNSUPPORTED_VERSION as KIP-511 asks) or an
+//! undecodable body closes the connection, as Kafka does.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::handlers;
+use crate::broker::Broker;
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Write this response body (the header is included; the size prefix is not).
+    Respond(Bytes),
+    /// Send nothing (Produce with acks=0).
+    NoResponse,
+    /// Close the connection; the reason is logged.
+    Close(String),
+}
+
+/// An inclusive range of API versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    pub min: i16,
+    pub max: i16,
+}
+
+impl Versions {
+    pub const fn new(min: i16, max: i16) -> Self {
+        Versions { min, max }
+    }
+    pub fn contains(&self, v: i16) -> bool {
+        self.min <= v && v <= self.max
+    }
+}
+
+macro_rules! routes {
+    ($($key:ident => $module:ident),* $(,)?) => {
+        /// Every supported API and its version range.
+        pub const SUPPORTED: &[(ApiKey, Versions)] = &[$((ApiKey::$key, handlers::$module::VERSIONS)),*];
+
+        async fn dispatch(broker: &Arc<Broker>, api: ApiKey, version: i16, mut body: Bytes) -> Result<Option<BytesMut>, String> {
+            match api {
+                $(ApiKey::$key => {
+                    let request = Decodable::decode(&mut body, version)
+                        .map_err(|e| format!("undecodable {api:?} v{version} request: {e}"))?;
+                    match handlers::$module::handle(broker, version, request).await {
+                        Some(response) => encode_body(&response, version).map(Some),
+                        None => Ok(None),
+                    }
+                })*
+                _ => Err(format!("unsupported API {api:?}")),
+            }
+        }
+    };
+}
+
+routes! {
+    Produce => produce,
+    Fetch => fetch,
+    ListOffsets => list_offsets,
+    Metadata => metadata,
+    ApiVersions => api_versions,
+    CreateTopics => create_topics,
+    DeleteTopics => delete_topics,
+    InitProducerId => init_producer_id,
+    DescribeConfigs => describe_configs,
+    AlterConfigs => alter_configs,
+    CreatePartitions => create_partitions,
+    IncrementalAlterConfigs => incremental_alter_configs,
+    DescribeCluster => describe_cluster,
+}
+
+fn encode_body<T: Encodable>(body: &T, version: i16) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::new();
+    body.encode(&mut buf, version).map_err(|e| format!("cannot encode response v{version}: {e}"))?;
+    Ok(buf)
+}
+
+/// The versions supported for `api`, if any.
+pub fn versions_of(api: ApiKey) -> Option<Versions> {
+    SUPPORTED.iter().find(|(k, _)| *k == api).map(|(_, v)| *v)
+}
+
+/// Handles one request frame.
+pub async fn handle(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
+    if frame.len() < 8 {
+        return Outcome::Close(format!("request frame of {} bytes is too short", frame.len()));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(api) = ApiKey::try_from(key) else {
+        return Outcome::Close(format!("unknown API key {key}"));
+    };
+    let Some(supported) = versions_of(api) else {
+        return Outcome::Close(format!("unsupported API {api:?} (key {key})"));
+    };
+    if !supported.contains(version) {
+        if api == ApiKey::ApiVersions {
+            return respond(correlation_id, 0, handlers::api_versions::unsupported_version());
+        }
+        return Outcome::Close(format!(
+            "unsupported {api:?} version {version} (supported {}..={})",
+            supported.min, supported.max
+        ));
+    }
+    let header_version = api.request_header_version(version);
+    if let Err(e) = RequestHeader::decode(&mut frame, header_version) {
+        return Outcome::Close(format!("undecodable request header: {e}"));
+    }
+    // ApiVersions responses always use header v0 (KIP-511), whatever the request version.
+    let response_header_version =
+        if api == ApiKey::ApiVersions { 0 } else { api.response_header_version(version) };
+    match dispatch(broker, api, version, frame).await {
+        Ok(Some(body)) => with_header(correlation_id, response_header_version, body),
+        Ok(None) => Outcome::NoResponse,
+        Err(why) => Outcome::Close(why),
+    }
+}
+
+fn respond<T: Encodable>(correlation_id: i32, version: i16, body: T) -> Outcome {
+    match encode_body(&body, version) {
+        Ok(b) => with_header(correlation_id, 0, b),
+        Err(e) => Outcome::Close(e),
+    }
+}
+
+fn with_header(correlation_id: i32, header_version: i16, body: BytesMut) -> Outcome {
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let mut out = BytesMut::with_capacity(body.len() + 8);
+    if let Err(e) = header.encode(&mut out, header_version) {
+        return Outcome::Close(format!("cannot encode response header: {e}"));
+    }
+    out.extend_from_slice(&body);
+    Outcome::Respond(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_one_kafka_protocol_can_encode() {
+        for (api, v) in SUPPORTED {
+            let lib = api.valid_versions();
+            assert!(lib.min <= v.min && v.max <= lib.max, "{api:?} {v:?} outside {lib:?}");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The Kafka listener: accepts connections on an already-bound socket and runs one task per
+//! connection until the shutdown future resolves. On shutdown it stops accepting, lets each
+//! connection answer the requests it has already read, and waits (bounded) for them to finish.
+//!
+//! Requests on one connection are handled one at a time, in order, as Kafka does; pipelined
+//! requests are read ahead and their responses written in one batch.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::frame::take_frame;
+use super::router::{self, Outcome};
+use crate::broker::Broker;
+
+/// Largest number of connections served at once; more are refused (closed) until some end.
+pub const CONNECTIONS_MAX: usize = 10_000;
+/// How long shutdown waits for connections to finish their in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Read buffer grown per read call.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Serves Kafka clients on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    while connections.try_join_next().is_some() {}
+                    if connections.len() >= CONNECTIONS_MAX {
+                        tracing::warn!(%peer, "too many connections; closing the new one");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let broker = broker.clone();
+                    let stop = stop_rx.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = handle_connection(stream, broker, stop).await {
+                            tracing::debug!(%peer, error = %e, "connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    stop_tx.send_replace(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(open = connections.len(), "closing connections still busy after the grace period");
+        connections.abort_all();
+    }
+}
+
+/// Why a connection was closed by the broker.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Frame(#[from] super::frame::FrameError),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+async fn handle_connection(
+    mut stream: TcpStream,
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    let max_frame = broker.config.socket_request_max_bytes;
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut outbuf = BytesMut::new();
+    loop {
+        // Answer every whole request already read, then write the responses together.
+        while let Some(frame) = take_frame(&mut inbuf, max_frame)? {
+            match router::handle(&broker, frame.freeze()).await {
+                Outcome::Respond(bytes) => append_frame(&mut outbuf, &bytes),
+                Outcome::NoResponse => {}
+                Outcome::Close(why) => {
+                    stream.write_all(&outbuf).await?;
+                    return Err(ConnectionError::Protocol(why));
+                }
+            }
+        }
+        if !outbuf.is_empty() {
+            stream.write_all(&outbuf).await?;
+            outbuf.clear();
+        }
+        if *stop.borrow() {
+            return Ok(());
+        }
+        inbuf.reserve(READ_CHUNK_BYTES);
+        tokio::select! {
+            n = stream.read_buf(&mut inbuf) => {
+                if n? == 0 {
+                    return Ok(());
+                }
+            }
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+fn append_frame(out: &mut BytesMut, body: &Bytes) {
+    out.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    out.extend_from_slice(body);
+}

@@ -1,0 +1,29 @@
+//! samsa: a Kafka-compatible event streaming platform, built the KRaft way.
+//!
+//! # Layout
+//!
+//! ```text
+//!  Kafka clients ──Kafka wire protocol──▶ kafka/      frames, one handler per API, the router
+//!                                          broker/     composition root: replicas, flusher, retention
+//!                                          metadata/   commands, pure apply, the image, the controller
+//!                                          log/        partition storage: segments + indexes on disk
+//!  CLI ──────────────────────────────────▶ cli/ + client/ (a small Kafka client of our own)
+//! ```
+//!
+//! * [`log`] is synchronous and owns the files; it never sees the network.
+//! * [`metadata`] holds the cluster's metadata as a log of commands applied by a pure function;
+//!   the single-node [`metadata::local::LocalMetadataLog`] commits them to a local file. The
+//!   openraft quorum replaces it behind the same [`metadata::MetadataLog`] trait.
+//! * [`kafka`] turns bytes into requests and responses; handlers call into [`broker`].
+//! * [`broker`] wires config → metadata → replicas → Kafka listener, and runs the background
+//!   flusher and retention tasks.
+
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod fsutil;
+pub mod kafka;
+pub mod log;
+pub mod metadata;
+pub mod types;

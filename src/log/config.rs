@@ -1,0 +1,80 @@
+//! The settings one partition log runs with, resolved from topic overrides and broker defaults.
+
+use std::collections::BTreeMap;
+
+use crate::config::broker::BrokerConfig;
+use crate::config::topic::effective;
+
+/// How timestamps of appended batches are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// Keep the producer's timestamps.
+    CreateTime,
+    /// Stamp each batch with the broker's clock at append.
+    LogAppendTime,
+}
+
+/// A partition log's settings. Units are in the names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    /// -1: keep forever.
+    pub retention_ms: i64,
+    /// -1: no size limit.
+    pub retention_bytes: i64,
+    pub max_message_bytes: usize,
+    pub index_interval_bytes: u64,
+    pub flush_messages: u64,
+    pub flush_ms: i64,
+    pub timestamp_type: TimestampType,
+    pub min_insync_replicas: i32,
+}
+
+impl LogConfig {
+    /// Resolves a topic's settings. Values were validated when they were set; anything
+    /// unparsable falls back to the broker default.
+    pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Self {
+        let num = |key: &str, fallback: i64| -> i64 {
+            effective(key, overrides, broker).and_then(|v| v.parse().ok()).unwrap_or(fallback)
+        };
+        let timestamp_type = match effective("message.timestamp.type", overrides, broker).as_deref()
+        {
+            Some("LogAppendTime") => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        };
+        LogConfig {
+            segment_bytes: num("segment.bytes", broker.log_segment_bytes).max(1024) as u64,
+            segment_ms: num("segment.ms", broker.log_roll_ms).max(1),
+            retention_ms: num("retention.ms", broker.log_retention_ms),
+            retention_bytes: num("retention.bytes", broker.log_retention_bytes),
+            max_message_bytes: num("max.message.bytes", broker.message_max_bytes).max(0) as usize,
+            index_interval_bytes: num("index.interval.bytes", broker.log_index_interval_bytes).max(0)
+                as u64,
+            flush_messages: num("flush.messages", broker.log_flush_interval_messages).max(1) as u64,
+            flush_ms: num("flush.ms", broker.log_flush_interval_ms),
+            timestamp_type,
+            min_insync_replicas: num("min.insync.replicas", broker.min_insync_replicas)
+                .clamp(1, i64::from(i32::MAX)) as i32,
+        }
+    }
+}
+
+#[cfg(test)]
+impl LogConfig {
+    /// Settings for unit tests: small segments, no periodic flush.
+    pub(crate) fn for_tests() -> Self {
+        LogConfig {
+            segment_bytes: 4096,
+            segment_ms: i64::MAX,
+            retention_ms: -1,
+            retention_bytes: -1,
+            max_message_bytes: 1 << 20,
+            index_interval_bytes: 256,
+            flush_messages: u64::MAX,
+            flush_ms: i64::MAX,
+            timestamp_type: TimestampType::CreateTime,
+            min_insync_replicas: 1,
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Partition storage, synchronous and single-owner (no async runtime inside).
+//!
+//! The ladder, bottom up: [`batch`] (the v2 record-batch header view) → [`index`] (sparse offset
+//! and time indexes) → [`segment`] (one `.log` file with its indexes) → [`partition_log`] (the
+//! ordered segments of one replica, with [`producer_state`] and [`epoch_cache`]).
+//!
+//! On-disk layout of one replica, `<data-dir>/<topic>-<partition>/`:
+//! ```text
+//! 00000000000000000000.log        record batches exactly as stored (v2)
+//! 00000000000000000000.index      (relative offset u32, position u32) every index.interval.bytes
+//! 00000000000000000000.timeindex  (timestamp i64, relative offset u32) when max timestamp grows
+//! leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
+//! producer-state                  idempotent-producer snapshot (JSON) valid up to an offset
+//! partition.metadata              the topic id this replica belongs to
+//! ```
+
+pub mod batch;
+pub mod config;
+pub mod epoch_cache;
+pub mod index;
+pub mod partition_log;
+pub mod producer_state;
+pub mod segment;
+
+pub use config::{LogConfig, TimestampType};
+pub use partition_log::{AppendError, AppendOutcome, OpenReport, PartitionLog, ReadError};

@@ -1,0 +1,704 @@
+//! `PartitionLog`: one partition replica's ordered sequence of segments, plus its producer state
+//! and leader-epoch cache. The top of the storage ladder (batch → index → segment → here).
+//!
+//! Invariants:
+//! * segments are contiguous in offset order; only the last ("active") one is appended to;
+//! * `log_start_offset` is the first segment's base offset, `log_end_offset` the last one's next
+//!   offset; offsets handed out only grow;
+//! * an append is in the OS page cache before `append_as_leader` returns, so every acknowledged
+//!   write survives a process kill; what survives power loss depends on the flush policy
+//!   (`flush.messages`, `flush.ms`; segments are also fsynced when rolled and at shutdown).
+//!
+//! Synchronous, no tasks, not thread-safe: the broker wraps each log in a mutex.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use thiserror::Error;
+
+use super::batch::{self, BatchError, BatchHeader};
+use super::config::{LogConfig, TimestampType};
+use super::epoch_cache::LeaderEpochCache;
+use super::producer_state::{ProducerError, ProducerStateManager, SequenceCheck};
+use super::segment::{LogSegment, RecoveryReport, SEGMENT_BYTES_MAX};
+use crate::types::{LeaderEpoch, Offset};
+
+const PRODUCER_STATE_FILE: &str = "producer-state";
+const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+
+/// Why an append was refused. Nothing was written when this is returned.
+#[derive(Debug, Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    MessageTooLarge { size_bytes: usize, max_bytes: usize },
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+    #[error("transactional batches are not supported")]
+    Transactional,
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a read was refused.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange { requested: Offset, log_start: Offset, log_end: Offset },
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    /// The broker timestamp for LogAppendTime topics, else -1.
+    pub log_append_time_ms: i64,
+    /// The batch was a producer retry already in the log; nothing was written.
+    pub duplicate: bool,
+}
+
+/// What opening a log found and repaired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub recovered: RecoveryReport,
+    /// Segments removed because an earlier segment had to be cut (the log must stay contiguous).
+    pub segments_dropped: usize,
+}
+
+/// One partition replica's log.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Segments by base offset; never empty.
+    segments: BTreeMap<Offset, LogSegment>,
+    producers: ProducerStateManager,
+    epochs: LeaderEpochCache,
+    /// Wall time of the oldest unflushed append, for `flush.ms`.
+    first_unflushed_ms: Option<i64>,
+}
+
+fn segment_base_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".log")
+            && let Ok(base) = stem.parse::<i64>()
+        {
+            bases.push(Offset(base));
+        }
+    }
+    bases.sort();
+    Ok(bases)
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating it if needed) and recovers it: every segment is
+    /// validated, a torn or corrupt tail is cut, indexes, producer state and the epoch cache are
+    /// rebuilt from what is intact.
+    pub fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, OpenReport)> {
+        fs::create_dir_all(dir)?;
+        let mut report = OpenReport::default();
+        let mut segments = BTreeMap::new();
+        let bases = segment_base_offsets(dir)?;
+        let mut expected_next: Option<Offset> = None;
+        let mut cut = false;
+        for base in bases {
+            if cut || expected_next.is_some_and(|n| base != n) {
+                // Anything after a cut (or a gap) cannot be trusted to follow on.
+                LogSegment::open_and_recover(dir, base, config.index_interval_bytes)?.0.delete()?;
+                report.segments_dropped += 1;
+                cut = true;
+                continue;
+            }
+            let (seg, r) = LogSegment::open_and_recover(dir, base, config.index_interval_bytes)?;
+            report.recovered.valid_batches += r.valid_batches;
+            report.recovered.valid_bytes += r.valid_bytes;
+            report.recovered.truncated_bytes += r.truncated_bytes;
+            cut = r.truncated_bytes > 0;
+            expected_next = Some(seg.next_offset());
+            segments.insert(base, seg);
+        }
+        // Empty segments other than the last carry nothing; drop them.
+        while segments.len() > 1 {
+            let Some((&base, seg)) = segments.first_key_value() else { break };
+            if !seg.is_empty() {
+                break;
+            }
+            if let Some(seg) = segments.remove(&base) {
+                seg.delete()?;
+            }
+        }
+        if segments.is_empty() {
+            segments.insert(Offset(0), LogSegment::create(dir, Offset(0), config.index_interval_bytes)?);
+        }
+        report.segments = segments.len();
+        let epochs = LeaderEpochCache::open(&dir.join(EPOCH_CHECKPOINT_FILE));
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            producers: ProducerStateManager::default(),
+            epochs,
+            first_unflushed_ms: None,
+        };
+        log.rebuild_derived_state()?;
+        Ok((log, report))
+    }
+
+    /// Rebuilds producer state (from its snapshot plus the tail) and the epoch cache (from the
+    /// batches' partition leader epochs) so both agree with the recovered segments.
+    fn rebuild_derived_state(&mut self) -> io::Result<()> {
+        let (mut producers, snapshot_next) =
+            ProducerStateManager::read_snapshot(&self.dir.join(PRODUCER_STATE_FILE));
+        let leo = self.log_end_offset();
+        let replay_from = match snapshot_next {
+            Some(next) if next <= leo && next >= self.log_start_offset() => next,
+            _ => {
+                producers = ProducerStateManager::default();
+                self.log_start_offset()
+            }
+        };
+        let mut epochs_changed = self.epochs.truncate_from_end(leo);
+        epochs_changed |= self.epochs.truncate_from_start(self.log_start_offset());
+        let rebuild_epochs = self.epochs.entries().is_empty();
+        let start = if rebuild_epochs { self.log_start_offset() } else { replay_from };
+        let mut epoch_starts = Vec::new();
+        self.for_each_batch_from(start, |h| {
+            if h.base_offset >= replay_from {
+                producers.update(h);
+            }
+            if rebuild_epochs && h.partition_leader_epoch.0 >= 0 {
+                epoch_starts.push((h.partition_leader_epoch, h.base_offset));
+            }
+        })?;
+        for (epoch, offset) in epoch_starts {
+            epochs_changed |= self.epochs.assign(epoch, offset);
+        }
+        self.producers = producers;
+        if epochs_changed {
+            self.epochs.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Visits the header of every batch from the one holding `from` to the end.
+    fn for_each_batch_from(&self, from: Offset, mut f: impl FnMut(&BatchHeader)) -> io::Result<()> {
+        let mut offset = from;
+        for seg in self.segments.values() {
+            if seg.next_offset() <= offset {
+                continue;
+            }
+            while let Some(at) = seg.find_batch(offset)? {
+                f(&at.header);
+                offset = at.header.next_offset();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.segments.first_key_value().map_or(Offset(0), |(base, _)| *base)
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.segments.last_key_value().map_or(Offset(0), |(_, s)| s.next_offset())
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size_bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+        self.epochs.latest_epoch()
+    }
+
+    /// KIP-101: the largest epoch ≤ `epoch` and the offset where it ended.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    fn active(&mut self) -> &mut LogSegment {
+        self.segments
+            .last_entry()
+            .map(|e| e.into_mut())
+            .expect("invariant: a partition log always has an active segment")
+    }
+
+    /// Appends a producer's record set: validates every batch, checks idempotent sequences,
+    /// assigns offsets and the leader epoch, rolls segments as needed and writes. On an error
+    /// nothing is written.
+    pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
+        let headers = batch::split_client_batches(records)?;
+        for h in &headers {
+            if h.size_bytes > self.config.max_message_bytes {
+                return Err(AppendError::MessageTooLarge {
+                    size_bytes: h.size_bytes,
+                    max_bytes: self.config.max_message_bytes,
+                });
+            }
+            if h.is_transactional() {
+                return Err(AppendError::Transactional);
+            }
+            if let SequenceCheck::Duplicate { base_offset, last_offset } = self.producers.check(h)? {
+                return Ok(AppendOutcome {
+                    base_offset,
+                    last_offset,
+                    log_append_time_ms: -1,
+                    duplicate: true,
+                });
+            }
+        }
+        let log_append_time_ms = match self.config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        let base_offset = self.log_end_offset();
+        let mut buf = records.to_vec();
+        let mut position = 0usize;
+        let mut last_offset = base_offset;
+        for h in &headers {
+            let bytes = &mut buf[position..position + h.size_bytes];
+            let offset = self.log_end_offset();
+            batch::assign_offset(bytes, offset, leader_epoch);
+            if log_append_time_ms >= 0 {
+                batch::set_log_append_time(bytes, log_append_time_ms);
+            }
+            let header = batch::parse_header(bytes)?;
+            self.maybe_roll(header.size_bytes, header.last_offset(), now_ms)?;
+            self.active().append(bytes, &header)?;
+            if self.epochs.assign(leader_epoch, offset) {
+                self.epochs.persist()?;
+            }
+            self.producers.update(&header);
+            last_offset = header.last_offset();
+            position += h.size_bytes;
+        }
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        if self.active().unflushed_messages() >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(AppendOutcome { base_offset, last_offset, log_append_time_ms, duplicate: false })
+    }
+
+    /// Rolls to a new segment if the batch would not fit, the active segment is older than
+    /// `segment.ms`, or its offsets would overflow the index's relative offsets.
+    fn maybe_roll(&mut self, batch_bytes: usize, last_offset: Offset, now_ms: i64) -> io::Result<()> {
+        let segment_bytes = self.config.segment_bytes.min(SEGMENT_BYTES_MAX);
+        let segment_ms = self.config.segment_ms;
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.size_bytes() + batch_bytes as u64 > segment_bytes;
+        let old = active
+            .first_batch_timestamp_ms()
+            .is_some_and(|ts| now_ms.saturating_sub(ts) > segment_ms);
+        let overflow = last_offset.0 - active.base_offset().0 > i64::from(u32::MAX);
+        if full || old || overflow {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset, fsyncing the old one.
+    pub fn roll(&mut self) -> io::Result<()> {
+        let next = self.log_end_offset();
+        self.active().flush()?;
+        if self.segments.contains_key(&next) {
+            return Ok(()); // the active segment is empty and already starts here
+        }
+        let seg = LogSegment::create(&self.dir, next, self.config.index_interval_bytes)?;
+        crate::fsutil::sync_dir(&self.dir)?;
+        self.segments.insert(next, seg);
+        Ok(())
+    }
+
+    /// Reads whole batches from the one holding `offset`, up to `max_bytes`, never including a
+    /// batch at or beyond `end_offset` (the high watermark for consumers).
+    pub fn read(
+        &self,
+        offset: Offset,
+        end_offset: Offset,
+        max_bytes: usize,
+        at_least_one_batch: bool,
+    ) -> Result<Bytes, ReadError> {
+        let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < log_start || offset > log_end {
+            return Err(ReadError::OffsetOutOfRange { requested: offset, log_start, log_end });
+        }
+        for (_, seg) in self.segments.range(..=offset).next_back().into_iter().chain(
+            self.segments.range((std::ops::Bound::Excluded(offset), std::ops::Bound::Unbounded)),
+        ) {
+            if let Some(at) = seg.find_batch(offset)? {
+                return Ok(seg.read(at, end_offset, max_bytes, at_least_one_batch)?);
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    /// The first offset below `end_offset` whose record timestamp is ≥ `timestamp_ms`, with that
+    /// timestamp (ListOffsets by time). Looks up the time index, then decodes one batch to find
+    /// the exact record.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+        end_offset: Offset,
+    ) -> io::Result<Option<(Offset, i64)>> {
+        for seg in self.segments.values() {
+            let Some(at) = seg.find_batch_by_timestamp(timestamp_ms)? else { continue };
+            if at.header.base_offset >= end_offset {
+                return Ok(None);
+            }
+            let bytes = seg.read_batch(&at)?;
+            let mut buf = bytes.clone();
+            let found = RecordBatchDecoder::decode(&mut buf).ok().and_then(|set| {
+                set.records
+                    .into_iter()
+                    .map(|r| {
+                        let ts = if at.header.attributes & 0x08 != 0 {
+                            at.header.max_timestamp_ms
+                        } else {
+                            r.timestamp
+                        };
+                        (Offset(r.offset), ts)
+                    })
+                    .find(|(o, ts)| *ts >= timestamp_ms && *o < end_offset)
+            });
+            // Batches the decoder cannot read (unknown codec) are answered at batch granularity.
+            return Ok(Some(found.unwrap_or((at.header.base_offset, at.header.max_timestamp_ms))));
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp below `end_offset` (ListOffsets -3, KIP-734), at
+    /// batch granularity: the last offset of the batch holding the max timestamp.
+    pub fn max_timestamp(&self, end_offset: Offset) -> Option<(Offset, i64)> {
+        self.segments
+            .values()
+            .filter(|s| !s.is_empty() && s.offset_of_max_timestamp() < end_offset)
+            .map(|s| (s.offset_of_max_timestamp(), s.max_timestamp_ms()))
+            .max_by_key(|(o, ts)| (*ts, std::cmp::Reverse(*o)))
+    }
+
+    /// Deletes whole segments by `retention.ms` and `retention.bytes`, oldest first, never the
+    /// active segment nor one holding offsets at or above `high_watermark`. Returns how many
+    /// segments were deleted; the log start offset moves to the first remaining segment.
+    pub fn enforce_retention(&mut self, now_ms: i64, high_watermark: Offset) -> io::Result<usize> {
+        let mut deleted = 0;
+        let mut size = self.size_bytes() as i64;
+        loop {
+            if self.segments.len() < 2 {
+                break;
+            }
+            let Some((&base, seg)) = self.segments.first_key_value() else { break };
+            if seg.next_offset() > high_watermark {
+                break;
+            }
+            let too_old = self.config.retention_ms >= 0
+                && seg.max_timestamp_ms() >= 0
+                && now_ms.saturating_sub(seg.max_timestamp_ms()) > self.config.retention_ms;
+            let too_big = self.config.retention_bytes >= 0
+                && size - seg.size_bytes() as i64 >= self.config.retention_bytes;
+            if !(too_old || too_big) {
+                break;
+            }
+            let Some(seg) = self.segments.remove(&base) else { break };
+            size -= seg.size_bytes() as i64;
+            seg.delete()?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            let start = self.log_start_offset();
+            if self.epochs.truncate_from_start(start) {
+                self.epochs.persist()?;
+            }
+            crate::fsutil::sync_dir(&self.dir)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Removes every record at or after `offset` (follower truncation, KIP-101).
+    pub fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let offset = offset.max(self.log_start_offset());
+        let doomed: Vec<Offset> = self.segments.range(offset..).map(|(k, _)| *k).collect();
+        for base in doomed {
+            if base == self.log_start_offset() {
+                continue; // keep one segment; it is truncated below
+            }
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete()?;
+            }
+        }
+        self.active().truncate_to(offset)?;
+        self.producers.truncate_from(offset);
+        if self.epochs.truncate_from_end(offset) {
+            self.epochs.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Whether unflushed data is older than `flush.ms`.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.first_unflushed_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms)
+    }
+
+    /// fsyncs the active segment and its indexes and snapshots producer state.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.active().flush()?;
+        self.first_unflushed_ms = None;
+        let leo = self.log_end_offset();
+        self.producers.write_snapshot(&self.dir.join(PRODUCER_STATE_FILE), leo)
+    }
+
+    /// Forgets idempotent producers idle since before `cutoff_ms`.
+    pub fn expire_producers(&mut self, cutoff_ms: i64) {
+        self.producers.expire(cutoff_ms);
+    }
+
+    /// Deletes the whole replica directory.
+    pub fn delete(self) -> io::Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::encode_batch;
+    use kafka_protocol::records::Compression;
+
+    fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+        PartitionLog::open(dir, config).expect("open").0
+    }
+
+    fn append(log: &mut PartitionLog, n: usize, ts: i64) -> AppendOutcome {
+        let b = encode_batch(n, ts, None, Compression::None);
+        log.append_as_leader(&b, LeaderEpoch(0), ts).expect("append")
+    }
+
+    #[test]
+    fn offsets_are_assigned_contiguously_across_batches_and_segments() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        for i in 0..100 {
+            let out = append(&mut log, 3, 1000 + i);
+            assert_eq!(out.base_offset, Offset(i * 3));
+            assert_eq!(out.last_offset, Offset(i * 3 + 2));
+        }
+        assert!(log.segment_count() > 1, "4 KiB segments must have rolled");
+        assert_eq!(log.log_end_offset(), Offset(300));
+        // Every offset is readable, from whichever segment holds it.
+        for o in [0, 1, 150, 299] {
+            let bytes = log.read(Offset(o), Offset(300), 100, true).expect("read");
+            let h = batch::validate(&bytes).expect("whole batch");
+            assert!(h.base_offset.0 <= o && o <= h.last_offset().0);
+        }
+        assert!(log.read(Offset(300), Offset(300), 100, true).expect("read").is_empty());
+        assert!(matches!(
+            log.read(Offset(301), Offset(300), 100, true),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn the_end_offset_bounds_reads() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        append(&mut log, 2, 0);
+        append(&mut log, 2, 0);
+        let bytes = log.read(Offset(0), Offset(2), 1 << 20, true).expect("read");
+        assert_eq!(batch::split_client_batches(&bytes).expect("ok").len(), 1);
+    }
+
+    #[test]
+    fn restart_recovers_everything_written() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let mut log = open(dir.path(), LogConfig::for_tests());
+            for i in 0..50 {
+                append(&mut log, 2, i);
+            }
+        } // dropped without flush: page cache holds it, as after a process kill
+        let (log, report) = PartitionLog::open(dir.path(), LogConfig::for_tests()).expect("open");
+        assert_eq!(log.log_end_offset(), Offset(100));
+        assert_eq!(report.recovered.truncated_bytes, 0);
+    }
+
+    #[test]
+    fn corrupting_the_tail_keeps_what_is_intact() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        for i in 0..10 {
+            append(&mut log, 1, i);
+        }
+        let active = log.segments.values().next_back().expect("seg").log_path().to_path_buf();
+        drop(log);
+        let mut bytes = fs::read(&active).expect("read");
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x55; // flip a byte inside the last batch
+        fs::write(&active, &bytes).expect("write");
+        let (log, report) = PartitionLog::open(dir.path(), LogConfig::for_tests()).expect("open");
+        assert_eq!(log.log_end_offset(), Offset(9));
+        assert!(report.recovered.truncated_bytes > 0);
+    }
+
+    #[test]
+    fn idempotent_retries_are_answered_with_the_original_offsets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        append(&mut log, 1, 0);
+        let b = encode_batch(3, 0, Some((5, 0, 0)), Compression::None);
+        let first = log.append_as_leader(&b, LeaderEpoch(0), 0).expect("first");
+        let retry = log.append_as_leader(&b, LeaderEpoch(0), 0).expect("retry");
+        assert!(retry.duplicate);
+        assert_eq!(retry.base_offset, first.base_offset);
+        assert_eq!(log.log_end_offset(), Offset(4));
+        let gap = encode_batch(1, 0, Some((5, 0, 9)), Compression::None);
+        assert!(matches!(
+            log.append_as_leader(&gap, LeaderEpoch(0), 0),
+            Err(AppendError::Producer(ProducerError::OutOfOrderSequence { expected: 3, .. }))
+        ));
+        // Producer state survives a restart (rebuilt from the log).
+        drop(log);
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        assert!(log.append_as_leader(&b, LeaderEpoch(0), 0).expect("retry").duplicate);
+    }
+
+    #[test]
+    fn oversize_batches_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = LogConfig::for_tests();
+        cfg.max_message_bytes = 100;
+        let mut log = open(dir.path(), cfg);
+        let b = encode_batch(10, 0, None, Compression::None);
+        assert!(matches!(
+            log.append_as_leader(&b, LeaderEpoch(0), 0),
+            Err(AppendError::MessageTooLarge { .. })
+        ));
+        assert_eq!(log.log_end_offset(), Offset(0));
+    }
+
+    #[test]
+    fn retention_by_bytes_and_time_deletes_whole_old_segments() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = LogConfig::for_tests();
+        cfg.retention_bytes = 8192;
+        let mut log = open(dir.path(), cfg.clone());
+        for i in 0..200 {
+            append(&mut log, 2, i);
+        }
+        let leo = log.log_end_offset();
+        let deleted = log.enforce_retention(0, leo).expect("retention");
+        assert!(deleted > 0);
+        assert!(log.size_bytes() < 8192 + 4096);
+        assert!(log.log_start_offset() > Offset(0));
+        assert!(matches!(log.read(Offset(0), leo, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        // By time: every closed segment is older than 1 s at t = 1 day.
+        cfg.retention_bytes = -1;
+        cfg.retention_ms = 1000;
+        log.set_config(cfg);
+        log.enforce_retention(86_400_000, leo).expect("retention");
+        assert_eq!(log.segment_count(), 1);
+        // Retention never passes the high watermark.
+        let dir2 = tempfile::tempdir().expect("tmp");
+        let mut cfg2 = LogConfig::for_tests();
+        cfg2.retention_ms = 0;
+        let mut log2 = open(dir2.path(), cfg2);
+        for i in 0..100 {
+            append(&mut log2, 2, i);
+        }
+        assert_eq!(log2.enforce_retention(1_000_000, Offset(0)).expect("ret"), 0);
+    }
+
+    #[test]
+    fn segments_roll_by_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = LogConfig::for_tests();
+        cfg.segment_ms = 1000;
+        let mut log = open(dir.path(), cfg);
+        append(&mut log, 1, 0);
+        append(&mut log, 1, 500);
+        assert_eq!(log.segment_count(), 1);
+        let b = encode_batch(1, 5000, None, Compression::None);
+        log.append_as_leader(&b, LeaderEpoch(0), 5000).expect("append");
+        assert_eq!(log.segment_count(), 2);
+    }
+
+    #[test]
+    fn lookups_by_timestamp_find_the_exact_record() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        for i in 0..20 {
+            append(&mut log, 5, 1000 + i * 10); // records at 1000+10i .. 1004+10i
+        }
+        let leo = log.log_end_offset();
+        assert_eq!(log.offset_for_timestamp(1052, leo).expect("io"), Some((Offset(27), 1052)));
+        assert_eq!(log.offset_for_timestamp(0, leo).expect("io"), Some((Offset(0), 1000)));
+        assert_eq!(log.offset_for_timestamp(99_999, leo).expect("io"), None);
+        assert_eq!(log.max_timestamp(leo), Some((Offset(99), 1194)));
+    }
+
+    #[test]
+    fn log_append_time_topics_stamp_the_broker_clock() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = LogConfig::for_tests();
+        cfg.timestamp_type = TimestampType::LogAppendTime;
+        let mut log = open(dir.path(), cfg);
+        let b = encode_batch(2, 5, None, Compression::None);
+        let out = log.append_as_leader(&b, LeaderEpoch(0), 777).expect("append");
+        assert_eq!(out.log_append_time_ms, 777);
+        let bytes = log.read(Offset(0), Offset(2), 1000, true).expect("read");
+        assert_eq!(batch::validate(&bytes).expect("valid").max_timestamp_ms, 777);
+    }
+
+    #[test]
+    fn truncation_rewinds_the_log_end_and_epochs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        for i in 0..100 {
+            let b = encode_batch(2, i, None, Compression::None);
+            log.append_as_leader(&b, LeaderEpoch((i / 50) as i32), i).expect("append");
+        }
+        log.truncate_to(Offset(90)).expect("truncate");
+        assert_eq!(log.log_end_offset(), Offset(90));
+        assert_eq!(log.end_offset_for_epoch(LeaderEpoch(0)), Some((LeaderEpoch(0), Offset(90))));
+        append(&mut log, 1, 0);
+        assert_eq!(log.log_end_offset(), Offset(91));
+    }
+}

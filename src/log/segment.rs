@@ -1,0 +1,480 @@
+//! One segment: a `.log` file of whole v2 record batches starting at `base_offset`, with its
+//! sparse `.index` and `.timeindex` (see `index.rs`).
+//!
+//! Invariants: the file holds only whole, CRC-valid batches with strictly increasing offsets
+//! (recovery truncates anything else); every index entry points at the start of a batch inside
+//! the file. Synchronous and not thread-safe: owned by one `PartitionLog`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{self, BATCH_HEADER_BYTES, BatchHeader, LOG_OVERHEAD_BYTES};
+use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::types::Offset;
+
+/// Largest segment file samsa writes: index positions are u32, as in Kafka.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+
+/// The file name of a segment's part, `<20-digit base offset>.<ext>`, as Kafka names it.
+pub fn file_name(base_offset: Offset, ext: &str) -> String {
+    format!("{:020}.{ext}", base_offset.0)
+}
+
+/// Where a batch lies in a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPosition {
+    pub header: BatchHeader,
+    pub position: u64,
+}
+
+/// What a recovery scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecoveryReport {
+    pub valid_batches: u64,
+    pub valid_bytes: u64,
+    /// Bytes cut off the end because they were torn, corrupt or out of order.
+    pub truncated_bytes: u64,
+}
+
+/// One segment of a partition log.
+#[derive(Debug)]
+pub struct LogSegment {
+    base_offset: Offset,
+    log_path: PathBuf,
+    file: File,
+    /// Bytes of whole batches in the file; appends go here.
+    size_bytes: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Data appended since the last offset-index entry, to space entries `index_interval_bytes`.
+    bytes_since_index_entry: u64,
+    index_interval_bytes: u64,
+    /// The offset after the last batch; `base_offset` when empty.
+    next_offset: Offset,
+    /// Largest batch max-timestamp seen, and the last offset of that batch (for ListOffsets -3).
+    max_timestamp_ms: i64,
+    offset_of_max_timestamp: Offset,
+    /// Max timestamp of the first batch: the clock `segment.ms` rolls by, as in Kafka.
+    first_batch_timestamp_ms: Option<i64>,
+    /// Appends since the last fsync (for `flush.messages`).
+    unflushed_messages: u64,
+}
+
+impl LogSegment {
+    /// Creates a new, empty segment in `dir`.
+    pub fn create(dir: &Path, base_offset: Offset, index_interval_bytes: u64) -> io::Result<Self> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&log_path)?;
+        drop(file);
+        Self::open_unchecked(dir, base_offset, index_interval_bytes)
+    }
+
+    /// Opens a segment and recovers it: every batch is validated, a torn or corrupt tail is cut,
+    /// and both indexes are rebuilt.
+    pub fn open_and_recover(
+        dir: &Path,
+        base_offset: Offset,
+        index_interval_bytes: u64,
+    ) -> io::Result<(Self, RecoveryReport)> {
+        let mut seg = Self::open_unchecked(dir, base_offset, index_interval_bytes)?;
+        let report = seg.recover()?;
+        Ok((seg, report))
+    }
+
+    fn open_unchecked(
+        dir: &Path,
+        base_offset: Offset,
+        index_interval_bytes: u64,
+    ) -> io::Result<Self> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let size_bytes = file.metadata()?.len();
+        let offset_index = OffsetIndex::open(&dir.join(file_name(base_offset, "index")))?;
+        let time_index = TimeIndex::open(&dir.join(file_name(base_offset, "timeindex")))?;
+        Ok(LogSegment {
+            base_offset,
+            log_path,
+            file,
+            size_bytes,
+            offset_index,
+            time_index,
+            bytes_since_index_entry: 0,
+            index_interval_bytes: index_interval_bytes.max(1),
+            next_offset: base_offset,
+            max_timestamp_ms: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp_ms: None,
+            unflushed_messages: 0,
+        })
+    }
+
+    pub fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+    pub fn next_offset(&self) -> Offset {
+        self.next_offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms
+    }
+    pub fn offset_of_max_timestamp(&self) -> Offset {
+        self.offset_of_max_timestamp
+    }
+    pub fn first_batch_timestamp_ms(&self) -> Option<i64> {
+        self.first_batch_timestamp_ms
+    }
+    pub fn unflushed_messages(&self) -> u64 {
+        self.unflushed_messages
+    }
+
+    fn relative(&self, offset: Offset) -> u32 {
+        let rel = offset.0 - self.base_offset.0;
+        assert!(
+            (0..=i64::from(u32::MAX)).contains(&rel),
+            "offset {offset} outside the segment based at {}",
+            self.base_offset
+        );
+        rel as u32
+    }
+
+    /// Appends one batch whose offsets were already assigned. The caller checks that the batch
+    /// follows `next_offset` and that the segment has room.
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> io::Result<()> {
+        assert!(
+            header.base_offset >= self.next_offset,
+            "offsets must grow: batch at {} after segment end {}",
+            header.base_offset,
+            self.next_offset
+        );
+        let position = self.size_bytes;
+        self.file.write_all_at(batch, position)?;
+        self.size_bytes += batch.len() as u64;
+        self.unflushed_messages += u64::from(header.records_count.max(0) as u32);
+        self.index_batch(header, position)
+    }
+
+    /// Updates the in-memory state and the indexes for a batch now at `position`.
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) -> io::Result<()> {
+        if self.offset_index.entries().is_empty()
+            || self.bytes_since_index_entry >= self.index_interval_bytes
+        {
+            let entry = OffsetEntry {
+                relative_offset: self.relative(header.base_offset),
+                position: position as u32,
+            };
+            self.offset_index.append(entry)?;
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.size_bytes as u64;
+        if header.max_timestamp_ms > self.max_timestamp_ms {
+            self.max_timestamp_ms = header.max_timestamp_ms;
+            self.offset_of_max_timestamp = header.last_offset();
+            let entry = TimeEntry {
+                timestamp_ms: header.max_timestamp_ms,
+                relative_offset: self.relative(header.last_offset()),
+            };
+            self.time_index.append(entry)?;
+        }
+        if self.first_batch_timestamp_ms.is_none() {
+            self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
+        }
+        self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    /// Validates every batch from the start, cuts the file after the last good one and rebuilds
+    /// the indexes. Never panics on what it reads.
+    pub fn recover(&mut self) -> io::Result<RecoveryReport> {
+        self.offset_index.clear()?;
+        self.time_index.clear()?;
+        self.bytes_since_index_entry = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp_ms = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.first_batch_timestamp_ms = None;
+        let file_len = self.file.metadata()?.len();
+        let mut report = RecoveryReport::default();
+        let mut position = 0u64;
+        let mut buf = Vec::new();
+        loop {
+            let Some(header) = self.read_valid_batch_at(position, file_len, &mut buf)? else {
+                break;
+            };
+            if header.base_offset < self.next_offset {
+                break; // out-of-order offsets: treat the rest as corrupt
+            }
+            self.index_batch(&header, position)?;
+            position += header.size_bytes as u64;
+            report.valid_batches += 1;
+        }
+        report.valid_bytes = position;
+        report.truncated_bytes = file_len - position;
+        if position < file_len {
+            self.file.set_len(position)?;
+            self.file.sync_all()?;
+        }
+        self.size_bytes = position;
+        self.unflushed_messages = 0;
+        Ok(report)
+    }
+
+    /// Reads and CRC-checks the batch at `position`; `None` at the end or at any damage.
+    fn read_valid_batch_at(
+        &self,
+        position: u64,
+        file_len: u64,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<Option<BatchHeader>> {
+        if position + BATCH_HEADER_BYTES as u64 > file_len {
+            return Ok(None);
+        }
+        let mut prefix = [0u8; LOG_OVERHEAD_BYTES];
+        self.file.read_exact_at(&mut prefix, position)?;
+        let size = match batch::peek_size(&prefix) {
+            Some(Ok(size)) => size,
+            _ => return Ok(None),
+        };
+        if position + size as u64 > file_len || size as u64 > SEGMENT_BYTES_MAX {
+            return Ok(None);
+        }
+        buf.resize(size, 0);
+        self.file.read_exact_at(buf, position)?;
+        Ok(batch::validate(buf).ok())
+    }
+
+    /// Reads the header of the batch at `position` (no CRC check: the file was recovered).
+    fn header_at(&self, position: u64) -> io::Result<Option<BatchHeader>> {
+        if position + BATCH_HEADER_BYTES as u64 > self.size_bytes {
+            return Ok(None);
+        }
+        let mut raw = [0u8; BATCH_HEADER_BYTES];
+        self.file.read_exact_at(&mut raw, position)?;
+        Ok(batch::parse_header(&raw).ok())
+    }
+
+    /// Finds the batch that holds `offset`, or the first batch after it.
+    pub fn find_batch(&self, offset: Offset) -> io::Result<Option<BatchPosition>> {
+        let start = if offset <= self.base_offset {
+            0
+        } else {
+            let rel = (offset.0 - self.base_offset.0).min(i64::from(u32::MAX)) as u32;
+            self.offset_index.floor(rel).map_or(0, |e| u64::from(e.position))
+        };
+        self.scan_from(start, |h| h.last_offset() >= offset)
+    }
+
+    /// Finds the first batch whose max timestamp is ≥ `timestamp_ms`.
+    pub fn find_batch_by_timestamp(&self, timestamp_ms: i64) -> io::Result<Option<BatchPosition>> {
+        if self.max_timestamp_ms < timestamp_ms {
+            return Ok(None);
+        }
+        let start = match self.time_index.floor_below(timestamp_ms) {
+            Some(e) => self.offset_index.floor(e.relative_offset).map_or(0, |o| u64::from(o.position)),
+            None => 0,
+        };
+        self.scan_from(start, |h| h.max_timestamp_ms >= timestamp_ms)
+    }
+
+    fn scan_from(
+        &self,
+        mut position: u64,
+        found: impl Fn(&BatchHeader) -> bool,
+    ) -> io::Result<Option<BatchPosition>> {
+        while let Some(header) = self.header_at(position)? {
+            if found(&header) {
+                return Ok(Some(BatchPosition { header, position }));
+            }
+            position += header.size_bytes as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches starting with the one at `from`, up to `max_bytes`, stopping before any
+    /// batch that starts at or after `end_offset`. With `at_least_one_batch`, the first batch is
+    /// returned even when it is larger than `max_bytes` (KIP-74), so consumers always progress.
+    pub fn read(
+        &self,
+        from: BatchPosition,
+        end_offset: Offset,
+        max_bytes: usize,
+        at_least_one_batch: bool,
+    ) -> io::Result<Bytes> {
+        if from.header.base_offset >= end_offset {
+            return Ok(Bytes::new());
+        }
+        let available = (self.size_bytes - from.position) as usize;
+        let mut want = max_bytes.min(available);
+        if at_least_one_batch && want < from.header.size_bytes {
+            want = from.header.size_bytes.min(available);
+        }
+        let mut buf = BytesMut::zeroed(want);
+        self.file.read_exact_at(&mut buf, from.position)?;
+        let mut cut = 0usize;
+        while let Some(Ok(size)) = batch::peek_size(&buf[cut..]) {
+            if cut + size > buf.len() {
+                break;
+            }
+            let Ok(h) = batch::parse_header(&buf[cut..]) else { break };
+            if h.base_offset >= end_offset {
+                break;
+            }
+            cut += size;
+        }
+        buf.truncate(cut);
+        Ok(buf.freeze())
+    }
+
+    /// Reads exactly the batch at `at` (for record-level searches).
+    pub fn read_batch(&self, at: &BatchPosition) -> io::Result<Bytes> {
+        let mut buf = BytesMut::zeroed(at.header.size_bytes);
+        self.file.read_exact_at(&mut buf, at.position)?;
+        Ok(buf.freeze())
+    }
+
+    /// Removes every batch at or after `offset` (used by followers truncating by leader epoch).
+    pub fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
+        let Some(at) = self.find_batch(offset)? else { return Ok(()) };
+        let cut = if at.header.base_offset >= offset {
+            at.position
+        } else {
+            at.position + at.header.size_bytes as u64
+        };
+        self.file.set_len(cut)?;
+        self.recover().map(|_| ())
+    }
+
+    /// Makes appended data and indexes durable (fsync).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()?;
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete(self) -> io::Result<()> {
+        let paths =
+            [self.log_path.clone(), self.offset_index.path().into(), self.time_index.path().into()];
+        drop(self);
+        for p in paths {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::encode_batch;
+    use crate::types::LeaderEpoch;
+    use kafka_protocol::records::Compression;
+    use std::io::Write;
+
+    fn append_n(seg: &mut LogSegment, batches: usize, per_batch: usize) {
+        for _ in 0..batches {
+            let mut b = encode_batch(per_batch, 1000 + seg.next_offset().0, None, Compression::None);
+            batch::assign_offset(&mut b, seg.next_offset(), LeaderEpoch(0));
+            let h = batch::validate(&b).expect("valid");
+            seg.append(&b, &h).expect("append");
+        }
+    }
+
+    #[test]
+    fn appended_batches_are_found_by_offset_and_read_back_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = LogSegment::create(dir.path(), Offset(100), 64).expect("create");
+        append_n(&mut seg, 20, 3);
+        assert_eq!(seg.next_offset(), Offset(160));
+        let at = seg.find_batch(Offset(131)).expect("io").expect("found");
+        assert_eq!(at.header.base_offset, Offset(130));
+        let bytes = seg.read(at, Offset(160), 1 << 20, false).expect("read");
+        let first = batch::validate(&bytes).expect("whole batch");
+        assert_eq!(first.base_offset, Offset(130));
+        // The end offset cuts whole batches.
+        let bytes = seg.read(at, Offset(136), 1 << 20, false).expect("read");
+        assert_eq!(batch::split_client_batches(&bytes).map(|v| v.len()), Ok(2));
+        // max_bytes smaller than a batch: nothing, unless one batch is required.
+        assert!(seg.read(at, Offset(160), 10, false).expect("read").is_empty());
+        assert_eq!(seg.read(at, Offset(160), 10, true).expect("read").len(), at.header.size_bytes);
+    }
+
+    #[test]
+    fn time_lookup_finds_the_first_batch_at_or_after_a_timestamp() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = LogSegment::create(dir.path(), Offset(0), 1).expect("create");
+        append_n(&mut seg, 10, 2); // batch k holds ts 1000+2k, 1001+2k
+        let at = seg.find_batch_by_timestamp(1007).expect("io").expect("found");
+        assert_eq!(at.header.base_offset, Offset(6));
+        assert!(seg.find_batch_by_timestamp(5000).expect("io").is_none());
+        assert_eq!(seg.offset_of_max_timestamp(), Offset(19));
+    }
+
+    #[test]
+    fn recovery_truncates_a_torn_tail_and_rebuilds_indexes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = LogSegment::create(dir.path(), Offset(0), 32).expect("create");
+        append_n(&mut seg, 5, 2);
+        let good = seg.size_bytes();
+        let path = seg.log_path().to_path_buf();
+        drop(seg);
+        // Half a batch at the end, as a crash mid-write leaves it.
+        let torn = encode_batch(4, 0, None, Compression::None);
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(&torn[..torn.len() / 2]).expect("torn");
+        drop(f);
+        // And a deleted index.
+        fs::remove_file(dir.path().join(file_name(Offset(0), "index"))).expect("rm");
+        let (seg, report) = LogSegment::open_and_recover(dir.path(), Offset(0), 32).expect("recover");
+        assert_eq!(report.valid_batches, 5);
+        assert_eq!(report.truncated_bytes, (torn.len() / 2) as u64);
+        assert_eq!(seg.size_bytes(), good);
+        assert_eq!(seg.next_offset(), Offset(10));
+        assert!(seg.find_batch(Offset(7)).expect("io").is_some());
+    }
+
+    #[test]
+    fn recovery_cuts_at_the_first_corrupt_batch() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = LogSegment::create(dir.path(), Offset(0), 32).expect("create");
+        append_n(&mut seg, 6, 1);
+        let path = seg.log_path().to_path_buf();
+        let third = seg.find_batch(Offset(3)).expect("io").expect("found").position;
+        drop(seg);
+        let f = OpenOptions::new().write(true).open(&path).expect("open");
+        f.write_all_at(&[0xde, 0xad], third + 70).expect("corrupt");
+        drop(f);
+        let (seg, report) = LogSegment::open_and_recover(dir.path(), Offset(0), 32).expect("recover");
+        assert_eq!(report.valid_batches, 3);
+        assert_eq!(seg.next_offset(), Offset(3));
+    }
+
+    #[test]
+    fn truncate_to_removes_batches_from_an_offset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = LogSegment::create(dir.path(), Offset(0), 32).expect("create");
+        append_n(&mut seg, 5, 2);
+        seg.truncate_to(Offset(4)).expect("truncate");
+        assert_eq!(seg.next_offset(), Offset(4));
+        append_n(&mut seg, 1, 2);
+        assert_eq!(seg.next_offset(), Offset(6));
+    }
+}

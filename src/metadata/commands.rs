@@ -1,0 +1,148 @@
+//! Metadata commands: the entries of the metadata log, and `apply`, the pure function that
+//! replays them onto an image (KRaft's "records" and "replay").
+//!
+//! Invariants: `apply` is deterministic, does no I/O and never panics; the controller only emits
+//! commands it validated against the same image, and `apply` ignores one that no longer fits
+//! (e.g. creating a topic that exists), so every replica of the log reaches the same image.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::image::{
+    BrokerRegistration, MetadataImage, PartitionImage, ProducerIdBlock, TopicImage,
+};
+use crate::types::{LeaderEpoch, NodeId};
+
+/// One metadata change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// Sets the cluster id once, when the cluster is bootstrapped.
+    InitCluster { cluster_id: String },
+    /// A broker (re-)registers with its endpoint; it becomes unfenced.
+    RegisterBroker(BrokerRegistration),
+    /// A new topic with one replica list per partition; the first replica leads.
+    CreateTopic {
+        name: String,
+        id: Uuid,
+        assignments: Vec<Vec<NodeId>>,
+        configs: BTreeMap<String, String>,
+    },
+    /// New partitions appended to a topic.
+    CreatePartitions { topic: String, assignments: Vec<Vec<NodeId>> },
+    /// Removes a topic and all its partitions.
+    DeleteTopic { name: String, id: Uuid },
+    /// Replaces a topic's config overrides.
+    SetTopicConfigs { topic: String, configs: BTreeMap<String, String> },
+    /// Hands the next `count` producer ids to `broker`.
+    AllocateProducerIds { broker: NodeId, count: i64 },
+}
+
+fn new_partition(replicas: &[NodeId]) -> PartitionImage {
+    PartitionImage {
+        replicas: replicas.to_vec(),
+        isr: replicas.to_vec(),
+        leader: replicas.first().copied(),
+        leader_epoch: LeaderEpoch(0),
+        partition_epoch: 0,
+    }
+}
+
+/// Applies one command to the image.
+pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) {
+    match command {
+        MetadataCommand::InitCluster { cluster_id } => {
+            if image.cluster_id.is_none() {
+                image.cluster_id = Some(cluster_id.clone());
+            }
+        }
+        MetadataCommand::RegisterBroker(reg) => {
+            let epoch = image.brokers.get(&reg.id).map_or(reg.epoch, |b| b.epoch.max(reg.epoch));
+            image.brokers.insert(reg.id, BrokerRegistration { epoch, fenced: false, ..reg.clone() });
+        }
+        MetadataCommand::CreateTopic { name, id, assignments, configs } => {
+            if image.topics.contains_key(name) || image.topic_names_by_id.contains_key(id) {
+                return;
+            }
+            let topic = TopicImage {
+                name: name.clone(),
+                id: *id,
+                partitions: assignments.iter().map(|r| new_partition(r)).collect(),
+                configs: configs.clone(),
+            };
+            image.topic_names_by_id.insert(*id, name.clone());
+            image.topics.insert(name.clone(), topic);
+        }
+        MetadataCommand::CreatePartitions { topic, assignments } => {
+            if let Some(t) = image.topics.get_mut(topic) {
+                t.partitions.extend(assignments.iter().map(|r| new_partition(r)));
+            }
+        }
+        MetadataCommand::DeleteTopic { name, id } => {
+            if image.topics.get(name).is_some_and(|t| t.id == *id) {
+                image.topics.remove(name);
+                image.topic_names_by_id.remove(id);
+            }
+        }
+        MetadataCommand::SetTopicConfigs { topic, configs } => {
+            if let Some(t) = image.topics.get_mut(topic) {
+                t.configs = configs.clone();
+            }
+        }
+        MetadataCommand::AllocateProducerIds { broker, count } => {
+            let first = image.next_producer_id;
+            image.next_producer_id = first.saturating_add((*count).max(0));
+            image.producer_id_blocks.insert(*broker, ProducerIdBlock { first, count: *count });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str, id: u128, parts: usize) -> MetadataCommand {
+        MetadataCommand::CreateTopic {
+            name: name.into(),
+            id: Uuid::from_u128(id),
+            assignments: vec![vec![NodeId(1)]; parts],
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn replaying_the_same_commands_gives_the_same_image() {
+        let cmds = vec![
+            MetadataCommand::InitCluster { cluster_id: "c".into() },
+            create("a", 1, 2),
+            MetadataCommand::CreatePartitions { topic: "a".into(), assignments: vec![vec![NodeId(1)]] },
+            create("b", 2, 1),
+            MetadataCommand::DeleteTopic { name: "b".into(), id: Uuid::from_u128(2) },
+            MetadataCommand::AllocateProducerIds { broker: NodeId(1), count: 1000 },
+            MetadataCommand::AllocateProducerIds { broker: NodeId(1), count: 1000 },
+        ];
+        let mut x = MetadataImage::default();
+        let mut y = MetadataImage::default();
+        cmds.iter().for_each(|c| apply(&mut x, c));
+        cmds.iter().for_each(|c| apply(&mut y, c));
+        assert_eq!(x, y);
+        assert_eq!(x.topics["a"].partitions.len(), 3);
+        assert!(!x.topics.contains_key("b"));
+        assert_eq!(x.producer_id_blocks[&NodeId(1)], ProducerIdBlock { first: 1000, count: 1000 });
+        assert_eq!(x.topic_by_id(&Uuid::from_u128(1)).map(|t| t.name.as_str()), Some("a"));
+    }
+
+    #[test]
+    fn commands_that_no_longer_fit_are_ignored() {
+        let mut img = MetadataImage::default();
+        apply(&mut img, &create("a", 1, 1));
+        apply(&mut img, &create("a", 9, 5));
+        assert_eq!(img.topics["a"].id, Uuid::from_u128(1));
+        apply(&mut img, &MetadataCommand::DeleteTopic { name: "a".into(), id: Uuid::from_u128(9) });
+        assert!(img.topics.contains_key("a"));
+        apply(&mut img, &MetadataCommand::InitCluster { cluster_id: "x".into() });
+        apply(&mut img, &MetadataCommand::InitCluster { cluster_id: "y".into() });
+        assert_eq!(img.cluster_id.as_deref(), Some("x"));
+    }
+}

@@ -1,0 +1,324 @@
+//! The controller's decisions, pure (KRaft's "decide, then replay"): each function checks a
+//! request against the current image and returns the commands that carry it out, or the Kafka
+//! error the client gets. Nothing here does I/O; the caller commits the commands.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::commands::MetadataCommand;
+use super::image::MetadataImage;
+use crate::config::topic as topic_config;
+use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::types::NodeId;
+
+/// Kafka's limit on topic name length.
+pub const TOPIC_NAME_LEN_MAX: usize = 249;
+/// Upper bound on partitions per topic: a typo like 1000000 must not create a million logs.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+/// Checks a topic name by Kafka's rules: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let err = |why: &str| {
+        Err(ApiError::new(ErrorCode::InvalidTopicException, format!("Topic name '{name}' is illegal: {why}")))
+    };
+    if name.is_empty() {
+        return err("it is empty");
+    }
+    if name == "." || name == ".." {
+        return err("'.' and '..' are not allowed");
+    }
+    if name.len() > TOPIC_NAME_LEN_MAX {
+        return err("it is longer than 249 characters");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+        return err("it contains a character other than ASCII alphanumerics, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+/// What a CreateTopics entry asks for; -1 means "the broker default", as in Kafka.
+#[derive(Debug, Clone, Default)]
+pub struct TopicSpec {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    /// Manual assignment: partition index → replicas. Empty for automatic placement.
+    pub assignments: BTreeMap<i32, Vec<NodeId>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Cluster-wide defaults for new topics.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicDefaults {
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// Places `partitions` × `replication_factor` replicas round-robin over `brokers`, starting at
+/// `start` and shifting followers as Kafka's assignor does, so leaders spread evenly.
+pub fn place_replicas(
+    brokers: &[NodeId],
+    first_partition: i32,
+    partitions: i32,
+    replication_factor: i16,
+    start: usize,
+) -> Vec<Vec<NodeId>> {
+    let n = brokers.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    (first_partition..first_partition + partitions)
+        .map(|p| {
+            let lead = (start + p as usize) % n;
+            (0..replication_factor as usize).map(|r| brokers[(lead + r) % n]).collect()
+        })
+        .collect()
+}
+
+fn live_broker_ids(image: &MetadataImage) -> Vec<NodeId> {
+    image.live_brokers().map(|b| b.id).collect()
+}
+
+fn config_error(e: crate::config::ConfigError) -> ApiError {
+    ApiError::new(ErrorCode::InvalidConfig, e.to_string())
+}
+
+fn check_assignment(image: &MetadataImage, replicas: &[NodeId]) -> Result<(), ApiError> {
+    let mut seen = replicas.to_vec();
+    seen.sort();
+    seen.dedup();
+    if replicas.is_empty() || seen.len() != replicas.len() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReplicaAssignment,
+            "a partition's replicas must be a non-empty list of distinct broker ids",
+        ));
+    }
+    if let Some(unknown) = replicas.iter().find(|r| !image.brokers.contains_key(r)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReplicaAssignment,
+            format!("broker {unknown} in the replica assignment is not registered"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decides a topic creation. `start` spreads leaders between topics (the caller picks it).
+pub fn create_topic(
+    image: &MetadataImage,
+    spec: &TopicSpec,
+    defaults: TopicDefaults,
+    id: Uuid,
+    start: usize,
+) -> Result<Vec<MetadataCommand>, ApiError> {
+    validate_topic_name(&spec.name)?;
+    if image.topics.contains_key(&spec.name) {
+        return Err(ApiError::new(
+            ErrorCode::TopicAlreadyExists,
+            format!("Topic '{}' already exists.", spec.name),
+        ));
+    }
+    topic_config::validate_all(&spec.configs).map_err(config_error)?;
+    let assignments = if spec.assignments.is_empty() {
+        let partitions =
+            if spec.num_partitions == -1 { defaults.num_partitions } else { spec.num_partitions };
+        let rf = if spec.replication_factor == -1 {
+            defaults.replication_factor
+        } else {
+            spec.replication_factor
+        };
+        if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPartitions,
+                format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {partitions}."),
+            ));
+        }
+        let live = live_broker_ids(image);
+        if rf < 1 || rf as usize > live.len() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidReplicationFactor,
+                format!("Replication factor: {rf} larger than available brokers: {}.", live.len()),
+            ));
+        }
+        place_replicas(&live, 0, partitions, rf, start)
+    } else {
+        if spec.num_partitions != -1 || spec.replication_factor != -1 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "numPartitions and replicationFactor must be -1 when a manual assignment is given",
+            ));
+        }
+        let expected: Vec<i32> = (0..spec.assignments.len() as i32).collect();
+        if spec.assignments.keys().copied().collect::<Vec<_>>() != expected {
+            return Err(ApiError::new(
+                ErrorCode::InvalidReplicaAssignment,
+                "partition indexes in the assignment must be 0..n-1",
+            ));
+        }
+        for replicas in spec.assignments.values() {
+            check_assignment(image, replicas)?;
+        }
+        spec.assignments.values().cloned().collect()
+    };
+    Ok(vec![MetadataCommand::CreateTopic {
+        name: spec.name.clone(),
+        id,
+        assignments,
+        configs: spec.configs.clone(),
+    }])
+}
+
+/// Decides growing a topic to `count` partitions.
+pub fn create_partitions(
+    image: &MetadataImage,
+    topic: &str,
+    count: i32,
+    assignments: Option<Vec<Vec<NodeId>>>,
+    start: usize,
+) -> Result<Vec<MetadataCommand>, ApiError> {
+    let t = image.topic(topic).ok_or_else(|| {
+        ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist."))
+    })?;
+    let current = t.partitions.len() as i32;
+    if count <= current {
+        return Err(ApiError::new(
+            ErrorCode::InvalidPartitions,
+            format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
+        ));
+    }
+    if count > PARTITIONS_PER_TOPIC_MAX {
+        return Err(ApiError::new(
+            ErrorCode::InvalidPartitions,
+            format!("Number of partitions must be at most {PARTITIONS_PER_TOPIC_MAX}."),
+        ));
+    }
+    let rf = t.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
+    let new = match assignments {
+        Some(a) => {
+            if a.len() as i32 != count - current {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!("{} assignments given for {} new partitions", a.len(), count - current),
+                ));
+            }
+            for replicas in &a {
+                check_assignment(image, replicas)?;
+            }
+            a
+        }
+        None => {
+            let live = live_broker_ids(image);
+            if (rf as usize) > live.len() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicationFactor,
+                    format!("Replication factor {rf} is larger than the {} live brokers.", live.len()),
+                ));
+            }
+            place_replicas(&live, current, count - current, rf, start)
+        }
+    };
+    Ok(vec![MetadataCommand::CreatePartitions { topic: topic.into(), assignments: new }])
+}
+
+/// Decides a topic deletion.
+pub fn delete_topic(image: &MetadataImage, name: &str) -> Result<Vec<MetadataCommand>, ApiError> {
+    let t = image.topic(name).ok_or_else(|| {
+        ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+    })?;
+    Ok(vec![MetadataCommand::DeleteTopic { name: t.name.clone(), id: t.id }])
+}
+
+/// Decides replacing a topic's config overrides with `configs`.
+pub fn set_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    configs: BTreeMap<String, String>,
+) -> Result<Vec<MetadataCommand>, ApiError> {
+    if image.topic(topic).is_none() {
+        return Err(ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Topic '{topic}' does not exist."),
+        ));
+    }
+    topic_config::validate_all(&configs).map_err(config_error)?;
+    Ok(vec![MetadataCommand::SetTopicConfigs { topic: topic.into(), configs }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::commands::apply;
+    use crate::metadata::image::BrokerRegistration;
+
+    fn image_with_brokers(n: i32) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        for id in 1..=n {
+            apply(
+                &mut img,
+                &MetadataCommand::RegisterBroker(BrokerRegistration {
+                    id: NodeId(id),
+                    host: "h".into(),
+                    port: 9092,
+                    rack: None,
+                    epoch: 0,
+                    fenced: false,
+                }),
+            );
+        }
+        img
+    }
+
+    const DEFAULTS: TopicDefaults = TopicDefaults { num_partitions: 1, replication_factor: 1 };
+
+    fn spec(name: &str, p: i32, rf: i16) -> TopicSpec {
+        TopicSpec { name: name.into(), num_partitions: p, replication_factor: rf, ..Default::default() }
+    }
+
+    #[test]
+    fn creation_places_leaders_evenly_and_emits_one_command() {
+        let img = image_with_brokers(3);
+        let cmds = create_topic(&img, &spec("t", 6, 2), DEFAULTS, Uuid::from_u128(1), 0).expect("ok");
+        let [MetadataCommand::CreateTopic { assignments, .. }] = cmds.as_slice() else {
+            panic!("one CreateTopic expected, got {cmds:?}")
+        };
+        let leaders: Vec<i32> = assignments.iter().map(|r| r[0].0).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+        assert!(assignments.iter().all(|r| r.len() == 2 && r[0] != r[1]));
+    }
+
+    #[test]
+    fn defaults_apply_for_minus_one() {
+        let img = image_with_brokers(1);
+        let cmds = create_topic(&img, &spec("t", -1, -1), TopicDefaults { num_partitions: 4, replication_factor: 1 }, Uuid::nil(), 0)
+            .expect("ok");
+        assert!(matches!(&cmds[0], MetadataCommand::CreateTopic { assignments, .. } if assignments.len() == 4));
+    }
+
+    #[test]
+    fn bad_requests_get_kafka_error_codes() {
+        let mut img = image_with_brokers(1);
+        let code = |r: Result<Vec<MetadataCommand>, ApiError>| r.expect_err("refused").code;
+        assert_eq!(code(create_topic(&img, &spec("bad name", 1, 1), DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidTopicException);
+        assert_eq!(code(create_topic(&img, &spec("t", 0, 1), DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidPartitions);
+        assert_eq!(code(create_topic(&img, &spec("t", 1, 3), DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidReplicationFactor);
+        let mut s = spec("t", 1, 1);
+        s.configs.insert("cleanup.policy".into(), "compact".into());
+        assert_eq!(code(create_topic(&img, &s, DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidConfig);
+        for c in create_topic(&img, &spec("t", 2, 1), DEFAULTS, Uuid::from_u128(5), 0).expect("ok") {
+            apply(&mut img, &c);
+        }
+        assert_eq!(code(create_topic(&img, &spec("t", 1, 1), DEFAULTS, Uuid::nil(), 0)), ErrorCode::TopicAlreadyExists);
+        assert_eq!(code(create_partitions(&img, "t", 2, None, 0)), ErrorCode::InvalidPartitions);
+        assert_eq!(code(create_partitions(&img, "nope", 3, None, 0)), ErrorCode::UnknownTopicOrPartition);
+        assert_eq!(code(delete_topic(&img, "nope")), ErrorCode::UnknownTopicOrPartition);
+        assert!(create_partitions(&img, "t", 5, None, 0).is_ok());
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_eu-west").is_ok());
+        for bad in ["", ".", "..", "a/b", "ä", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

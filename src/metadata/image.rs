@@ -1,0 +1,83 @@
+//! The metadata image: the state every metadata command is applied to. Brokers answer Metadata
+//! and route requests from their local image; the controller decides against it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::types::{LeaderEpoch, NodeId};
+
+/// A registered broker and where clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub id: NodeId,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    /// Grows each time the broker registers again (after a restart).
+    pub epoch: i64,
+    /// A fenced broker leads no partition and is absent from Metadata responses.
+    pub fenced: bool,
+}
+
+/// One partition's replica placement and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+    pub leader: Option<NodeId>,
+    pub leader_epoch: LeaderEpoch,
+    /// Grows on every change to this partition's state (AlterPartition fencing).
+    pub partition_epoch: i32,
+}
+
+/// A topic: its id, partitions and config overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<PartitionImage>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A block of producer ids handed to one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdBlock {
+    pub first: i64,
+    pub count: i64,
+}
+
+/// The whole metadata state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub cluster_id: Option<String>,
+    pub brokers: BTreeMap<NodeId, BrokerRegistration>,
+    pub topics: BTreeMap<String, TopicImage>,
+    #[serde(skip)]
+    pub topic_names_by_id: HashMap<Uuid, String>,
+    /// The next producer id no broker has been given.
+    pub next_producer_id: i64,
+    /// The latest block each broker was given.
+    pub producer_id_blocks: BTreeMap<NodeId, ProducerIdBlock>,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topic_names_by_id.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    /// Brokers that may lead partitions.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Rebuilds the derived id index (after deserializing).
+    pub fn reindex(&mut self) {
+        self.topic_names_by_id = self.topics.values().map(|t| (t.id, t.name.clone())).collect();
+    }
+}

@@ -1,0 +1,82 @@
+//! Distinct types for distinct numbers (STYLE rule 5): a Kafka [`Offset`] is not a raft log index,
+//! a [`LeaderEpoch`] is not a raft term, and ids of nodes and partitions are their own types.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! newtype {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub $inner);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+newtype!(
+    /// The position of a record in a partition. Offsets only grow and are never reused.
+    Offset(i64)
+);
+newtype!(
+    /// The epoch of a partition's leadership (KIP-101). Grows on every leader change.
+    LeaderEpoch(i32)
+);
+newtype!(
+    /// A node's `node.id`.
+    NodeId(i32)
+);
+newtype!(
+    /// A partition's index within its topic.
+    PartitionId(i32)
+);
+newtype!(
+    /// An idempotent producer's id, handed out by InitProducerId.
+    ProducerId(i64)
+);
+newtype!(
+    /// An idempotent producer's epoch; a producer with an older epoch is fenced.
+    ProducerEpoch(i16)
+);
+
+impl Offset {
+    /// The offset `n` records further on.
+    pub fn plus(self, n: i64) -> Offset {
+        Offset(self.0 + n)
+    }
+}
+
+/// A partition of a named topic: the unit of ordering and of storage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicPartition {
+    /// The topic's name.
+    pub topic: String,
+    /// The partition's index within the topic.
+    pub partition: PartitionId,
+}
+
+impl TopicPartition {
+    /// A partition of `topic`.
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition { topic: topic.into(), partition: PartitionId(partition) }
+    }
+
+    /// The name of the directory holding this replica: `<topic>-<partition>`, as Kafka names it.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition.0)
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition.0)
+    }
+}
