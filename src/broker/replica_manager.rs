@@ -63,6 +63,8 @@ pub struct ReplicaManager {
     node_id: NodeId,
     data_dir: PathBuf,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Serializes reconciliations: two at once could both open (or delete) the same replica.
+    reconcile_lock: Mutex<()>,
 }
 
 fn read_topic_id(dir: &Path) -> Option<Uuid> {
@@ -79,7 +81,12 @@ fn write_topic_id(dir: &Path, id: Uuid) -> io::Result<()> {
 
 impl ReplicaManager {
     pub fn new(node_id: NodeId, data_dir: PathBuf) -> Self {
-        ReplicaManager { node_id, data_dir, partitions: RwLock::new(HashMap::new()) }
+        ReplicaManager {
+            node_id,
+            data_dir,
+            partitions: RwLock::new(HashMap::new()),
+            reconcile_lock: Mutex::new(()),
+        }
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -94,6 +101,7 @@ impl ReplicaManager {
 
     /// Brings local replicas in line with `image`. Blocking (opens and recovers logs).
     pub fn reconcile(&self, image: &MetadataImage, broker: &BrokerConfig) -> io::Result<()> {
+        let _one_at_a_time = self.reconcile_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut wanted: HashMap<TopicPartition, (Uuid, LogConfig, &crate::metadata::image::PartitionImage)> =
             HashMap::new();
         for topic in image.topics.values() {
@@ -135,8 +143,10 @@ impl ReplicaManager {
             tracing::info!(partition = %tp, "removing the replica of an older topic with the same name");
             fs::remove_dir_all(&dir)?;
         }
-        let (log, report) = PartitionLog::open(&dir, config)?;
+        // The topic id goes down first, so a replica directory is never without one.
+        fs::create_dir_all(&dir)?;
         write_topic_id(&dir, id)?;
+        let (log, report) = PartitionLog::open(&dir, config)?;
         if report.recovered.truncated_bytes > 0 || report.segments_dropped > 0 {
             tracing::warn!(partition = %tp, truncated_bytes = report.recovered.truncated_bytes,
                 segments_dropped = report.segments_dropped, log_end_offset = %log.log_end_offset(),

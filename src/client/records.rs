@@ -41,7 +41,9 @@ pub fn encode_batch(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol's encoder keeps records in one batch while (offset - sequence) is
+            // constant; the batch's base sequence is the first record's, -1 (no idempotence).
+            sequence: i as i32 - 1,
             timestamp: timestamp_ms,
             key: k.clone(),
             value: v.clone(),

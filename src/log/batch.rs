@@ -290,7 +290,8 @@ pub(crate) mod tests {
                 producer_epoch: epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: if seq < 0 { -1 } else { seq + i as i32 },
+                // The encoder groups records whose (offset - sequence) is constant into one batch.
+                sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
                 timestamp: base_ts + i as i64,
                 key: Some(bytes::Bytes::from(format!("k{i}"))),
                 value: Some(bytes::Bytes::from(format!("value-{i}"))),
