@@ -85,6 +85,10 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     /// Wall time of the oldest unflushed append, for `flush.ms`.
     first_unflushed_ms: Option<i64>,
+    /// Wall time of the first append to the active segment since it was created or the log
+    /// opened: the clock `segment.ms` rolls by. (Producer timestamps are not used: a producer
+    /// sending old timestamps must not roll a segment per batch.)
+    active_since_ms: Option<i64>,
 }
 
 fn segment_base_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
@@ -151,6 +155,7 @@ impl PartitionLog {
             producers: ProducerStateManager::default(),
             epochs,
             first_unflushed_ms: None,
+            active_since_ms: None,
         };
         log.rebuild_derived_state()?;
         Ok((log, report))
@@ -296,6 +301,7 @@ impl PartitionLog {
             }
             let header = batch::parse_header(bytes)?;
             self.maybe_roll(header.size_bytes, header.last_offset(), now_ms)?;
+            self.active_since_ms.get_or_insert(now_ms);
             self.active().append(bytes, &header)?;
             if self.epochs.assign(leader_epoch, offset) {
                 self.epochs.persist()?;
@@ -316,14 +322,12 @@ impl PartitionLog {
     fn maybe_roll(&mut self, batch_bytes: usize, last_offset: Offset, now_ms: i64) -> io::Result<()> {
         let segment_bytes = self.config.segment_bytes.min(SEGMENT_BYTES_MAX);
         let segment_ms = self.config.segment_ms;
+        let old = self.active_since_ms.is_some_and(|t| now_ms.saturating_sub(t) > segment_ms);
         let active = self.active();
         if active.is_empty() {
             return Ok(());
         }
         let full = active.size_bytes() + batch_bytes as u64 > segment_bytes;
-        let old = active
-            .first_batch_timestamp_ms()
-            .is_some_and(|ts| now_ms.saturating_sub(ts) > segment_ms);
         let overflow = last_offset.0 - active.base_offset().0 > i64::from(u32::MAX);
         if full || old || overflow {
             self.roll()?;
@@ -341,6 +345,7 @@ impl PartitionLog {
         let seg = LogSegment::create(&self.dir, next, self.config.index_interval_bytes)?;
         crate::fsutil::sync_dir(&self.dir)?;
         self.segments.insert(next, seg);
+        self.active_since_ms = None;
         Ok(())
     }
 

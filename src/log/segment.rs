@@ -58,8 +58,6 @@ pub struct LogSegment {
     /// Largest batch max-timestamp seen, and the last offset of that batch (for ListOffsets -3).
     max_timestamp_ms: i64,
     offset_of_max_timestamp: Offset,
-    /// Max timestamp of the first batch: the clock `segment.ms` rolls by, as in Kafka.
-    first_batch_timestamp_ms: Option<i64>,
     /// Appends since the last fsync (for `flush.messages`).
     unflushed_messages: u64,
 }
@@ -107,7 +105,6 @@ impl LogSegment {
             next_offset: base_offset,
             max_timestamp_ms: -1,
             offset_of_max_timestamp: base_offset,
-            first_batch_timestamp_ms: None,
             unflushed_messages: 0,
         })
     }
@@ -129,9 +126,6 @@ impl LogSegment {
     }
     pub fn offset_of_max_timestamp(&self) -> Offset {
         self.offset_of_max_timestamp
-    }
-    pub fn first_batch_timestamp_ms(&self) -> Option<i64> {
-        self.first_batch_timestamp_ms
     }
     pub fn unflushed_messages(&self) -> u64 {
         self.unflushed_messages
@@ -185,9 +179,6 @@ impl LogSegment {
             };
             self.time_index.append(entry)?;
         }
-        if self.first_batch_timestamp_ms.is_none() {
-            self.first_batch_timestamp_ms = Some(header.max_timestamp_ms);
-        }
         self.next_offset = header.next_offset();
         Ok(())
     }
@@ -201,7 +192,6 @@ impl LogSegment {
         self.next_offset = self.base_offset;
         self.max_timestamp_ms = -1;
         self.offset_of_max_timestamp = self.base_offset;
-        self.first_batch_timestamp_ms = None;
         let file_len = self.file.metadata()?.len();
         let mut report = RecoveryReport::default();
         let mut position = 0u64;
