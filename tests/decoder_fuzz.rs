@@ -36,7 +36,10 @@ fn random_request_frames_never_panic_the_broker() {
             frame.put_i32(7);
             frame.put_slice(&body);
             let outcome = rt.block_on(router::handle(&broker, frame.freeze()));
-            prop_assert!(matches!(outcome, Outcome::Respond(_) | Outcome::Close(_) | Outcome::NoResponse));
+            prop_assert!(matches!(
+                outcome,
+                Outcome::Respond(_) | Outcome::Close(_) | Outcome::NoResponse
+            ));
             Ok(())
         })
         .expect("no panic on any input");

@@ -16,7 +16,9 @@ async fn produce_n(addr: &str, topic: &str, batches: usize) -> Vec<String> {
     // Metadata auto-creates the topic.
     let mut md = kafka_protocol::messages::MetadataRequest::default();
     let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
-    t.name = Some(kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(topic.into())));
+    t.name = Some(kafka_protocol::messages::TopicName(
+        kafka_protocol::protocol::StrBytes::from_string(topic.into()),
+    ));
     md.topics = Some(vec![t]);
     md.allow_auto_topic_creation = true;
     c.send(&md, 12).await.expect("metadata");
@@ -37,7 +39,8 @@ async fn read_all(addr: &str, topic: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut offset = 0i64;
     loop {
-        let resp = c.send(&fetch_request(topic, &[(0, offset)], 0, 1 << 20), 12).await.expect("fetch");
+        let resp =
+            c.send(&fetch_request(topic, &[(0, offset)], 0, 1 << 20), 12).await.expect("fetch");
         let p = &resp.responses[0].partitions[0];
         assert_eq!(p.error_code, 0);
         let recs = decode_records(p.records.clone().unwrap_or_default()).expect("decode");
@@ -56,7 +59,8 @@ async fn read_all(addr: &str, topic: &str) -> Vec<String> {
 #[tokio::test]
 async fn acknowledged_writes_survive_sigkill_and_sigterm_is_clean() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut node = Node::start(BIN.as_ref(), &dir.path().join("d"), free_port().expect("port")).expect("start");
+    let mut node = Node::start(BIN.as_ref(), &dir.path().join("d"), free_port().expect("port"))
+        .expect("start");
     eprintln!("samsa dev ready after {:?}", node.last_startup);
     let addr = node.bootstrap();
     let written = produce_n(&addr, "durable", 50).await;

@@ -8,15 +8,25 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::TestBroker;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use samsa::client::KafkaClient;
 use samsa::client::records::{encode_batch, fetch_request, produce_request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn create_topic(c: &mut KafkaClient, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+async fn create_topic(
+    c: &mut KafkaClient,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> i16 {
     let mut t = CreatableTopic::default();
     t.name = TopicName(StrBytes::from_string(name.into()));
     t.num_partitions = partitions;
@@ -57,12 +67,22 @@ fn idempotent_batch(pid: i64, seq: i32, n: usize) -> Bytes {
         })
         .collect();
     let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .expect("encode");
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions { version: 2, compression: Compression::None },
+    )
+    .expect("encode");
     buf.freeze()
 }
 
-async fn produce(c: &mut KafkaClient, topic: &str, partition: i32, records: Bytes, acks: i16) -> (i16, i64) {
+async fn produce(
+    c: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> (i16, i64) {
     let resp = c.send(&produce_request(topic, partition, records, acks), 9).await.expect("produce");
     let p = &resp.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
@@ -85,7 +105,10 @@ async fn closed_after(addr: &str, bytes: &[u8]) -> bool {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(bytes).await.expect("write");
     let mut buf = [0u8; 64];
-    matches!(tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
 }
 
 #[tokio::test]
@@ -147,7 +170,11 @@ async fn bad_records_get_kafka_error_codes_and_nothing_is_written() {
     assert_eq!(latest(&mut c, "small").await, 0, "nothing was appended");
     assert_eq!(create_topic(&mut c, "bad/name", 1, &[]).await, 17, "INVALID_TOPIC_EXCEPTION");
     assert_eq!(create_topic(&mut c, "zero", 0, &[]).await, 37, "INVALID_PARTITIONS");
-    assert_eq!(create_topic(&mut c, "cmp", 1, &[("cleanup.policy", "compact")]).await, 40, "INVALID_CONFIG");
+    assert_eq!(
+        create_topic(&mut c, "cmp", 1, &[("cleanup.policy", "compact")]).await,
+        40,
+        "INVALID_CONFIG"
+    );
     assert_eq!(create_topic(&mut c, "small", 1, &[]).await, 36, "TOPIC_ALREADY_EXISTS");
     b.stop().await;
 }
@@ -210,15 +237,24 @@ async fn fetch_limits_bound_bytes_per_partition_and_per_request() {
         }
     }
     let one = batch(10).len();
-    let mut req: FetchRequest = fetch_request("many", &[(0, 0), (1, 0), (2, 0)], 0, (one * 3) as i32);
+    let mut req: FetchRequest =
+        fetch_request("many", &[(0, 0), (1, 0), (2, 0)], 0, (one * 3) as i32);
     let resp = c.send(&req, 12).await.expect("fetch");
     for p in &resp.responses[0].partitions {
-        assert_eq!(p.records.as_ref().map(|r| r.len()), Some(one * 3), "3 whole batches per partition");
+        assert_eq!(
+            p.records.as_ref().map(|r| r.len()),
+            Some(one * 3),
+            "3 whole batches per partition"
+        );
         assert_eq!(p.high_watermark, 200);
     }
     req.max_bytes = (one * 4) as i32;
     let resp = c.send(&req, 12).await.expect("fetch");
-    let total: usize = resp.responses[0].partitions.iter().map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    let total: usize = resp.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
     assert!(total <= one * 4, "max_bytes bounds the whole response");
     // A partition limit smaller than one batch still returns one batch to the first partition (KIP-74).
     let resp = c.send(&fetch_request("many", &[(0, 0)], 0, 10), 12).await.expect("fetch");

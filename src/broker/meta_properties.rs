@@ -40,7 +40,8 @@ pub fn load_or_format(data_dir: &Path, node_id: NodeId) -> anyhow::Result<MetaPr
             .with_context(|| format!("cannot write {}", path.display()))?;
         return Ok(props);
     }
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let kv: BTreeMap<&str, &str> = text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))

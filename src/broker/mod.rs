@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::sync::{Mutex, Notify, watch};
 
+use self::replica_manager::ReplicaManager;
 use crate::config::broker::BrokerConfig;
 use crate::kafka::error_code::ApiError;
 use crate::metadata::MetadataLog;
@@ -20,7 +21,6 @@ use crate::metadata::controller::Controller;
 use crate::metadata::decide::TopicDefaults;
 use crate::metadata::image::BrokerRegistration;
 use crate::metadata::local::LocalMetadataLog;
-use self::replica_manager::ReplicaManager;
 
 /// Milliseconds since the Unix epoch, the clock Kafka timestamps use.
 pub fn now_ms() -> i64 {

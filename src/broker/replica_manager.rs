@@ -102,13 +102,18 @@ impl ReplicaManager {
     /// Brings local replicas in line with `image`. Blocking (opens and recovers logs).
     pub fn reconcile(&self, image: &MetadataImage, broker: &BrokerConfig) -> io::Result<()> {
         let _one_at_a_time = self.reconcile_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wanted: HashMap<TopicPartition, (Uuid, LogConfig, &crate::metadata::image::PartitionImage)> =
-            HashMap::new();
+        let mut wanted: HashMap<
+            TopicPartition,
+            (Uuid, LogConfig, &crate::metadata::image::PartitionImage),
+        > = HashMap::new();
         for topic in image.topics.values() {
             let config = LogConfig::resolve(&topic.configs, broker);
             for (i, p) in topic.partitions.iter().enumerate() {
                 if p.replicas.contains(&self.node_id) {
-                    wanted.insert(TopicPartition::new(&topic.name, i as i32), (topic.id, config.clone(), p));
+                    wanted.insert(
+                        TopicPartition::new(&topic.name, i as i32),
+                        (topic.id, config.clone(), p),
+                    );
                 }
             }
         }
@@ -137,7 +142,12 @@ impl ReplicaManager {
         self.remove_strays(image)
     }
 
-    fn open_replica(&self, tp: &TopicPartition, id: Uuid, config: LogConfig) -> io::Result<Arc<Partition>> {
+    fn open_replica(
+        &self,
+        tp: &TopicPartition,
+        id: Uuid,
+        config: LogConfig,
+    ) -> io::Result<Arc<Partition>> {
         let dir = self.data_dir.join(tp.dir_name());
         if dir.exists() && read_topic_id(&dir) != Some(id) {
             tracing::info!(partition = %tp, "removing the replica of an older topic with the same name");

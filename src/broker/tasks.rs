@@ -64,10 +64,9 @@ async fn reconcile_loop(weak: Weak<Broker>) {
         }
         let image = images.borrow_and_update().clone();
         let Some(broker) = weak.upgrade() else { break };
-        let result = tokio::task::spawn_blocking(move || {
-            broker.replicas.reconcile(&image, &broker.config)
-        })
-        .await;
+        let result =
+            tokio::task::spawn_blocking(move || broker.replicas.reconcile(&image, &broker.config))
+                .await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),

@@ -89,7 +89,11 @@ fn progress(total: u64) -> ProgressBar {
     bar
 }
 
-async fn ensure_topic(client: &mut KafkaClient, topic: &str, partitions: i32) -> anyhow::Result<()> {
+async fn ensure_topic(
+    client: &mut KafkaClient,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
     let md = metadata(client, Some(&[topic.to_string()])).await?;
     if md.topics.first().is_some_and(|t| t.error_code == 0) {
         return Ok(());
@@ -193,8 +197,16 @@ async fn produce(b: ProduceBench) -> anyhow::Result<()> {
         bar.set_position(done);
     }
     bar.finish_and_clear();
-    Report { records: done, bytes: done * b.record_size as u64, elapsed: start.elapsed(), latency_us: hist }
-        .print(&format!("produce acks={} record_size={} partitions={partitions}", b.acks, b.record_size));
+    Report {
+        records: done,
+        bytes: done * b.record_size as u64,
+        elapsed: start.elapsed(),
+        latency_us: hist,
+    }
+    .print(&format!(
+        "produce acks={} record_size={} partitions={partitions}",
+        b.acks, b.record_size
+    ));
     Ok(())
 }
 
@@ -238,7 +250,9 @@ async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
                         break;
                     }
                     records += h.records_count.max(0) as u64;
-                    if let Some(entry) = offsets.iter_mut().find(|(x, _, _)| *x == p.partition_index) {
+                    if let Some(entry) =
+                        offsets.iter_mut().find(|(x, _, _)| *x == p.partition_index)
+                    {
                         entry.1 = h.next_offset().0;
                     }
                     rest = &rest[h.size_bytes..];

@@ -58,7 +58,10 @@ pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     for p in chosen {
         let start = match a.offset {
             Some(o) => o,
-            None => list_offset(&mut client, &a.topic, p, if a.from_beginning { -2 } else { -1 }).await?,
+            None => {
+                list_offset(&mut client, &a.topic, p, if a.from_beginning { -2 } else { -1 })
+                    .await?
+            }
         };
         offsets.insert(p, start);
     }
@@ -83,7 +86,12 @@ pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         for t in resp.responses {
             for p in t.partitions {
                 if p.error_code != 0 {
-                    bail!("fetching {}-{} failed: {}", a.topic, p.partition_index, error_name(p.error_code));
+                    bail!(
+                        "fetching {}-{} failed: {}",
+                        a.topic,
+                        p.partition_index,
+                        error_name(p.error_code)
+                    );
                 }
                 let records = decode_records(p.records.unwrap_or_default())?;
                 let next = offsets.get_mut(&p.partition_index).context("unexpected partition")?;

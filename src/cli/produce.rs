@@ -18,6 +18,9 @@ use crate::client::KafkaClient;
 use crate::client::partitioner::partition_for_key;
 use crate::client::records::{encode_batch, parse_compression, produce_request};
 
+/// Records waiting to be sent, by partition: (key, value).
+type Pending = BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>>;
+
 /// Records per batch before it is sent.
 const BATCH_RECORDS_MAX: usize = 1000;
 /// How long an incomplete batch waits for more lines (interactive typing).
@@ -63,14 +66,15 @@ pub(super) async fn run(a: ProduceArgs) -> anyhow::Result<()> {
     }
     let version = client.version::<ProduceRequest>(9)?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut pending: BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>> = BTreeMap::new();
+    let mut pending: Pending = BTreeMap::new();
     let mut round_robin = 0i32;
     let mut sent = 0usize;
     loop {
         let next = match tokio::time::timeout(LINGER, lines.next_line()).await {
             Ok(line) => line?,
             Err(_) => {
-                sent += send_all(&mut client, &a.topic, &mut pending, acks, compression, version).await?;
+                sent += send_all(&mut client, &a.topic, &mut pending, acks, compression, version)
+                    .await?;
                 continue;
             }
         };
@@ -91,7 +95,8 @@ pub(super) async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         batch.push((key, Some(value)));
         if batch.len() >= BATCH_RECORDS_MAX {
             round_robin = (round_robin + 1) % partitions;
-            sent += send_all(&mut client, &a.topic, &mut pending, acks, compression, version).await?;
+            sent +=
+                send_all(&mut client, &a.topic, &mut pending, acks, compression, version).await?;
         }
     }
     sent += send_all(&mut client, &a.topic, &mut pending, acks, compression, version).await?;
@@ -102,7 +107,7 @@ pub(super) async fn run(a: ProduceArgs) -> anyhow::Result<()> {
 async fn send_all(
     client: &mut KafkaClient,
     topic: &str,
-    pending: &mut BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>>,
+    pending: &mut Pending,
     acks: i16,
     compression: kafka_protocol::records::Compression,
     version: i16,

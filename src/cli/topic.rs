@@ -106,7 +106,10 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
             r.error_message.as_ref().map_or(String::new(), |m| format!(": {m}"))
         );
     }
-    println!("Created topic {} ({} partitions, replication factor {}).", a.topic, r.num_partitions, r.replication_factor);
+    println!(
+        "Created topic {} ({} partitions, replication factor {}).",
+        a.topic, r.num_partitions, r.replication_factor
+    );
     Ok(())
 }
 
@@ -166,6 +169,7 @@ async fn topic_overrides(client: &mut KafkaClient, topic: &str) -> anyhow::Resul
     let mut res = DescribeConfigsResource::default();
     res.resource_type = 2;
     res.resource_name = StrBytes::from_string(topic.to_string());
+    res.configuration_keys = None;
     let mut req = DescribeConfigsRequest::default();
     req.resources = vec![res];
     let version = client.version::<DescribeConfigsRequest>(4)?;
@@ -174,7 +178,11 @@ async fn topic_overrides(client: &mut KafkaClient, topic: &str) -> anyhow::Resul
     for r in resp.results {
         for c in r.configs {
             if c.config_source == 1 {
-                out.push(format!("{}={}", c.name, c.value.map(|v| v.to_string()).unwrap_or_default()));
+                out.push(format!(
+                    "{}={}",
+                    c.name,
+                    c.value.map(|v| v.to_string()).unwrap_or_default()
+                ));
             }
         }
     }

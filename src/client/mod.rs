@@ -39,7 +39,11 @@ impl KafkaClient {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| anyhow!("timed out connecting to {addr}; is samsa running there?"))?
-            .with_context(|| format!("cannot connect to {addr}; is samsa running there? (start one with `samsa dev`)"))?;
+            .with_context(|| {
+                format!(
+                    "cannot connect to {addr}; is samsa running there? (start one with `samsa dev`)"
+                )
+            })?;
         stream.set_nodelay(true)?;
         let mut client = KafkaClient {
             stream,
@@ -106,7 +110,10 @@ impl KafkaClient {
     }
 
     /// Reads the next response, which must answer `R` at `version`.
-    pub async fn receive<R: Request>(&mut self, version: i16) -> anyhow::Result<(i32, R::Response)> {
+    pub async fn receive<R: Request>(
+        &mut self,
+        version: i16,
+    ) -> anyhow::Result<(i32, R::Response)> {
         let api = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key {}", R::KEY))?;
         let mut frame = self.read_frame().await?;
         let header_version =
@@ -118,7 +125,11 @@ impl KafkaClient {
     }
 
     /// Sends one request and waits for its response.
-    pub async fn send<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
+    pub async fn send<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> anyhow::Result<R::Response> {
         let id = self.queue(request, version)?;
         self.flush().await?;
         let (got, body) = self.receive::<R>(version).await?;
@@ -131,7 +142,12 @@ impl KafkaClient {
     async fn read_frame(&mut self) -> anyhow::Result<BytesMut> {
         loop {
             if self.inbuf.len() >= 4 {
-                let size = i32::from_be_bytes([self.inbuf[0], self.inbuf[1], self.inbuf[2], self.inbuf[3]]);
+                let size = i32::from_be_bytes([
+                    self.inbuf[0],
+                    self.inbuf[1],
+                    self.inbuf[2],
+                    self.inbuf[3],
+                ]);
                 if size < 0 || size as usize > RESPONSE_BYTES_MAX {
                     bail!("invalid response frame size {size}");
                 }

@@ -51,8 +51,12 @@ pub fn encode_batch(
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, recs.iter(), &RecordEncodeOptions { version: 2, compression })
-        .context("cannot encode record batch")?;
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions { version: 2, compression },
+    )
+    .context("cannot encode record batch")?;
     Ok(buf.freeze())
 }
 
@@ -108,7 +112,9 @@ pub fn decode_records(mut bytes: Bytes) -> anyhow::Result<Vec<Record>> {
     if bytes.is_empty() {
         return Ok(out);
     }
-    for set in RecordBatchDecoder::decode_all(&mut bytes).context("cannot decode fetched records")? {
+    for set in
+        RecordBatchDecoder::decode_all(&mut bytes).context("cannot decode fetched records")?
+    {
         out.extend(set.records.into_iter().filter(|r| !r.control));
     }
     Ok(out)

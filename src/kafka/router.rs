@@ -82,7 +82,8 @@ routes! {
 
 fn encode_body<T: Encodable>(body: &T, version: i16) -> Result<BytesMut, String> {
     let mut buf = BytesMut::new();
-    body.encode(&mut buf, version).map_err(|e| format!("cannot encode response v{version}: {e}"))?;
+    body.encode(&mut buf, version)
+        .map_err(|e| format!("cannot encode response v{version}: {e}"))?;
     Ok(buf)
 }
 

@@ -64,7 +64,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(open = connections.len(), "closing connections still busy after the grace period");
+        tracing::warn!(
+            open = connections.len(),
+            "closing connections still busy after the grace period"
+        );
         connections.abort_all();
     }
 }

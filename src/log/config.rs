@@ -49,8 +49,8 @@ impl LogConfig {
             retention_ms: num("retention.ms", broker.log_retention_ms),
             retention_bytes: num("retention.bytes", broker.log_retention_bytes),
             max_message_bytes: num("max.message.bytes", broker.message_max_bytes).max(0) as usize,
-            index_interval_bytes: num("index.interval.bytes", broker.log_index_interval_bytes).max(0)
-                as u64,
+            index_interval_bytes: num("index.interval.bytes", broker.log_index_interval_bytes)
+                .max(0) as u64,
             flush_messages: num("flush.messages", broker.log_flush_interval_messages).max(1) as u64,
             flush_ms: num("flush.ms", broker.log_flush_interval_ms),
             timestamp_type,

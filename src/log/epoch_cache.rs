@@ -124,9 +124,18 @@ mod tests {
         assert!(c.assign(LeaderEpoch(0), Offset(0)));
         assert!(c.assign(LeaderEpoch(2), Offset(10)));
         assert!(!c.assign(LeaderEpoch(1), Offset(12)));
-        assert_eq!(c.end_offset_for(LeaderEpoch(0), Offset(20)), Some((LeaderEpoch(0), Offset(10))));
-        assert_eq!(c.end_offset_for(LeaderEpoch(1), Offset(20)), Some((LeaderEpoch(0), Offset(10))));
-        assert_eq!(c.end_offset_for(LeaderEpoch(2), Offset(20)), Some((LeaderEpoch(2), Offset(20))));
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(0), Offset(20)),
+            Some((LeaderEpoch(0), Offset(10)))
+        );
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(1), Offset(20)),
+            Some((LeaderEpoch(0), Offset(10)))
+        );
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(2), Offset(20)),
+            Some((LeaderEpoch(2), Offset(20)))
+        );
         c.persist().expect("persist");
         let again = LeaderEpochCache::open(&dir.path().join("leader-epoch-checkpoint"));
         assert_eq!(again.entries(), c.entries());

@@ -144,7 +144,10 @@ impl PartitionLog {
             }
         }
         if segments.is_empty() {
-            segments.insert(Offset(0), LogSegment::create(dir, Offset(0), config.index_interval_bytes)?);
+            segments.insert(
+                Offset(0),
+                LogSegment::create(dir, Offset(0), config.index_interval_bytes)?,
+            );
         }
         report.segments = segments.len();
         let epochs = LeaderEpochCache::open(&dir.join(EPOCH_CHECKPOINT_FILE));
@@ -275,7 +278,9 @@ impl PartitionLog {
             if h.is_transactional() {
                 return Err(AppendError::Transactional);
             }
-            if let SequenceCheck::Duplicate { base_offset, last_offset } = self.producers.check(h)? {
+            if let SequenceCheck::Duplicate { base_offset, last_offset } =
+                self.producers.check(h)?
+            {
                 return Ok(AppendOutcome {
                     base_offset,
                     last_offset,
@@ -319,7 +324,12 @@ impl PartitionLog {
 
     /// Rolls to a new segment if the batch would not fit, the active segment is older than
     /// `segment.ms`, or its offsets would overflow the index's relative offsets.
-    fn maybe_roll(&mut self, batch_bytes: usize, last_offset: Offset, now_ms: i64) -> io::Result<()> {
+    fn maybe_roll(
+        &mut self,
+        batch_bytes: usize,
+        last_offset: Offset,
+        now_ms: i64,
+    ) -> io::Result<()> {
         let segment_bytes = self.config.segment_bytes.min(SEGMENT_BYTES_MAX);
         let segment_ms = self.config.segment_ms;
         let old = self.active_since_ms.is_some_and(|t| now_ms.saturating_sub(t) > segment_ms);
@@ -633,7 +643,10 @@ mod tests {
         assert!(deleted > 0);
         assert!(log.size_bytes() < 8192 + 4096);
         assert!(log.log_start_offset() > Offset(0));
-        assert!(matches!(log.read(Offset(0), leo, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(Offset(0), leo, 100, true),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
         // By time: every closed segment is older than 1 s at t = 1 day.
         cfg.retention_bytes = -1;
         cfg.retention_ms = 1000;

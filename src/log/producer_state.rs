@@ -255,7 +255,11 @@ mod tests {
         s.update(&header(1, 0, 0, 3, 0));
         assert_eq!(
             s.check(&header(1, 0, 5, 1, -1)),
-            Err(ProducerError::OutOfOrderSequence { producer_id: ProducerId(1), expected: 3, got: 5 })
+            Err(ProducerError::OutOfOrderSequence {
+                producer_id: ProducerId(1),
+                expected: 3,
+                got: 5
+            })
         );
     }
 
@@ -308,7 +312,10 @@ mod tests {
         s.write_snapshot(&path, Offset(13)).expect("write");
         let (loaded, from) = ProducerStateManager::read_snapshot(&path);
         assert_eq!(from, Some(Offset(13)));
-        assert!(matches!(loaded.check(&header(1, 0, 0, 3, -1)), Ok(SequenceCheck::Duplicate { .. })));
+        assert!(matches!(
+            loaded.check(&header(1, 0, 0, 3, -1)),
+            Ok(SequenceCheck::Duplicate { .. })
+        ));
     }
 
     #[test]

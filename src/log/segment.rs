@@ -196,10 +196,7 @@ impl LogSegment {
         let mut report = RecoveryReport::default();
         let mut position = 0u64;
         let mut buf = Vec::new();
-        loop {
-            let Some(header) = self.read_valid_batch_at(position, file_len, &mut buf)? else {
-                break;
-            };
+        while let Some(header) = self.read_valid_batch_at(position, file_len, &mut buf)? {
             if header.base_offset < self.next_offset {
                 break; // out-of-order offsets: treat the rest as corrupt
             }
@@ -269,7 +266,9 @@ impl LogSegment {
             return Ok(None);
         }
         let start = match self.time_index.floor_below(timestamp_ms) {
-            Some(e) => self.offset_index.floor(e.relative_offset).map_or(0, |o| u64::from(o.position)),
+            Some(e) => {
+                self.offset_index.floor(e.relative_offset).map_or(0, |o| u64::from(o.position))
+            }
             None => 0,
         };
         self.scan_from(start, |h| h.max_timestamp_ms >= timestamp_ms)
@@ -381,7 +380,8 @@ mod tests {
 
     fn append_n(seg: &mut LogSegment, batches: usize, per_batch: usize) {
         for _ in 0..batches {
-            let mut b = encode_batch(per_batch, 1000 + seg.next_offset().0, None, Compression::None);
+            let mut b =
+                encode_batch(per_batch, 1000 + seg.next_offset().0, None, Compression::None);
             batch::assign_offset(&mut b, seg.next_offset(), LeaderEpoch(0));
             let h = batch::validate(&b).expect("valid");
             seg.append(&b, &h).expect("append");
@@ -433,7 +433,8 @@ mod tests {
         drop(f);
         // And a deleted index.
         fs::remove_file(dir.path().join(file_name(Offset(0), "index"))).expect("rm");
-        let (seg, report) = LogSegment::open_and_recover(dir.path(), Offset(0), 32).expect("recover");
+        let (seg, report) =
+            LogSegment::open_and_recover(dir.path(), Offset(0), 32).expect("recover");
         assert_eq!(report.valid_batches, 5);
         assert_eq!(report.truncated_bytes, (torn.len() / 2) as u64);
         assert_eq!(seg.size_bytes(), good);
@@ -452,7 +453,8 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&path).expect("open");
         f.write_all_at(&[0xde, 0xad], third + 70).expect("corrupt");
         drop(f);
-        let (seg, report) = LogSegment::open_and_recover(dir.path(), Offset(0), 32).expect("recover");
+        let (seg, report) =
+            LogSegment::open_and_recover(dir.path(), Offset(0), 32).expect("recover");
         assert_eq!(report.valid_batches, 3);
         assert_eq!(seg.next_offset(), Offset(3));
     }

@@ -59,7 +59,9 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) {
         }
         MetadataCommand::RegisterBroker(reg) => {
             let epoch = image.brokers.get(&reg.id).map_or(reg.epoch, |b| b.epoch.max(reg.epoch));
-            image.brokers.insert(reg.id, BrokerRegistration { epoch, fenced: false, ..reg.clone() });
+            image
+                .brokers
+                .insert(reg.id, BrokerRegistration { epoch, fenced: false, ..reg.clone() });
         }
         MetadataCommand::CreateTopic { name, id, assignments, configs } => {
             if image.topics.contains_key(name) || image.topic_names_by_id.contains_key(id) {
@@ -113,10 +115,13 @@ mod tests {
 
     #[test]
     fn replaying_the_same_commands_gives_the_same_image() {
-        let cmds = vec![
+        let cmds = [
             MetadataCommand::InitCluster { cluster_id: "c".into() },
             create("a", 1, 2),
-            MetadataCommand::CreatePartitions { topic: "a".into(), assignments: vec![vec![NodeId(1)]] },
+            MetadataCommand::CreatePartitions {
+                topic: "a".into(),
+                assignments: vec![vec![NodeId(1)]],
+            },
             create("b", 2, 1),
             MetadataCommand::DeleteTopic { name: "b".into(), id: Uuid::from_u128(2) },
             MetadataCommand::AllocateProducerIds { broker: NodeId(1), count: 1000 },

@@ -60,7 +60,11 @@ impl Controller {
     }
 
     /// Creates a topic; returns its id.
-    pub async fn create_topic(&self, spec: &TopicSpec, validate_only: bool) -> Result<Uuid, ApiError> {
+    pub async fn create_topic(
+        &self,
+        spec: &TopicSpec,
+        validate_only: bool,
+    ) -> Result<Uuid, ApiError> {
         let id = Uuid::new_v4();
         let start = rand::random::<u32>() as usize;
         self.run(|img| decide::create_topic(img, spec, self.defaults, id, start), validate_only)
@@ -80,8 +84,11 @@ impl Controller {
         validate_only: bool,
     ) -> Result<(), ApiError> {
         let start = rand::random::<u32>() as usize;
-        self.run(|img| decide::create_partitions(img, topic, count, assignments, start), validate_only)
-            .await
+        self.run(
+            |img| decide::create_partitions(img, topic, count, assignments, start),
+            validate_only,
+        )
+        .await
     }
 
     /// Replaces a topic's overrides with what `edit` makes of the current ones.

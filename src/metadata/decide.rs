@@ -20,7 +20,10 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 /// Checks a topic name by Kafka's rules: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     let err = |why: &str| {
-        Err(ApiError::new(ErrorCode::InvalidTopicException, format!("Topic name '{name}' is illegal: {why}")))
+        Err(ApiError::new(
+            ErrorCode::InvalidTopicException,
+            format!("Topic name '{name}' is illegal: {why}"),
+        ))
     };
     if name.is_empty() {
         return err("it is empty");
@@ -127,10 +130,12 @@ pub fn create_topic(
         } else {
             spec.replication_factor
         };
-        if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(ApiError::new(
                 ErrorCode::InvalidPartitions,
-                format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {partitions}."),
+                format!(
+                    "Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {partitions}."
+                ),
             ));
         }
         let live = live_broker_ids(image);
@@ -177,13 +182,18 @@ pub fn create_partitions(
     start: usize,
 ) -> Result<Vec<MetadataCommand>, ApiError> {
     let t = image.topic(topic).ok_or_else(|| {
-        ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist."))
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Topic '{topic}' does not exist."),
+        )
     })?;
     let current = t.partitions.len() as i32;
     if count <= current {
         return Err(ApiError::new(
             ErrorCode::InvalidPartitions,
-            format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
+            format!(
+                "Topic currently has {current} partitions, which is higher than or equal to the requested {count}."
+            ),
         ));
     }
     if count > PARTITIONS_PER_TOPIC_MAX {
@@ -211,7 +221,10 @@ pub fn create_partitions(
             if (rf as usize) > live.len() {
                 return Err(ApiError::new(
                     ErrorCode::InvalidReplicationFactor,
-                    format!("Replication factor {rf} is larger than the {} live brokers.", live.len()),
+                    format!(
+                        "Replication factor {rf} is larger than the {} live brokers.",
+                        live.len()
+                    ),
                 ));
             }
             place_replicas(&live, current, count - current, rf, start)
@@ -271,13 +284,19 @@ mod tests {
     const DEFAULTS: TopicDefaults = TopicDefaults { num_partitions: 1, replication_factor: 1 };
 
     fn spec(name: &str, p: i32, rf: i16) -> TopicSpec {
-        TopicSpec { name: name.into(), num_partitions: p, replication_factor: rf, ..Default::default() }
+        TopicSpec {
+            name: name.into(),
+            num_partitions: p,
+            replication_factor: rf,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn creation_places_leaders_evenly_and_emits_one_command() {
         let img = image_with_brokers(3);
-        let cmds = create_topic(&img, &spec("t", 6, 2), DEFAULTS, Uuid::from_u128(1), 0).expect("ok");
+        let cmds =
+            create_topic(&img, &spec("t", 6, 2), DEFAULTS, Uuid::from_u128(1), 0).expect("ok");
         let [MetadataCommand::CreateTopic { assignments, .. }] = cmds.as_slice() else {
             panic!("one CreateTopic expected, got {cmds:?}")
         };
@@ -289,27 +308,54 @@ mod tests {
     #[test]
     fn defaults_apply_for_minus_one() {
         let img = image_with_brokers(1);
-        let cmds = create_topic(&img, &spec("t", -1, -1), TopicDefaults { num_partitions: 4, replication_factor: 1 }, Uuid::nil(), 0)
-            .expect("ok");
-        assert!(matches!(&cmds[0], MetadataCommand::CreateTopic { assignments, .. } if assignments.len() == 4));
+        let cmds = create_topic(
+            &img,
+            &spec("t", -1, -1),
+            TopicDefaults { num_partitions: 4, replication_factor: 1 },
+            Uuid::nil(),
+            0,
+        )
+        .expect("ok");
+        assert!(
+            matches!(&cmds[0], MetadataCommand::CreateTopic { assignments, .. } if assignments.len() == 4)
+        );
     }
 
     #[test]
     fn bad_requests_get_kafka_error_codes() {
         let mut img = image_with_brokers(1);
         let code = |r: Result<Vec<MetadataCommand>, ApiError>| r.expect_err("refused").code;
-        assert_eq!(code(create_topic(&img, &spec("bad name", 1, 1), DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidTopicException);
-        assert_eq!(code(create_topic(&img, &spec("t", 0, 1), DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidPartitions);
-        assert_eq!(code(create_topic(&img, &spec("t", 1, 3), DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidReplicationFactor);
+        assert_eq!(
+            code(create_topic(&img, &spec("bad name", 1, 1), DEFAULTS, Uuid::nil(), 0)),
+            ErrorCode::InvalidTopicException
+        );
+        assert_eq!(
+            code(create_topic(&img, &spec("t", 0, 1), DEFAULTS, Uuid::nil(), 0)),
+            ErrorCode::InvalidPartitions
+        );
+        assert_eq!(
+            code(create_topic(&img, &spec("t", 1, 3), DEFAULTS, Uuid::nil(), 0)),
+            ErrorCode::InvalidReplicationFactor
+        );
         let mut s = spec("t", 1, 1);
         s.configs.insert("cleanup.policy".into(), "compact".into());
-        assert_eq!(code(create_topic(&img, &s, DEFAULTS, Uuid::nil(), 0)), ErrorCode::InvalidConfig);
-        for c in create_topic(&img, &spec("t", 2, 1), DEFAULTS, Uuid::from_u128(5), 0).expect("ok") {
+        assert_eq!(
+            code(create_topic(&img, &s, DEFAULTS, Uuid::nil(), 0)),
+            ErrorCode::InvalidConfig
+        );
+        for c in create_topic(&img, &spec("t", 2, 1), DEFAULTS, Uuid::from_u128(5), 0).expect("ok")
+        {
             apply(&mut img, &c);
         }
-        assert_eq!(code(create_topic(&img, &spec("t", 1, 1), DEFAULTS, Uuid::nil(), 0)), ErrorCode::TopicAlreadyExists);
+        assert_eq!(
+            code(create_topic(&img, &spec("t", 1, 1), DEFAULTS, Uuid::nil(), 0)),
+            ErrorCode::TopicAlreadyExists
+        );
         assert_eq!(code(create_partitions(&img, "t", 2, None, 0)), ErrorCode::InvalidPartitions);
-        assert_eq!(code(create_partitions(&img, "nope", 3, None, 0)), ErrorCode::UnknownTopicOrPartition);
+        assert_eq!(
+            code(create_partitions(&img, "nope", 3, None, 0)),
+            ErrorCode::UnknownTopicOrPartition
+        );
         assert_eq!(code(delete_topic(&img, "nope")), ErrorCode::UnknownTopicOrPartition);
         assert!(create_partitions(&img, "t", 5, None, 0).is_ok());
     }

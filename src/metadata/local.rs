@@ -90,9 +90,10 @@ impl MetadataLog for LocalMetadataLog {
     fn commit(&self, commands: Vec<MetadataCommand>) -> BoxFuture<'_, Result<(), MetadataError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let image = tokio::task::spawn_blocking(move || Self::commit_blocking(&inner, &commands))
-                .await
-                .map_err(|e| MetadataError::Io(io::Error::other(e)))??;
+            let image =
+                tokio::task::spawn_blocking(move || Self::commit_blocking(&inner, &commands))
+                    .await
+                    .map_err(|e| MetadataError::Io(io::Error::other(e)))??;
             self.tx.send_replace(image);
             Ok(())
         })
@@ -118,7 +119,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         {
             let log = LocalMetadataLog::open(dir.path()).expect("open");
-            log.commit(vec![MetadataCommand::InitCluster { cluster_id: "c1".into() }]).await.expect("commit");
+            log.commit(vec![MetadataCommand::InitCluster { cluster_id: "c1".into() }])
+                .await
+                .expect("commit");
             log.commit(vec![MetadataCommand::CreateTopic {
                 name: "t".into(),
                 id: Uuid::from_u128(7),

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::describe_configs::{SOURCE_DEFAULT, SOURCE_TOPIC};
@@ -48,7 +50,10 @@ pub async fn handle(
                 .collect::<BTreeMap<_, _>>(),
         };
         let result = if counts.get(&name).copied().unwrap_or(0) > 1 {
-            Err(ApiError::new(ErrorCode::InvalidRequest, format!("Topic '{name}' appears more than once in the request.")))
+            Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("Topic '{name}' appears more than once in the request."),
+            ))
         } else {
             broker.controller.create_topic(&spec, request.validate_only).await.map(|_| ())
         };
@@ -81,8 +86,16 @@ fn describe_created(broker: &Broker, spec: &TopicSpec, r: &mut CreatableTopicRes
         ),
         // validate_only: report what would be created.
         None => (
-            if spec.num_partitions == -1 { broker.config.num_partitions } else { spec.num_partitions },
-            if spec.replication_factor == -1 { broker.config.default_replication_factor } else { spec.replication_factor },
+            if spec.num_partitions == -1 {
+                broker.config.num_partitions
+            } else {
+                spec.num_partitions
+            },
+            if spec.replication_factor == -1 {
+                broker.config.default_replication_factor
+            } else {
+                spec.replication_factor
+            },
             uuid::Uuid::nil(),
         ),
     };

@@ -20,7 +20,11 @@ pub async fn handle(
     request: DeleteTopicsRequest,
 ) -> Option<DeleteTopicsResponse> {
     let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
-        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
         request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
     };

@@ -34,7 +34,9 @@ pub async fn handle(
         r.resource_name = res.resource_name.clone();
         let keys: Option<Vec<String>> =
             res.configuration_keys.as_ref().map(|k| k.iter().map(|s| s.to_string()).collect());
-        let wanted = |k: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
+        // Null or empty: every key (as Kafka treats both).
+        let wanted =
+            |k: &str| keys.as_ref().is_none_or(|ks| ks.is_empty() || ks.iter().any(|x| x == k));
         match res.resource_type {
             RESOURCE_TOPIC => {
                 let image = broker.metadata.image();
@@ -45,13 +47,22 @@ pub async fn handle(
                             .filter(|d| wanted(d.name))
                             .map(|d| {
                                 let over = t.configs.get(d.name).cloned();
-                                topic_entry(&broker.config, d.name, d.config_type, d.doc, over, &request, version)
+                                topic_entry(
+                                    &broker.config,
+                                    d.name,
+                                    d.config_type,
+                                    d.doc,
+                                    over,
+                                    &request,
+                                    version,
+                                )
                             })
                             .collect();
                     }
                     None => {
                         r.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                        r.error_message = Some(sb(format!("Topic '{}' does not exist.", res.resource_name)));
+                        r.error_message =
+                            Some(sb(format!("Topic '{}' does not exist.", res.resource_name)));
                     }
                 }
             }
@@ -59,7 +70,8 @@ pub async fn handle(
                 let name = res.resource_name.to_string();
                 if !name.is_empty() && name != broker.config.node_id.0.to_string() {
                     r.error_code = ErrorCode::InvalidRequest.code();
-                    r.error_message = Some(sb(format!("this is broker {}, not {name}", broker.config.node_id)));
+                    r.error_message =
+                        Some(sb(format!("this is broker {}, not {name}", broker.config.node_id)));
                 } else {
                     r.configs = broker
                         .config
@@ -79,7 +91,8 @@ pub async fn handle(
             }
             other => {
                 r.error_code = ErrorCode::InvalidRequest.code();
-                r.error_message = Some(sb(format!("config resource type {other} is not supported")));
+                r.error_message =
+                    Some(sb(format!("config resource type {other} is not supported")));
             }
         }
         response.results.push(r);

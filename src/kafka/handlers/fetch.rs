@@ -78,7 +78,8 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
             p.preferred_read_replica = BrokerId(-1);
             p.aborted_transactions = Some(Vec::new());
             p.records = Some(Default::default());
-            let limit = (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let limit =
+                (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             match read_partition(broker, name.as_deref(), version, fp, limit, total == 0) {
                 Ok((records, hw, log_start)) => {
                     total += records.len();
@@ -143,4 +144,3 @@ fn read_partition(
         }
     }
 }
-

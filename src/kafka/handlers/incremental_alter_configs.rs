@@ -38,9 +38,13 @@ pub fn apply_ops(
     for op in ops {
         let key = op.name.to_string();
         if !seen.insert(key.clone()) {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, format!("'{key}' appears more than once")));
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("'{key}' appears more than once"),
+            ));
         }
-        let def = definition(&key).ok_or_else(|| invalid(format!("unknown topic config '{key}'")))?;
+        let def =
+            definition(&key).ok_or_else(|| invalid(format!("unknown topic config '{key}'")))?;
         let value = op.value.as_ref().map(|v| v.to_string());
         match op.config_operation {
             OP_SET => {
@@ -52,12 +56,18 @@ pub fn apply_ops(
             }
             OP_APPEND | OP_SUBTRACT => {
                 if def.config_type != ConfigType::List {
-                    return Err(invalid(format!("'{key}' is not a list; APPEND and SUBTRACT need a list config")));
+                    return Err(invalid(format!(
+                        "'{key}' is not a list; APPEND and SUBTRACT need a list config"
+                    )));
                 }
                 let v = value.ok_or_else(|| invalid(format!("'{key}' needs a value")))?;
                 let base = effective(&key, &next, broker).unwrap_or_default();
-                let mut items: Vec<String> =
-                    base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                let mut items: Vec<String> = base
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
                 for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if op.config_operation == OP_APPEND {
                         if !items.iter().any(|i| i == item) {
@@ -70,7 +80,10 @@ pub fn apply_ops(
                 next.insert(key, items.join(","));
             }
             other => {
-                return Err(ApiError::new(ErrorCode::InvalidRequest, format!("unknown config operation {other}")));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ));
             }
         }
     }

@@ -35,7 +35,14 @@ pub async fn handle(
             p.partition_index = lp.partition_index;
             p.timestamp = -1;
             p.offset = -1;
-            match lookup(broker, &name, lp.partition_index, lp.current_leader_epoch, lp.timestamp, version) {
+            match lookup(
+                broker,
+                &name,
+                lp.partition_index,
+                lp.current_leader_epoch,
+                lp.timestamp,
+                version,
+            ) {
                 Ok((offset, timestamp, epoch)) => {
                     p.offset = offset;
                     p.timestamp = timestamp;

@@ -66,7 +66,9 @@ pub async fn handle(
     r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
     r.topics = match wanted {
         Wanted::All => image.topics.values().map(|t| describe(&image, t, version)).collect(),
-        Wanted::Some(list) => list.iter().map(|(name, id)| lookup(&image, name, id, version)).collect(),
+        Wanted::Some(list) => {
+            list.iter().map(|(name, id)| lookup(&image, name, id, version)).collect()
+        }
     };
     Some(r)
 }

@@ -58,10 +58,9 @@ pub(crate) fn check_leader_epoch(requested: i32, ours: LeaderEpoch) -> Result<()
 /// that creates a topic can produce to it as soon as the answer arrives.
 pub(crate) async fn apply_metadata_now(broker: &Arc<Broker>) {
     let b = broker.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        b.replicas.reconcile(&b.metadata.image(), &b.config)
-    })
-    .await;
+    let result =
+        tokio::task::spawn_blocking(move || b.replicas.reconcile(&b.metadata.image(), &b.config))
+            .await;
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),

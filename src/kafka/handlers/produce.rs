@@ -20,7 +20,9 @@ pub const VERSIONS: Versions = Versions::new(3, 11);
 /// The Kafka error code for a refused append.
 pub fn error_code(e: &AppendError) -> ErrorCode {
     match e {
-        AppendError::Batch(BatchError::UnsupportedMagic(_)) => ErrorCode::UnsupportedForMessageFormat,
+        AppendError::Batch(BatchError::UnsupportedMagic(_)) => {
+            ErrorCode::UnsupportedForMessageFormat
+        }
         AppendError::Batch(BatchError::InvalidRecord(_)) => ErrorCode::InvalidRecord,
         AppendError::Batch(_) => ErrorCode::CorruptMessage,
         AppendError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
@@ -104,7 +106,10 @@ fn append(
         ));
     };
     if !part.is_leader() {
-        return Err((ErrorCode::NotLeaderOrFollower, format!("not the leader of {topic}-{partition}")));
+        return Err((
+            ErrorCode::NotLeaderOrFollower,
+            format!("not the leader of {topic}-{partition}"),
+        ));
     }
     let Some(records) = records else {
         return Err((ErrorCode::CorruptMessage, "the record set is null".into()));
