@@ -274,6 +274,11 @@ async fn acks_zero_gets_no_response_and_the_next_request_is_answered() {
     let (got, _) = c.receive::<MetadataRequest>(12).await.expect("metadata answer comes first");
     assert_eq!(got, id);
     assert_eq!(latest(&mut c, "fire").await, 5);
+    // A failing acks=0 produce closes the connection, as Kafka does, so the producer notices.
+    c.queue(&produce_request("no-such-topic", 0, batch(1), 0), v).expect("queue");
+    c.flush().await.expect("flush");
+    let next = c.send(&MetadataRequest::default(), 12).await;
+    assert!(next.is_err(), "the connection was closed");
     let _ = ProduceRequest::default();
     b.stop().await;
 }

@@ -27,6 +27,24 @@ pub enum Outcome {
     Close(String),
 }
 
+/// What a handler asks the connection to do. Handlers that always answer return `Option<T>`,
+/// which converts into this.
+#[derive(Debug)]
+pub enum Reply<T> {
+    Send(T),
+    /// Send nothing (Produce with acks=0).
+    Nothing,
+    /// Send nothing and close the connection (an acks=0 produce that failed: closing is how
+    /// Kafka tells such a producer to refresh its metadata).
+    Close(String),
+}
+
+impl<T> From<Option<T>> for Reply<T> {
+    fn from(o: Option<T>) -> Self {
+        o.map_or(Reply::Nothing, Reply::Send)
+    }
+}
+
 /// An inclusive range of API versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Versions {
@@ -53,9 +71,10 @@ macro_rules! routes {
                 $(ApiKey::$key => {
                     let request = Decodable::decode(&mut body, version)
                         .map_err(|e| format!("undecodable {api:?} v{version} request: {e}"))?;
-                    match handlers::$module::handle(broker, version, request).await {
-                        Some(response) => encode_body(&response, version).map(Some),
-                        None => Ok(None),
+                    match handlers::$module::handle(broker, version, request).await.into() {
+                        Reply::Send(response) => encode_body(&response, version).map(Some),
+                        Reply::Nothing => Ok(None),
+                        Reply::Close(why) => Err(why),
                     }
                 })*
                 _ => Err(format!("unsupported API {api:?}")),

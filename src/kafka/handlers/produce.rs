@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::sb;
 use crate::broker::{Broker, now_ms};
 use crate::kafka::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::router::{Reply, Versions};
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
 use crate::log::{AppendError, AppendOutcome};
@@ -50,10 +50,11 @@ pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: ProduceRequest,
-) -> Option<ProduceResponse> {
+) -> Reply<ProduceResponse> {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     let mut appended = false;
+    let mut first_error: Option<String> = None;
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let mut t = TopicProduceResponse::default();
@@ -69,6 +70,7 @@ pub async fn handle(
                 }
                 Err((code, message)) => {
                     p.error_code = code.code();
+                    first_error.get_or_insert_with(|| format!("{}: {message}", code.name()));
                     if version >= 8 {
                         p.error_message = Some(sb(message));
                     }
@@ -86,7 +88,13 @@ pub async fn handle(
     if appended {
         broker.data_appended.notify_waiters();
     }
-    if acks == 0 { None } else { Some(response) }
+    if acks != 0 {
+        return Reply::Send(response);
+    }
+    match first_error {
+        Some(why) => Reply::Close(format!("acks=0 produce failed: {why}")),
+        None => Reply::Nothing,
+    }
 }
 
 fn append(
