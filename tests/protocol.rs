@@ -13,11 +13,11 @@ use kafka_protocol::messages::{
     ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use samsa::client::KafkaClient;
-use samsa::client::records::{encode_batch, fetch_request, produce_request};
+use samsa::client::records::{
+    ProducerIds, encode_batch, encode_records, fetch_request, new_record, produce_request,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -49,31 +49,10 @@ fn batch(n: usize) -> Bytes {
 }
 
 fn idempotent_batch(pid: i64, seq: i32, n: usize) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: seq + i as i32,
-            timestamp: 0,
-            key: None,
-            value: Some(Bytes::from("x")),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )
-    .expect("encode");
-    buf.freeze()
+    let producer = ProducerIds { producer_id: pid, producer_epoch: 0, base_sequence: seq };
+    let records: Vec<_> =
+        (0..n).map(|i| new_record(i, None, Some(Bytes::from("x")), 0, Some(producer))).collect();
+    encode_records(&records, Compression::None).expect("encode")
 }
 
 async fn produce(

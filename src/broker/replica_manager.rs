@@ -195,13 +195,14 @@ impl ReplicaManager {
     }
 
     /// Deletes replica directories of topics the metadata no longer has (deleted while down).
+    /// Hosted replicas of such topics were already removed above, so a directory whose topic
+    /// id is unknown to the image is never in use.
     fn remove_strays(&self, image: &MetadataImage) -> io::Result<()> {
         let Ok(entries) = fs::read_dir(&self.data_dir) else { return Ok(()) };
         for entry in entries.flatten() {
             let dir = entry.path();
             let Some(id) = read_topic_id(&dir) else { continue };
-            let hosted = self.all().iter().any(|p| p.topic_id == id && p.log().dir() == dir);
-            if !hosted && image.topic_by_id(&id).is_none() {
+            if image.topic_by_id(&id).is_none() {
                 tracing::info!(dir = %dir.display(), "deleting the replica of a deleted topic");
                 fs::remove_dir_all(&dir)?;
             }

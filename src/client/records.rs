@@ -23,7 +23,58 @@ pub fn parse_compression(s: &str) -> anyhow::Result<Compression> {
     })
 }
 
-/// Encodes (key, value) pairs as one v2 batch.
+/// An idempotent producer's identity and the sequence of a batch's first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIds {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// The `index`-th record of a batch. kafka-protocol's encoder keeps records in one batch while
+/// (offset - sequence) is constant, so records without a producer get sequence `index - 1` (the
+/// batch's base sequence is then -1, "no idempotence").
+pub fn new_record(
+    index: usize,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    timestamp_ms: i64,
+    producer: Option<ProducerIds>,
+) -> Record {
+    let (producer_id, producer_epoch, sequence) = match producer {
+        Some(p) => (p.producer_id, p.producer_epoch, p.base_sequence + index as i32),
+        None => (-1, -1, index as i32 - 1),
+    };
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: index as i64,
+        sequence,
+        timestamp: timestamp_ms,
+        key,
+        value,
+        headers: Default::default(),
+    }
+}
+
+/// Encodes records made by [`new_record`] as one v2 batch.
+pub fn encode_records(records: &[Record], compression: Compression) -> anyhow::Result<Bytes> {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions { version: 2, compression },
+    )
+    .context("cannot encode record batch")?;
+    Ok(buf.freeze())
+}
+
+/// Encodes (key, value) pairs as one v2 batch without a producer id.
 pub fn encode_batch(
     records: &[(Option<Bytes>, Option<Bytes>)],
     timestamp_ms: i64,
@@ -32,32 +83,9 @@ pub fn encode_batch(
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // kafka-protocol's encoder keeps records in one batch while (offset - sequence) is
-            // constant; the batch's base sequence is the first record's, -1 (no idempotence).
-            sequence: i as i32 - 1,
-            timestamp: timestamp_ms,
-            key: k.clone(),
-            value: v.clone(),
-            headers: Default::default(),
-        })
+        .map(|(i, (k, v))| new_record(i, k.clone(), v.clone(), timestamp_ms, None))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions { version: 2, compression },
-    )
-    .context("cannot encode record batch")?;
-    Ok(buf.freeze())
+    encode_records(&recs, compression)
 }
 
 /// A Produce request carrying one batch for one partition.

@@ -266,46 +266,31 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use crate::client::records::{ProducerIds, encode_records, new_record};
+    use kafka_protocol::records::Compression;
     use proptest::prelude::*;
 
-    /// Encodes `n` records as one v2 batch with the real client-side encoder.
+    /// Encodes `n` records (timestamps `base_ts + i`) as one v2 batch with the real
+    /// client-side encoder.
     pub(crate) fn encode_batch(
         n: usize,
         base_ts: i64,
         producer: Option<(i64, i16, i32)>,
         compression: Compression,
     ) -> Vec<u8> {
-        let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: pid,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder groups records whose (offset - sequence) is constant into one batch.
-                sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
-                timestamp: base_ts + i as i64,
-                key: Some(bytes::Bytes::from(format!("k{i}"))),
-                value: Some(bytes::Bytes::from(format!("value-{i}"))),
-                headers: Default::default(),
+        let producer = producer.map(|(producer_id, producer_epoch, base_sequence)| ProducerIds {
+            producer_id,
+            producer_epoch,
+            base_sequence,
+        });
+        let records: Vec<_> = (0..n)
+            .map(|i| {
+                let key = Some(bytes::Bytes::from(format!("k{i}")));
+                let value = Some(bytes::Bytes::from(format!("value-{i}")));
+                new_record(i, key, value, base_ts + i as i64, producer)
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions { version: 2, compression },
-        )
-        .expect("encode");
-        buf.to_vec()
+        encode_records(&records, compression).expect("encode").to_vec()
     }
 
     #[test]

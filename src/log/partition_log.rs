@@ -63,6 +63,8 @@ pub struct AppendOutcome {
     pub log_append_time_ms: i64,
     /// The batch was a producer retry already in the log; nothing was written.
     pub duplicate: bool,
+    /// The log start offset after the append (Produce v5+ reports it).
+    pub log_start_offset: Offset,
 }
 
 /// What opening a log found and repaired.
@@ -286,6 +288,7 @@ impl PartitionLog {
                     last_offset,
                     log_append_time_ms: -1,
                     duplicate: true,
+                    log_start_offset: self.log_start_offset(),
                 });
             }
         }
@@ -319,7 +322,13 @@ impl PartitionLog {
         if self.active().unflushed_messages() >= self.config.flush_messages {
             self.flush()?;
         }
-        Ok(AppendOutcome { base_offset, last_offset, log_append_time_ms, duplicate: false })
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset,
+            log_append_time_ms,
+            duplicate: false,
+            log_start_offset: self.log_start_offset(),
+        })
     }
 
     /// Rolls to a new segment if the batch would not fit, the active segment is older than

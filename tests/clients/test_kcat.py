@@ -48,7 +48,7 @@ def test_metadata_and_offset_queries(broker, topic):
     assert md["brokers"][0]["id"] == 1
     (t,) = md["topics"]
     assert t["topic"] == topic and len(t["partitions"]) == 1 and t["partitions"][0]["leader"] == 1
-    # -Q: offset for a timestamp in the past is the first offset; end of time gives -1 (none).
+    # -Q: the offset for a timestamp before every record is the first offset.
     out = kcat("-b", broker.bootstrap, "-Q", "-t", f"{topic}:0:0").decode()
     assert f"{topic} [0] offset 0" in out
 

@@ -66,6 +66,9 @@ pub async fn handle(
                 Ok(out) => {
                     p.base_offset = out.base_offset.0;
                     p.log_append_time_ms = out.log_append_time_ms;
+                    if version >= 5 {
+                        p.log_start_offset = out.log_start_offset.0;
+                    }
                     appended |= !out.duplicate;
                 }
                 Err((code, message)) => {
@@ -75,11 +78,6 @@ pub async fn handle(
                         p.error_message = Some(sb(message));
                     }
                 }
-            }
-            if version >= 5
-                && let Some(part) = broker.replicas.get(&name, pd.index)
-            {
-                p.log_start_offset = part.log().log_start_offset().0;
             }
             t.partition_responses.push(p);
         }
