@@ -26,4 +26,5 @@ pub mod fsutil;
 pub mod kafka;
 pub mod log;
 pub mod metadata;
+pub mod raft;
 pub mod types;
