@@ -11,9 +11,9 @@
 //! ```
 //!
 //! * [`log`] is synchronous and owns the files; it never sees the network.
-//! * [`metadata`] holds the cluster's metadata as a log of commands applied by a pure function;
-//!   the single-node [`metadata::local::LocalMetadataLog`] commits them to a local file. The
-//!   openraft quorum replaces it behind the same [`metadata::MetadataLog`] trait.
+//! * [`metadata`] holds the cluster's metadata as a log of commands applied by a pure function,
+//!   behind the [`metadata::MetadataLog`] trait; [`raft`] implements it on openraft + sled, and
+//!   [`controller`] (the raft leader) decides every change. `samsa dev` is a one-voter quorum.
 //! * [`kafka`] turns bytes into requests and responses; handlers call into [`broker`].
 //! * [`broker`] wires config → metadata → replicas → Kafka listener, and runs the background
 //!   flusher and retention tasks.
@@ -22,6 +22,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod controller;
 pub mod fsutil;
 pub mod kafka;
 pub mod log;

@@ -1,6 +1,7 @@
-//! `<data-dir>/meta.properties`: which cluster and node a data directory belongs to, written
-//! once when the directory is formatted (Kafka's `kafka-storage format`). A directory formatted
-//! for another node id is refused, so two nodes never share data.
+//! `<data-dir>/meta.properties`: which node, and once known which cluster, a data directory
+//! belongs to. Written when the directory is first used; the cluster id is added when the node
+//! first registers with the quorum (or given up front with `cluster.id`). A directory of another
+//! node id, or of another cluster, is refused, so nodes never share or mix data.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,11 +14,11 @@ use crate::types::NodeId;
 const FILE: &str = "meta.properties";
 const FORMAT_VERSION: &str = "1";
 
-/// The identity a data directory was formatted with.
+/// The identity recorded in a data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaProperties {
-    pub cluster_id: String,
     pub node_id: NodeId,
+    pub cluster_id: Option<String>,
 }
 
 /// A new random cluster id: 22 characters of URL-safe base64 of a UUID, like Kafka's.
@@ -27,17 +28,27 @@ pub fn new_cluster_id() -> String {
     (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
 }
 
-/// Reads `meta.properties`, or formats the directory with a new cluster id if it has none.
-pub fn load_or_format(data_dir: &Path, node_id: NodeId) -> anyhow::Result<MetaProperties> {
+fn write(data_dir: &Path, props: &MetaProperties) -> anyhow::Result<()> {
+    let mut text =
+        format!("#samsa data directory\nversion={FORMAT_VERSION}\nnode.id={}\n", props.node_id.0);
+    if let Some(c) = &props.cluster_id {
+        text.push_str(&format!("cluster.id={c}\n"));
+    }
+    let path = data_dir.join(FILE);
+    crate::fsutil::write_atomically(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads `meta.properties`, or creates it. `configured` is the `cluster.id` setting, if any.
+pub fn load_or_create(
+    data_dir: &Path,
+    node_id: NodeId,
+    configured: Option<&str>,
+) -> anyhow::Result<MetaProperties> {
     let path = data_dir.join(FILE);
     if !path.exists() {
-        let props = MetaProperties { cluster_id: new_cluster_id(), node_id };
-        let text = format!(
-            "#samsa data directory\nversion={FORMAT_VERSION}\ncluster.id={}\nnode.id={}\n",
-            props.cluster_id, node_id.0
-        );
-        crate::fsutil::write_atomically(&path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let props = MetaProperties { node_id, cluster_id: configured.map(String::from) };
+        write(data_dir, &props)?;
         return Ok(props);
     }
     let text =
@@ -48,19 +59,46 @@ pub fn load_or_format(data_dir: &Path, node_id: NodeId) -> anyhow::Result<MetaPr
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim(), v.trim()))
         .collect();
-    let cluster_id = kv.get("cluster.id").context("meta.properties has no cluster.id")?.to_string();
     let stored: i32 = kv
         .get("node.id")
         .and_then(|v| v.parse().ok())
         .context("meta.properties has no valid node.id")?;
     if stored != node_id.0 {
         bail!(
-            "data directory {} was formatted for node.id={stored}, but this node is node.id={}; use that node's own directory",
+            "data directory {} belongs to node.id={stored}, but this node is node.id={}; give every node its own directory",
             data_dir.display(),
             node_id.0
         );
     }
-    Ok(MetaProperties { cluster_id, node_id })
+    let cluster_id = kv.get("cluster.id").map(|s| s.to_string());
+    if let (Some(stored), Some(configured)) = (&cluster_id, configured)
+        && stored != configured
+    {
+        bail!(
+            "data directory {} belongs to cluster {stored}, but cluster.id is {configured}; refusing to mix clusters",
+            data_dir.display()
+        );
+    }
+    Ok(MetaProperties { node_id, cluster_id: cluster_id.or(configured.map(String::from)) })
+}
+
+/// Records the cluster id the quorum reports, or refuses if the directory belongs elsewhere.
+pub fn record_cluster_id(
+    data_dir: &Path,
+    props: &mut MetaProperties,
+    cluster_id: &str,
+) -> anyhow::Result<()> {
+    match &props.cluster_id {
+        Some(c) if c == cluster_id => Ok(()),
+        Some(c) => bail!(
+            "data directory {} belongs to cluster {c}, but the controller quorum is cluster {cluster_id}; refusing to start",
+            data_dir.display()
+        ),
+        None => {
+            props.cluster_id = Some(cluster_id.to_string());
+            write(data_dir, props)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -68,13 +106,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formatting_is_stable_and_another_node_id_is_refused() {
+    fn identity_is_stable_and_mismatches_are_refused() {
         let dir = tempfile::tempdir().expect("tmp");
-        let a = load_or_format(dir.path(), NodeId(1)).expect("format");
-        let b = load_or_format(dir.path(), NodeId(1)).expect("reload");
-        assert_eq!(a, b);
-        assert_eq!(a.cluster_id.len(), 22);
-        let err = load_or_format(dir.path(), NodeId(2)).expect_err("refused");
+        let mut a = load_or_create(dir.path(), NodeId(1), None).expect("create");
+        assert_eq!(a.cluster_id, None);
+        record_cluster_id(dir.path(), &mut a, "c1").expect("record");
+        let b = load_or_create(dir.path(), NodeId(1), None).expect("reload");
+        assert_eq!(b.cluster_id.as_deref(), Some("c1"));
+        let err = load_or_create(dir.path(), NodeId(2), None).expect_err("refused");
         assert!(err.to_string().contains("node.id=1"));
+        assert!(load_or_create(dir.path(), NodeId(1), Some("other")).is_err());
+        let mut c = b.clone();
+        assert!(record_cluster_id(dir.path(), &mut c, "c2").is_err());
+        assert_eq!(new_cluster_id().len(), 22);
     }
 }

@@ -1,38 +1,57 @@
-//! The composition root: config → metadata log → controller → replicas → background tasks.
-//! The Kafka listener (`kafka::server`) is started by the caller with a bound socket, so tests
-//! run brokers on ephemeral ports in one process.
+//! The composition root: config → metadata quorum (openraft + sled) → controller → replicas →
+//! background tasks. Listeners are bound by the caller and passed in, so tests run many nodes in
+//! one process on ephemeral ports.
 
 pub mod meta_properties;
 pub mod replica_manager;
 mod tasks;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify, watch};
+use uuid::Uuid;
 
 use self::replica_manager::ReplicaManager;
 use crate::config::broker::BrokerConfig;
-use crate::kafka::error_code::ApiError;
+use crate::controller::client::ControllerClient;
+use crate::controller::service::ControllerService;
+use crate::controller::{Controller, ControllerReply, ControllerRequest};
+use crate::kafka::error_code::{ApiError, ErrorCode};
 use crate::metadata::MetadataLog;
-use crate::metadata::commands::MetadataCommand;
-use crate::metadata::controller::Controller;
 use crate::metadata::decide::TopicDefaults;
 use crate::metadata::image::BrokerRegistration;
-use crate::metadata::local::LocalMetadataLog;
+use crate::raft::log_store::LogStore;
+use crate::raft::metadata_log::RaftMetadataLog;
+use crate::raft::network::{NetworkFactory, RAFT_MESSAGE_BYTES_MAX};
+use crate::raft::pb::controller_server::ControllerServer;
+use crate::raft::pb::raft_server::RaftServer;
+use crate::raft::service::RaftService;
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::{MetadataRaft, RaftNode};
 
 /// Milliseconds since the Unix epoch, the clock Kafka timestamps use.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A running broker's shared state.
+/// How long startup waits to register with an active controller (the other voters may still
+/// be starting).
+pub const REGISTRATION_WAIT: Duration = Duration::from_secs(120);
+/// sled's page cache for the metadata store: metadata is small.
+const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A running node's shared state.
 pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: Arc<dyn MetadataLog>,
-    pub controller: Controller,
+    /// Reaches the active controller, wherever it is.
+    pub controller: ControllerClient,
     pub replicas: ReplicaManager,
+    raft: MetadataRaft,
     /// The unused part of this broker's producer-id block: (next, end).
     producer_ids: Mutex<(i64, i64)>,
     /// Woken on every append, so long-polling fetches wait without polling.
@@ -40,60 +59,143 @@ pub struct Broker {
     shutdown: watch::Sender<bool>,
 }
 
+fn raft_config() -> anyhow::Result<openraft::Config> {
+    let config = openraft::Config {
+        cluster_name: "samsa".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        install_snapshot_timeout: 5000,
+        max_payload_entries: 300,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+        max_in_snapshot_log_to_keep: 500,
+        ..Default::default()
+    };
+    config.validate().context("invalid raft configuration")
+}
+
 impl Broker {
-    /// Opens storage and metadata, bootstraps a new cluster if the data dir is empty, registers
-    /// this broker, opens every hosted replica and starts the background tasks.
-    pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+    /// Opens storage and the metadata quorum, serves raft and controller RPCs on
+    /// `controller_listener`, bootstraps or joins the cluster, registers this broker and opens
+    /// every hosted replica.
+    pub async fn start(
+        mut config: BrokerConfig,
+        controller_listener: TcpListener,
+    ) -> anyhow::Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let props = meta_properties::load_or_format(&config.data_dir, config.node_id)?;
-        let log = LocalMetadataLog::open(&config.data_dir.join("metadata"))
-            .context("cannot open the metadata log")?;
-        let metadata: Arc<dyn MetadataLog> = Arc::new(log);
+        let mut props = meta_properties::load_or_create(
+            &config.data_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+        )?;
+        if config.voters.is_empty() {
+            // A lone node (samsa dev): its own single-voter quorum.
+            config.voters.insert(config.node_id, config.controller_advertised.clone());
+        }
+        let is_voter = config.voters.contains_key(&config.node_id);
+        if config.process_roles.controller != is_voter {
+            bail!(
+                "node {} has process.roles {} controller but controller.quorum.voters {} it",
+                config.node_id,
+                if config.process_roles.controller { "with" } else { "without" },
+                if is_voter { "lists" } else { "does not list" }
+            );
+        }
+        let db = sled::Config::new()
+            .path(config.data_dir.join("metadata"))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .context(
+                "cannot open the metadata store (is another samsa using this data directory?)",
+            )?;
+        let log_store = LogStore::open(&db)?;
+        let sm = StateMachineStore::open(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let node_id = config.node_id.0 as u64;
+        let raft = MetadataRaft::new(
+            node_id,
+            Arc::new(raft_config()?),
+            NetworkFactory,
+            log_store,
+            sm.clone(),
+        )
+        .await
+        .context("cannot start the metadata quorum")?;
+        let metadata: Arc<dyn MetadataLog> = Arc::new(RaftMetadataLog::new(raft.clone(), sm));
         let defaults = TopicDefaults {
             num_partitions: config.num_partitions,
             replication_factor: config.default_replication_factor,
         };
-        let controller = Controller::new(metadata.clone(), defaults);
-        let image = metadata.image();
-        let mut bootstrap = Vec::new();
-        if image.cluster_id.is_none() {
-            bootstrap.push(MetadataCommand::InitCluster { cluster_id: props.cluster_id.clone() });
-        } else if image.cluster_id.as_deref() != Some(props.cluster_id.as_str()) {
-            anyhow::bail!(
-                "the metadata in {} belongs to cluster {:?} but meta.properties says {}; refusing to start",
-                config.data_dir.display(),
-                image.cluster_id,
-                props.cluster_id
-            );
-        }
-        let epoch = image.brokers.get(&config.node_id).map_or(0, |b| b.epoch + 1);
-        bootstrap.push(MetadataCommand::RegisterBroker(BrokerRegistration {
-            id: config.node_id,
-            host: config.advertised_host.clone(),
-            port: config.advertised_port,
-            rack: None,
-            epoch,
-            fenced: false,
-        }));
-        controller.commit(bootstrap).await.map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
-        let replicas = ReplicaManager::new(config.node_id, config.data_dir.clone());
-        replicas
-            .reconcile(&metadata.image(), &config)
-            .context("cannot open the partition replicas")?;
+        let local = Arc::new(Controller::new(metadata.clone(), defaults));
         let (shutdown, _) = watch::channel(false);
+        spawn_rpc_server(controller_listener, raft.clone(), local.clone(), shutdown.subscribe());
+        if is_voter {
+            bootstrap_quorum(&raft, &config).await?;
+        }
+        let controller = ControllerClient::new(config.node_id, local, metadata.clone());
+        let replicas = ReplicaManager::new(config.node_id, config.data_dir.clone());
         let broker = Arc::new(Broker {
             config,
             metadata,
             controller,
             replicas,
+            raft,
             producer_ids: Mutex::new((0, 0)),
             data_appended: Notify::new(),
             shutdown,
         });
+        broker.register(&mut props, is_voter).await?;
+        let image = broker.metadata.image();
+        broker
+            .replicas
+            .reconcile(&image, &broker.config)
+            .context("cannot open the partition replicas")?;
         tasks::spawn_all(&broker);
         Ok(broker)
+    }
+
+    /// Registers with the active controller (retrying while the quorum forms) and records the
+    /// cluster id in meta.properties.
+    async fn register(
+        &self,
+        props: &mut meta_properties::MetaProperties,
+        is_voter: bool,
+    ) -> anyhow::Result<()> {
+        let request = ControllerRequest::RegisterBroker {
+            registration: BrokerRegistration {
+                id: self.config.node_id,
+                host: self.config.advertised_host.clone(),
+                port: self.config.advertised_port,
+                rack: None,
+                epoch: 0,
+                fenced: false,
+                incarnation: Uuid::new_v4(),
+            },
+            raft_addr: self.config.controller_advertised.clone(),
+            observer: !is_voter,
+            cluster_id: props.cluster_id.clone(),
+        };
+        let deadline = tokio::time::Instant::now() + REGISTRATION_WAIT;
+        loop {
+            match self.controller.execute(request.clone()).await {
+                Ok(ControllerReply::Registered { epoch }) => {
+                    tracing::info!(node = %self.config.node_id, epoch, "registered with the active controller");
+                    break;
+                }
+                Ok(other) => bail!("unexpected registration reply {other:?}"),
+                Err(e)
+                    if e.code == ErrorCode::NotController
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::info!("waiting for an active controller: {}", e.message);
+                }
+                Err(e) => bail!("broker registration refused: {e}"),
+            }
+        }
+        let cluster_id =
+            self.metadata.image().cluster_id.clone().context("no cluster id after registration")?;
+        meta_properties::record_cluster_id(&self.config.data_dir, props, &cluster_id)
     }
 
     /// A receiver that turns true when the broker shuts down.
@@ -101,9 +203,13 @@ impl Broker {
         self.shutdown.subscribe()
     }
 
-    /// Stops background tasks and fsyncs every log. Call after the listener stopped.
-    pub fn shutdown(&self) {
+    /// Stops background tasks, the quorum member and fsyncs every log. Call after the Kafka
+    /// listener stopped.
+    pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
         self.replicas.flush_all();
     }
 
@@ -111,11 +217,73 @@ impl Broker {
     pub async fn next_producer_id(&self) -> Result<i64, ApiError> {
         let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            let (first, count) = self.controller.allocate_producer_ids(self.config.node_id).await?;
-            *ids = (first, first + count);
+            let broker = self.config.node_id;
+            match self.controller.execute(ControllerRequest::AllocateProducerIds { broker }).await?
+            {
+                ControllerReply::ProducerIds { first, count } => *ids = (first, first + count),
+                other => {
+                    return Err(ApiError::new(
+                        ErrorCode::UnknownServerError,
+                        format!("unexpected reply {other:?}"),
+                    ));
+                }
+            }
         }
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
     }
+}
+
+/// Serves raft and controller RPCs until shutdown.
+fn spawn_rpc_server(
+    listener: TcpListener,
+    raft: MetadataRaft,
+    controller: Arc<Controller>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let raft_service = RaftServer::new(RaftService::new(raft))
+        .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX);
+    let controller_service = ControllerServer::new(ControllerService::new(controller));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(raft_service)
+            .add_service(controller_service)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "controller listener failed");
+        }
+    });
+}
+
+/// Initializes a new quorum with the configured voters (safe to repeat on every voter: openraft
+/// accepts the same initial membership from each), or checks that the stored voters match.
+async fn bootstrap_quorum(raft: &MetadataRaft, config: &BrokerConfig) -> anyhow::Result<()> {
+    let voters: BTreeMap<u64, RaftNode> = config
+        .voters
+        .iter()
+        .map(|(id, addr)| (id.0 as u64, RaftNode { addr: addr.clone() }))
+        .collect();
+    if !raft.is_initialized().await.context("raft failed")? {
+        tracing::info!(voters = ?config.voters, "bootstrapping a new metadata quorum");
+        if let Err(e) = raft.initialize(voters.clone()).await {
+            tracing::debug!(error = %e, "initialize (already initialized elsewhere)");
+        }
+        return Ok(());
+    }
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let stored: Vec<u64> = membership.voter_ids().collect();
+    let wanted: Vec<u64> = voters.keys().copied().collect();
+    if stored != wanted {
+        bail!(
+            "controller.quorum.voters lists nodes {wanted:?} but this node's metadata quorum has voters {stored:?}; fix controller.quorum.voters (changing voters is not supported)"
+        );
+    }
+    Ok(())
 }

@@ -22,8 +22,13 @@ pub(super) async fn run(args: DevArgs) -> anyhow::Result<()> {
     config
         .apply_overrides(args.overrides.iter().map(String::as_str))
         .context("invalid --override")?;
+    // The metadata quorum's (internal) listener: an ephemeral loopback port for a lone node.
+    let controller_listener = TcpListener::bind(config.controller_listener)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.controller_listener))?;
+    config.controller_advertised = controller_listener.local_addr()?.to_string();
     let data_dir = config.data_dir.clone();
-    let broker = Broker::start(config).await?;
+    let broker = Broker::start(config, controller_listener).await?;
     let cluster_id = broker.metadata.image().cluster_id.clone().unwrap_or_default();
     println!(
         "samsa dev ready: Kafka listener {bound}, node {}, cluster {cluster_id}, data in {}",
@@ -31,7 +36,7 @@ pub(super) async fn run(args: DevArgs) -> anyhow::Result<()> {
         data_dir.display()
     );
     server::serve(listener, broker.clone(), shutdown_signal()).await;
-    broker.shutdown();
+    broker.shutdown().await;
     println!("samsa dev stopped: logs flushed and closed");
     Ok(())
 }

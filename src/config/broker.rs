@@ -13,11 +13,30 @@ pub const MESSAGE_MAX_BYTES_DEFAULT: i64 = 1_048_588;
 pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: i64 = 104_857_600;
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// How a broker is configured. Defaults are Kafka's unless the field doc says otherwise.
+/// `process.roles`: what a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    /// Serves Kafka clients and hosts partition replicas.
+    pub broker: bool,
+    /// Votes in the metadata quorum (and may become the active controller).
+    pub controller: bool,
+}
+
+/// How a node is configured. Defaults are Kafka's unless the field doc says otherwise.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// `node.id`.
     pub node_id: NodeId,
+    /// `process.roles`.
+    pub process_roles: ProcessRoles,
+    /// `controller.quorum.voters`: node id → host:port of its controller listener.
+    pub voters: std::collections::BTreeMap<NodeId, String>,
+    /// The controller (raft + controller RPC) listener's bind address.
+    pub controller_listener: SocketAddr,
+    /// host:port other nodes use to reach this node's controller listener.
+    pub controller_advertised: String,
+    /// `cluster.id`: optional; when unset the quorum picks one at bootstrap.
+    pub cluster_id: Option<String>,
     /// `log.dirs` (one directory): partition replicas, metadata, `meta.properties`.
     pub data_dir: PathBuf,
     /// The Kafka listener's bind address.
@@ -67,8 +86,14 @@ pub struct BrokerConfig {
 impl BrokerConfig {
     /// The embedded defaults of `samsa dev`: node 1, data in `data_dir`, listening on `listener`.
     pub fn dev(data_dir: PathBuf, listener: SocketAddr) -> Self {
+        let controller_listener = SocketAddr::new(listener.ip(), 0);
         BrokerConfig {
             node_id: NodeId(1),
+            process_roles: ProcessRoles { broker: true, controller: true },
+            voters: std::collections::BTreeMap::new(),
+            controller_listener,
+            controller_advertised: controller_listener.to_string(),
+            cluster_id: None,
             data_dir,
             advertised_host: listener.ip().to_string(),
             advertised_port: listener.port(),

@@ -2,7 +2,7 @@
 //! can cause maps to one of these.
 
 /// A Kafka protocol error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(i16)]
 pub enum ErrorCode {
     None = 0,
@@ -37,6 +37,8 @@ pub enum ErrorCode {
     UnknownLeaderEpoch = 75,
     InvalidRecord = 87,
     UnknownTopicId = 100,
+    DuplicateBrokerRegistration = 101,
+    InconsistentClusterId = 104,
 }
 
 impl ErrorCode {
@@ -80,12 +82,14 @@ impl ErrorCode {
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::InvalidRecord => "INVALID_RECORD",
             ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
+            ErrorCode::DuplicateBrokerRegistration => "DUPLICATE_BROKER_REGISTRATION",
+            ErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
         }
     }
 }
 
 /// An error answered to a client: a code plus a message for APIs that carry one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{}: {message}", code.name())]
 pub struct ApiError {
     pub code: ErrorCode,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::commands::MetadataCommand;
-use super::image::MetadataImage;
+use super::image::{BrokerRegistration, MetadataImage};
 use crate::config::topic as topic_config;
 use crate::kafka::error_code::{ApiError, ErrorCode};
 use crate::types::NodeId;
@@ -41,7 +41,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// What a CreateTopics entry asks for; -1 means "the broker default", as in Kafka.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicSpec {
     pub name: String,
     pub num_partitions: i32,
@@ -257,6 +257,132 @@ pub fn set_topic_configs(
     Ok(vec![MetadataCommand::SetTopicConfigs { topic: topic.into(), configs }])
 }
 
+/// One IncrementalAlterConfigs operation (KIP-339).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConfigOp {
+    pub key: String,
+    /// 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT.
+    pub op: i8,
+    pub value: Option<String>,
+}
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Applies IncrementalAlterConfigs operations to a topic's overrides; APPEND and SUBTRACT work
+/// on list-typed keys only, starting from the override (a missing override is an empty list,
+/// so APPEND to an unset `cleanup.policy` gives just the appended items).
+pub fn apply_config_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[ConfigOp],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let invalid = |m: String| ApiError::new(ErrorCode::InvalidConfig, m);
+    let mut seen = std::collections::HashSet::new();
+    let mut next = current.clone();
+    for op in ops {
+        let key = op.key.clone();
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("'{key}' appears more than once"),
+            ));
+        }
+        let def = topic_config::definition(&key)
+            .ok_or_else(|| invalid(format!("unknown topic config '{key}'")))?;
+        match op.op {
+            OP_SET => {
+                let v = op
+                    .value
+                    .clone()
+                    .ok_or_else(|| invalid(format!("SET of '{key}' needs a value")))?;
+                next.insert(key, v);
+            }
+            OP_DELETE => {
+                next.remove(&key);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                if def.config_type != topic_config::ConfigType::List {
+                    return Err(invalid(format!(
+                        "'{key}' is not a list; APPEND and SUBTRACT need a list config"
+                    )));
+                }
+                let v =
+                    op.value.clone().ok_or_else(|| invalid(format!("'{key}' needs a value")))?;
+                let base = next.get(&key).cloned().unwrap_or_default();
+                let mut items: Vec<String> = base
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if op.op == OP_APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                next.insert(key, items.join(","));
+            }
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ));
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Decides a broker registration: bootstraps the cluster id on the first one, refuses a node
+/// of another cluster and a second live process claiming a registered node id (KIP-631 rules);
+/// returns the commands and the broker's new epoch.
+pub fn register_broker(
+    image: &MetadataImage,
+    registration: &BrokerRegistration,
+    cluster_id: &str,
+) -> Result<(Vec<MetadataCommand>, i64), ApiError> {
+    let mut cmds = Vec::new();
+    match &image.cluster_id {
+        None => cmds.push(MetadataCommand::InitCluster { cluster_id: cluster_id.to_string() }),
+        Some(existing) if existing != cluster_id => {
+            return Err(ApiError::new(
+                ErrorCode::InconsistentClusterId,
+                format!(
+                    "node {} belongs to cluster {cluster_id}, but this cluster is {existing}",
+                    registration.id
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let epoch = match image.brokers.get(&registration.id) {
+        Some(b) if b.incarnation == registration.incarnation => return Ok((cmds, b.epoch)),
+        Some(b) if !b.fenced && (b.host != registration.host || b.port != registration.port) => {
+            return Err(ApiError::new(
+                ErrorCode::DuplicateBrokerRegistration,
+                format!(
+                    "node.id {} is already registered by a live broker at {}:{}; every node needs its own node.id",
+                    registration.id, b.host, b.port
+                ),
+            ));
+        }
+        Some(b) => b.epoch + 1,
+        None => 0,
+    };
+    cmds.push(MetadataCommand::RegisterBroker(BrokerRegistration {
+        epoch,
+        fenced: false,
+        ..registration.clone()
+    }));
+    Ok((cmds, epoch))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +401,7 @@ mod tests {
                     rack: None,
                     epoch: 0,
                     fenced: false,
+                    incarnation: uuid::Uuid::nil(),
                 }),
             );
         }

@@ -19,6 +19,9 @@ pub struct BrokerRegistration {
     pub epoch: i64,
     /// A fenced broker leads no partition and is absent from Metadata responses.
     pub fenced: bool,
+    /// Random per process start: tells a retried registration from a restart.
+    #[serde(default)]
+    pub incarnation: uuid::Uuid,
 }
 
 /// One partition's replica placement and leadership.

@@ -1,16 +1,14 @@
 //! Cluster metadata, KRaft-style: every change is a [`commands::MetadataCommand`] committed to a
 //! metadata log and replayed by the pure [`commands::apply`] into a [`image::MetadataImage`].
 //!
-//! [`MetadataLog`] is the seam between the control plane and everything else: the single-node
-//! [`local::LocalMetadataLog`] commits to a local file; the openraft quorum will commit through
-//! raft behind the same trait. Brokers read the image; only the [`controller::Controller`]
-//! proposes commands, after deciding them with the pure functions in [`decide`].
+//! [`MetadataLog`] is the seam between the control plane and everything else; the openraft
+//! quorum (`crate::raft::metadata_log`) implements it. Brokers read the image; only the active
+//! controller (`crate::controller`) proposes commands, after deciding them with the pure
+//! functions in [`decide`].
 
 pub mod commands;
-pub mod controller;
 pub mod decide;
 pub mod image;
-pub mod local;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,26 +19,67 @@ use tokio::sync::watch;
 
 use self::commands::MetadataCommand;
 use self::image::MetadataImage;
+use crate::types::NodeId;
 
 /// Why commands could not be committed.
 #[derive(Debug, Error)]
 pub enum MetadataError {
-    #[error("metadata log I/O failed: {0}")]
-    Io(#[from] std::io::Error),
     #[error("this node is not the active controller")]
     NotController,
+    #[error("metadata log error: {0}")]
+    Log(String),
+    #[error("timed out waiting for metadata index {index} to be applied")]
+    Timeout { index: u64 },
 }
 
 /// A boxed future, so the trait can be used as `dyn MetadataLog`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A replicated (or local) log of metadata commands and the image they produce.
+/// The active controller as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerInfo {
+    pub id: NodeId,
+    /// host:port of its controller (gRPC) listener.
+    pub addr: String,
+}
+
+/// One quorum member's replication state, for DescribeQuorum and `samsa cluster status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumMember {
+    pub id: NodeId,
+    pub addr: String,
+    /// The last raft index known replicated to it (only known on the leader), else -1.
+    pub matched_index: i64,
+}
+
+/// The quorum's state as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QuorumStatus {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    /// "Leader", "Follower", "Candidate" or "Learner".
+    pub state: String,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub voters: Vec<QuorumMember>,
+    pub observers: Vec<QuorumMember>,
+}
+
+/// A replicated log of metadata commands and the image they produce.
 pub trait MetadataLog: Send + Sync + 'static {
-    /// Durably commits `commands` in order and applies them; resolves once the local image
-    /// reflects them.
-    fn commit(&self, commands: Vec<MetadataCommand>) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// Durably commits `commands` in order (active controller only) and applies them locally;
+    /// returns the raft index of the entry.
+    fn commit(&self, commands: Vec<MetadataCommand>) -> BoxFuture<'_, Result<u64, MetadataError>>;
+    /// Resolves once the local image includes raft index `index` (bounded wait).
+    fn wait_applied(&self, index: u64) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// The current image.
     fn image(&self) -> Arc<MetadataImage>;
     /// A receiver that sees every new image.
     fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>>;
+    /// The active controller, if one is known.
+    fn leader(&self) -> Option<ControllerInfo>;
+    /// Adds a broker-only node as a non-voting member (active controller only).
+    fn add_observer(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// Voters, observers, term and indexes.
+    fn quorum(&self) -> QuorumStatus;
 }

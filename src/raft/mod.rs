@@ -12,7 +12,14 @@
 // openraft's StorageError is large and is the error type its traits require.
 #![allow(clippy::result_large_err)]
 
+/// Generated from `proto/raft.proto`.
+#[allow(unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("samsa.raft.v1");
+}
+
 pub mod log_store;
+pub mod metadata_log;
 pub mod network;
 pub mod service;
 pub mod state_machine;

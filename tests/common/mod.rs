@@ -24,7 +24,9 @@ impl TestBroker {
         let addr = listener.local_addr().expect("addr");
         let mut config = BrokerConfig::dev(dir.path().join("data"), addr);
         config.apply_overrides(overrides.iter().copied()).expect("overrides");
-        let broker = Broker::start(config).await.expect("broker starts");
+        let controller = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        config.controller_advertised = controller.local_addr().expect("addr").to_string();
+        let broker = Broker::start(config, controller).await.expect("broker starts");
         let (tx, rx) = oneshot::channel();
         let b = broker.clone();
         let server = tokio::spawn(async move {
@@ -47,6 +49,6 @@ impl TestBroker {
         if let Some(s) = self.server.take() {
             let _ = s.await;
         }
-        self.broker.shutdown();
+        self.broker.shutdown().await;
     }
 }

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, apply_metadata_now, message_of};
 use crate::broker::Broker;
+use crate::controller::ControllerRequest;
 use crate::kafka::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 
@@ -37,10 +38,12 @@ pub async fn handle(
                     .iter()
                     .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
                     .collect();
-                broker
-                    .controller
-                    .alter_topic_configs(&res.resource_name, |_| Ok(configs), request.validate_only)
-                    .await
+                let req = ControllerRequest::ReplaceTopicConfigs {
+                    topic: res.resource_name.to_string(),
+                    configs,
+                    validate_only: request.validate_only,
+                };
+                broker.controller.execute(req).await.map(|_| ())
             }
             RESOURCE_BROKER => Err(broker_configs_are_static()),
             other => Err(ApiError::new(

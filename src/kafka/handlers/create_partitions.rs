@@ -7,6 +7,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::{apply_metadata_now, message_of};
 use crate::broker::Broker;
+use crate::controller::ControllerRequest;
 use crate::kafka::router::Versions;
 use crate::types::NodeId;
 
@@ -24,10 +25,13 @@ pub async fn handle(
         let assignments = t.assignments.as_ref().map(|a| {
             a.iter().map(|x| x.broker_ids.iter().map(|b| NodeId(b.0)).collect()).collect()
         });
-        let result = broker
-            .controller
-            .create_partitions(&name, t.count, assignments, request.validate_only)
-            .await;
+        let req = ControllerRequest::CreatePartitions {
+            topic: name.clone(),
+            count: t.count,
+            assignments,
+            validate_only: request.validate_only,
+        };
+        let result = broker.controller.execute(req).await.map(|_| ());
         changed |= result.is_ok() && !request.validate_only;
         let (code, message) = message_of(&result);
         let mut r = CreatePartitionsTopicResult::default();

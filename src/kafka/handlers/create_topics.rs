@@ -14,6 +14,7 @@ use super::describe_configs::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::{apply_metadata_now, message_of, sb};
 use crate::broker::Broker;
 use crate::config::topic::{TOPIC_CONFIGS, effective};
+use crate::controller::ControllerRequest;
 use crate::kafka::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 use crate::metadata::decide::TopicSpec;
@@ -55,7 +56,11 @@ pub async fn handle(
                 format!("Topic '{name}' appears more than once in the request."),
             ))
         } else {
-            broker.controller.create_topic(&spec, request.validate_only).await.map(|_| ())
+            let req = ControllerRequest::CreateTopic {
+                spec: spec.clone(),
+                validate_only: request.validate_only,
+            };
+            broker.controller.execute(req).await.map(|_| ())
         };
         created |= result.is_ok() && !request.validate_only;
         let (code, message) = message_of(&result);

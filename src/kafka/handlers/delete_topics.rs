@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{apply_metadata_now, message_of, topic_name};
 use crate::broker::Broker;
+use crate::controller::ControllerRequest;
 use crate::kafka::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 
@@ -40,7 +41,11 @@ pub async fn handle(
         };
         let topic_id = resolved.as_ref().ok().and_then(|n| image.topic(n)).map_or(id, |t| t.id);
         let result = match &resolved {
-            Ok(n) => broker.controller.delete_topic(n).await,
+            Ok(n) => broker
+                .controller
+                .execute(ControllerRequest::DeleteTopic { name: n.clone() })
+                .await
+                .map(|_| ()),
             Err(e) => Err(e.clone()),
         };
         deleted |= result.is_ok();

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{AUTHORIZED_OPERATIONS_OMITTED, apply_metadata_now, sb, topic_name};
 use crate::broker::Broker;
+use crate::controller::ControllerRequest;
 use crate::kafka::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 use crate::metadata::decide::{TopicSpec, validate_topic_name};
@@ -87,7 +88,8 @@ async fn auto_create(broker: &Arc<Broker>, list: &[(Option<String>, Uuid)]) {
             replication_factor: -1,
             ..Default::default()
         };
-        match broker.controller.create_topic(&spec, false).await {
+        let request = ControllerRequest::CreateTopic { spec, validate_only: false };
+        match broker.controller.execute(request).await {
             Ok(_) => {
                 tracing::info!(topic = %name, "auto-created topic");
                 created = true;
