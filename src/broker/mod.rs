@@ -145,7 +145,9 @@ impl Broker {
             data_appended: Notify::new(),
             shutdown,
         });
-        broker.register(&mut props, is_voter).await?;
+        if broker.config.process_roles.broker {
+            broker.register(&mut props, is_voter).await?;
+        }
         let image = broker.metadata.image();
         broker
             .replicas

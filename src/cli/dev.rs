@@ -1,8 +1,12 @@
-//! `samsa dev`: one node with embedded defaults, graceful on Ctrl-C and SIGTERM.
+//! `samsa dev` (one node, embedded defaults) and `samsa server` (a cluster member configured
+//! with Kafka's keys): both bind their listeners, start the node and stop it gracefully on
+//! Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
+use clap::Args;
 use tokio::net::TcpListener;
 
 use super::DevArgs;
@@ -10,34 +14,73 @@ use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
 use crate::kafka::server;
 
-pub(super) async fn run(args: DevArgs) -> anyhow::Result<()> {
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// A properties file with Kafka's keys (node.id, process.roles, controller.quorum.voters,
+    /// listeners, advertised.listeners, log.dirs, ...).
+    pub config: Option<PathBuf>,
+    /// A setting with Kafka's name, overriding the file and SAMSA_* variables. Repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+pub(super) async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("'{}:{}' is not a valid listen address", args.host, args.port))?;
-    let listener = TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr}: is Kafka or another samsa already running there? Pick another --port")
-    })?;
-    let bound = listener.local_addr()?;
-    let mut config = BrokerConfig::dev(args.data_dir, bound);
+    let mut config = BrokerConfig::dev(args.data_dir, addr);
     config
         .apply_overrides(args.overrides.iter().map(String::as_str))
         .context("invalid --override")?;
-    // The metadata quorum's (internal) listener: an ephemeral loopback port for a lone node.
-    let controller_listener = TcpListener::bind(config.controller_listener)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.controller_listener))?;
-    config.controller_advertised = controller_listener.local_addr()?.to_string();
+    run_node(config, "samsa dev").await
+}
+
+pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let config =
+        crate::config::server::load(args.config.as_deref(), std::env::vars(), &args.overrides)?;
+    run_node(config, "samsa server").await
+}
+
+async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
+    let kafka = if config.process_roles.broker {
+        let l = TcpListener::bind(config.listener).await.with_context(|| {
+            format!("cannot listen on {}: is Kafka or another samsa already running there? Pick another port", config.listener)
+        })?;
+        let bound = l.local_addr()?;
+        if config.advertised_port == 0 || config.advertised_port == config.listener.port() {
+            config.advertised_port = bound.port();
+        }
+        config.listener = bound;
+        Some(l)
+    } else {
+        None
+    };
+    let controller_listener =
+        TcpListener::bind(config.controller_listener).await.with_context(|| {
+            format!("cannot listen on {} (controller listener)", config.controller_listener)
+        })?;
+    if config.controller_listener.port() == 0 {
+        // A lone node on an ephemeral port: advertise what was bound.
+        config.controller_advertised = controller_listener.local_addr()?.to_string();
+    }
     let data_dir = config.data_dir.clone();
     let broker = Broker::start(config, controller_listener).await?;
     let cluster_id = broker.metadata.image().cluster_id.clone().unwrap_or_default();
+    let kafka_addr = kafka
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or("none".to_string(), |a| a.to_string());
     println!(
-        "samsa dev ready: Kafka listener {bound}, node {}, cluster {cluster_id}, data in {}",
+        "{what} ready: Kafka listener {kafka_addr}, node {}, cluster {cluster_id}, data in {}",
         broker.config.node_id,
         data_dir.display()
     );
-    server::serve(listener, broker.clone(), shutdown_signal()).await;
+    match kafka {
+        Some(listener) => server::serve(listener, broker.clone(), shutdown_signal()).await,
+        None => shutdown_signal().await,
+    }
     broker.shutdown().await;
-    println!("samsa dev stopped: logs flushed and closed");
+    println!("{what} stopped: logs flushed and closed");
     Ok(())
 }
 

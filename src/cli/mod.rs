@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a single-node samsa with embedded defaults (data in ./samsa-data, Kafka on :9092).
     Dev(DevArgs),
+    /// Run a cluster node configured with Kafka's keys (file, SAMSA_* variables, --override).
+    Server(dev::ServerArgs),
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topic(TopicCommand),
@@ -79,7 +81,8 @@ pub enum TopicCommand {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Dev(args) => dev::run(args).await,
+        Command::Dev(args) => dev::dev(args).await,
+        Command::Server(args) => dev::server(args).await,
         Command::Topic(cmd) => topic::run(cmd).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,

@@ -37,6 +37,10 @@ pub struct BrokerConfig {
     pub controller_advertised: String,
     /// `cluster.id`: optional; when unset the quorum picks one at bootstrap.
     pub cluster_id: Option<String>,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: i64,
     /// `log.dirs` (one directory): partition replicas, metadata, `meta.properties`.
     pub data_dir: PathBuf,
     /// The Kafka listener's bind address.
@@ -94,6 +98,8 @@ impl BrokerConfig {
             controller_listener,
             controller_advertised: controller_listener.to_string(),
             cluster_id: None,
+            broker_session_timeout_ms: 9000,
+            broker_heartbeat_interval_ms: 2000,
             data_dir,
             advertised_host: listener.ip().to_string(),
             advertised_port: listener.port(),
@@ -136,7 +142,14 @@ impl BrokerConfig {
             }
         };
         match key {
-            "node.id" => self.node_id = NodeId(long(0)? as i32),
+            "node.id" => self.node_id = NodeId(long(0)?.min(i64::from(i32::MAX)) as i32),
+            "process.roles" => self.process_roles = parse_roles(value)?,
+            "controller.quorum.voters" => self.voters = parse_voters(value)?,
+            "cluster.id" => {
+                self.cluster_id = Some(value.trim().to_string()).filter(|s| !s.is_empty())
+            }
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = long(100)?,
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = long(10)?,
             "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "num.partitions" => self.num_partitions = long(1)?.min(i64::from(i32::MAX)) as i32,
             "default.replication.factor" => {
@@ -243,6 +256,47 @@ impl BrokerConfig {
     }
 }
 
+/// Parses `process.roles`: `broker`, `controller` or both, comma separated.
+pub fn parse_roles(value: &str) -> Result<ProcessRoles, ConfigError> {
+    let mut roles = ProcessRoles { broker: false, controller: false };
+    for r in value.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match r {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            _ => return Err(invalid("process.roles", value, "roles are broker and controller")),
+        }
+    }
+    if !roles.broker && !roles.controller {
+        return Err(invalid("process.roles", value, "give broker, controller or both"));
+    }
+    Ok(roles)
+}
+
+/// Parses `controller.quorum.voters`: `id@host:port,...`.
+pub fn parse_voters(
+    value: &str,
+) -> Result<std::collections::BTreeMap<NodeId, String>, ConfigError> {
+    let key = "controller.quorum.voters";
+    let mut voters = std::collections::BTreeMap::new();
+    for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        let (id, addr) = v
+            .split_once('@')
+            .ok_or_else(|| invalid(key, value, "expected id@host:port entries"))?;
+        let id: i32 =
+            id.parse().map_err(|_| invalid(key, value, format!("'{id}' is not a node id")))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, format!("'{addr}' has no port")))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(invalid(key, value, format!("'{addr}' is not host:port")));
+        }
+        if voters.insert(NodeId(id), addr.to_string()).is_some() {
+            return Err(invalid(key, value, format!("node {id} is listed twice")));
+        }
+    }
+    Ok(voters)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +310,20 @@ mod tests {
         assert!(matches!(c.set("num.partitions", "0"), Err(ConfigError::InvalidValue { .. })));
         assert!(matches!(c.set("no.such.key", "1"), Err(ConfigError::UnknownKey(_))));
         assert!(c.apply_overrides(["novalue"]).is_err());
+    }
+
+    #[test]
+    fn roles_and_voters_parse_kafka_syntax() {
+        assert_eq!(
+            parse_roles("broker,controller"),
+            Ok(ProcessRoles { broker: true, controller: true })
+        );
+        assert!(parse_roles("").is_err());
+        assert!(parse_roles("broker,zookeeper").is_err());
+        let v = parse_voters("1@a:9093, 2@b:9093").expect("ok");
+        assert_eq!(v.get(&NodeId(2)).map(String::as_str), Some("b:9093"));
+        assert!(parse_voters("1@a:9093,1@b:9093").is_err());
+        assert!(parse_voters("1@a").is_err());
+        assert!(parse_voters("x@a:1").is_err());
     }
 }

@@ -188,10 +188,9 @@ impl Controller {
                 false,
             ),
             R::RegisterBroker { registration, cluster_id, .. } => {
-                let candidate = cluster_id
-                    .clone()
-                    .unwrap_or_else(crate::broker::meta_properties::new_cluster_id);
-                let (cmds, epoch) = decide::register_broker(image, registration, &candidate)?;
+                let fresh = crate::broker::meta_properties::new_cluster_id();
+                let (cmds, epoch) =
+                    decide::register_broker(image, registration, cluster_id.as_deref(), &fresh)?;
                 (cmds, ControllerReply::Registered { epoch }, false)
             }
         })

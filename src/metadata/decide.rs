@@ -342,15 +342,21 @@ pub fn apply_config_ops(
 /// Decides a broker registration: bootstraps the cluster id on the first one, refuses a node
 /// of another cluster and a second live process claiming a registered node id (KIP-631 rules);
 /// returns the commands and the broker's new epoch.
+///
+/// `requested` is the cluster id the node's data directory (or `cluster.id`) names, if any;
+/// `fresh` is used when the cluster has none yet and the node names none.
 pub fn register_broker(
     image: &MetadataImage,
     registration: &BrokerRegistration,
-    cluster_id: &str,
+    requested: Option<&str>,
+    fresh: &str,
 ) -> Result<(Vec<MetadataCommand>, i64), ApiError> {
     let mut cmds = Vec::new();
-    match &image.cluster_id {
-        None => cmds.push(MetadataCommand::InitCluster { cluster_id: cluster_id.to_string() }),
-        Some(existing) if existing != cluster_id => {
+    match (&image.cluster_id, requested) {
+        (None, _) => cmds.push(MetadataCommand::InitCluster {
+            cluster_id: requested.unwrap_or(fresh).to_string(),
+        }),
+        (Some(existing), Some(cluster_id)) if existing != cluster_id => {
             return Err(ApiError::new(
                 ErrorCode::InconsistentClusterId,
                 format!(
@@ -359,7 +365,7 @@ pub fn register_broker(
                 ),
             ));
         }
-        Some(_) => {}
+        (Some(_), _) => {}
     }
     let epoch = match image.brokers.get(&registration.id) {
         Some(b) if b.incarnation == registration.incarnation => return Ok((cmds, b.epoch)),

@@ -19,7 +19,7 @@ pub async fn handle(
     let image = broker.metadata.image();
     let mut r = DescribeClusterResponse::default();
     r.cluster_id = sb(image.cluster_id.clone().unwrap_or_default());
-    r.controller_id = BrokerId(broker.config.node_id.0);
+    r.controller_id = BrokerId(super::controller_id(broker));
     r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
     r.brokers = image
         .live_brokers()

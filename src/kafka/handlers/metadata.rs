@@ -63,7 +63,7 @@ pub async fn handle(
         })
         .collect();
     r.cluster_id = image.cluster_id.clone().map(sb);
-    r.controller_id = BrokerId(broker.config.node_id.0);
+    r.controller_id = BrokerId(super::controller_id(broker));
     r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
     r.topics = match wanted {
         Wanted::All => image.topics.values().map(|t| describe(&image, t, version)).collect(),

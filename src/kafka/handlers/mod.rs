@@ -35,6 +35,18 @@ pub(crate) fn topic_name(s: &str) -> TopicName {
     TopicName(sb(s))
 }
 
+/// The controller id clients are told: the active controller if it is a live broker (admin
+/// requests sent there skip a forwarding hop), else any live broker, which forwards them.
+pub(crate) fn controller_id(broker: &Broker) -> i32 {
+    let image = broker.metadata.image();
+    let live = |id: crate::types::NodeId| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    match broker.metadata.leader() {
+        Some(l) if live(l.id) => l.id.0,
+        _ if live(broker.config.node_id) => broker.config.node_id.0,
+        _ => image.live_brokers().next().map_or(-1, |b| b.id.0),
+    }
+}
+
 /// The "not requested" value of authorized-operations fields.
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 

@@ -1,0 +1,276 @@
+//! `samsa server` configuration: Kafka's key names from three sources, later ones winning:
+//!
+//! 1. a properties file (`samsa server server.properties`),
+//! 2. `SAMSA_*` environment variables, mapped as Kafka's container images map `KAFKA_*`:
+//!    strip the prefix, lowercase, `___` → `-`, `__` → `_`, `_` → `.`
+//!    (`SAMSA_NODE_ID` → `node.id`, `SAMSA_CONTROLLER_QUORUM_VOTERS` → `controller.quorum.voters`),
+//! 3. `--override key=value` on the command line.
+//!
+//! Listeners use Kafka's syntax: `listeners=PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093`,
+//! `advertised.listeners=PLAINTEXT://samsa-1:9092`, `controller.listener.names=CONTROLLER`.
+//! Every node has a CONTROLLER listener: voters use it for raft, broker-only nodes receive the
+//! metadata log on it.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use super::broker::BrokerConfig;
+
+/// Environment variables that are samsa's own, not configuration keys.
+const NOT_CONFIG_VARS: &[&str] = &["SAMSA_LOG", "SAMSA_BIN"];
+
+/// Maps a `SAMSA_*` variable name to a config key, or `None` if it is not one.
+pub fn env_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("SAMSA_")?;
+    if NOT_CONFIG_VARS.contains(&var) || rest.is_empty() {
+        return None;
+    }
+    Some(
+        rest.to_lowercase()
+            .replace("___", "-")
+            .replace("__", "\u{0}")
+            .replace('_', ".")
+            .replace('\u{0}', "_"),
+    )
+}
+
+/// Parses a Java-style properties file: `key=value` (or `key: value`), `#`/`!` comments.
+pub fn parse_properties(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .or_else(|| line.split_once(':'))
+            .with_context(|| format!("line {}: expected key=value, got '{line}'", n + 1))?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// One `NAME://host:port` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses `listeners` / `advertised.listeners`.
+pub fn parse_listeners(key: &str, value: &str) -> anyhow::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for l in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+        let (name, addr) =
+            l.split_once("://").with_context(|| format!("{key}: '{l}' is not NAME://host:port"))?;
+        let (host, port) =
+            addr.rsplit_once(':').with_context(|| format!("{key}: '{l}' has no port"))?;
+        let port: u16 = port.parse().with_context(|| format!("{key}: bad port in '{l}'"))?;
+        out.push(Listener {
+            name: name.to_uppercase(),
+            host: host.trim_matches(['[', ']']).to_string(),
+            port,
+        });
+    }
+    Ok(out)
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve listener host '{host}'"))?
+        .next()
+        .with_context(|| format!("'{host}' resolves to no address"))
+}
+
+/// Loads a node's configuration from `file`, `env` and `overrides` (in that order of precedence,
+/// lowest first) and checks the keys against each other.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &[String],
+) -> anyhow::Result<BrokerConfig> {
+    let mut entries: Vec<(String, String, String)> = Vec::new(); // (key, value, source)
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        for (k, v) in parse_properties(&text).with_context(|| format!("in {}", path.display()))? {
+            entries.push((k, v, path.display().to_string()));
+        }
+    }
+    for (var, value) in env {
+        if let Some(key) = env_key(&var) {
+            entries.push((key, value, format!("environment variable {var}")));
+        }
+    }
+    for o in overrides {
+        let (k, v) =
+            o.split_once('=').with_context(|| format!("--override '{o}' is not key=value"))?;
+        entries.push((k.trim().to_string(), v.trim().to_string(), "--override".into()));
+    }
+    let mut raw: BTreeMap<String, String> = BTreeMap::new();
+    let mut config = BrokerConfig::dev("./samsa-data".into(), "127.0.0.1:9092".parse()?);
+    config.voters.clear();
+    for (k, v, source) in entries {
+        match k.as_str() {
+            "listeners" | "advertised.listeners" | "controller.listener.names" => {
+                raw.insert(k, v);
+            }
+            _ => config.set(&k, &v).with_context(|| format!("from {source}"))?,
+        }
+    }
+    apply_listeners(&mut config, &raw)?;
+    validate(&config)?;
+    Ok(config)
+}
+
+fn apply_listeners(
+    config: &mut BrokerConfig,
+    raw: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let controller_name =
+        raw.get("controller.listener.names").map_or("CONTROLLER".to_string(), |s| {
+            s.split(',').next().unwrap_or("").trim().to_uppercase()
+        });
+    let listeners = parse_listeners("listeners", raw.get("listeners").map_or("", String::as_str))?;
+    let advertised = parse_listeners(
+        "advertised.listeners",
+        raw.get("advertised.listeners").map_or("", String::as_str),
+    )?;
+    let controller = listeners.iter().find(|l| l.name == controller_name).with_context(|| {
+        format!("listeners must include a {controller_name}:// listener (controller.listener.names); every node needs one for the metadata quorum")
+    })?;
+    config.controller_listener = resolve(&controller.host, controller.port)?;
+    let voter_addr = config.voters.get(&config.node_id).cloned();
+    config.controller_advertised = match (
+        voter_addr,
+        advertised.iter().find(|l| l.name == controller_name),
+    ) {
+        (Some(v), _) => v,
+        (None, Some(a)) => format!("{}:{}", a.host, a.port),
+        (None, None) if !controller.host.is_empty() && controller.host != "0.0.0.0" => {
+            format!("{}:{}", controller.host, controller.port)
+        }
+        (None, None) => bail!(
+            "the {controller_name} listener binds {}:{} but no reachable address is known: add {controller_name}://host:port to advertised.listeners",
+            controller.host,
+            controller.port
+        ),
+    };
+    if config.process_roles.broker {
+        let kafka = listeners.iter().find(|l| l.name != controller_name).with_context(|| {
+            "a broker needs a client listener besides the controller one, e.g. listeners=PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"
+        })?;
+        config.listener = resolve(&kafka.host, kafka.port)?;
+        let adv = advertised.iter().find(|l| l.name == kafka.name);
+        let (host, port) = match adv {
+            Some(a) => (a.host.clone(), a.port),
+            None if !kafka.host.is_empty() && kafka.host != "0.0.0.0" => {
+                (kafka.host.clone(), kafka.port)
+            }
+            None => bail!(
+                "listener {}://{}:{} binds all interfaces: set advertised.listeners={}://<host clients can reach>:{} so clients are not told to connect to 0.0.0.0",
+                kafka.name,
+                kafka.host,
+                kafka.port,
+                kafka.name,
+                kafka.port
+            ),
+        };
+        config.advertised_host = host;
+        config.advertised_port = port;
+    }
+    Ok(())
+}
+
+/// Checks keys against each other.
+pub fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
+    if config.voters.is_empty() {
+        bail!("controller.quorum.voters is required, e.g. 1@host1:9093,2@host2:9093,3@host3:9093");
+    }
+    let is_voter = config.voters.contains_key(&config.node_id);
+    if config.process_roles.controller && !is_voter {
+        bail!(
+            "node.id={} has the controller role but is not in controller.quorum.voters",
+            config.node_id
+        );
+    }
+    if !config.process_roles.controller && is_voter {
+        bail!(
+            "node.id={} is in controller.quorum.voters but process.roles lacks controller",
+            config.node_id
+        );
+    }
+    if config.broker_heartbeat_interval_ms >= config.broker_session_timeout_ms {
+        bail!("broker.heartbeat.interval.ms must be smaller than broker.session.timeout.ms");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::NodeId;
+
+    fn props() -> &'static str {
+        "# a three-node cluster\nnode.id=2\nprocess.roles=broker,controller\n\
+         controller.quorum.voters=1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194\n\
+         listeners=PLAINTEXT://127.0.0.1:19093,CONTROLLER://127.0.0.1:19193\n\
+         log.dirs=/tmp/x\nnum.partitions=3\n"
+    }
+
+    #[test]
+    fn env_names_map_like_kafkas_images() {
+        assert_eq!(env_key("SAMSA_NODE_ID").as_deref(), Some("node.id"));
+        assert_eq!(
+            env_key("SAMSA_CONTROLLER_QUORUM_VOTERS").as_deref(),
+            Some("controller.quorum.voters")
+        );
+        assert_eq!(env_key("SAMSA_SOME__UNDERSCORE").as_deref(), Some("some_underscore"));
+        assert_eq!(env_key("SAMSA_A___B").as_deref(), Some("a-b"));
+        assert_eq!(env_key("SAMSA_LOG"), None);
+        assert_eq!(env_key("PATH"), None);
+    }
+
+    #[test]
+    fn file_then_env_then_overrides_win() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("server.properties");
+        std::fs::write(&f, props()).expect("write");
+        let env = vec![("SAMSA_NUM_PARTITIONS".to_string(), "5".to_string())];
+        let c = load(Some(&f), env.clone(), &[]).expect("load");
+        assert_eq!(c.node_id, NodeId(2));
+        assert_eq!(c.num_partitions, 5, "env beats file");
+        assert_eq!(c.listener.port(), 19093);
+        assert_eq!(c.advertised_host, "127.0.0.1");
+        assert_eq!(c.controller_advertised, "127.0.0.1:19193");
+        let c = load(Some(&f), env, &["num.partitions=7".into()]).expect("load");
+        assert_eq!(c.num_partitions, 7, "override beats env");
+    }
+
+    #[test]
+    fn misconfigurations_are_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("server.properties");
+        std::fs::write(&f, props()).expect("write");
+        let err = |o: &[&str]| {
+            let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+            format!("{:#}", load(Some(&f), Vec::new(), &o).expect_err("refused"))
+        };
+        assert!(err(&["process.roles=broker"]).contains("process.roles lacks controller"));
+        assert!(err(&["node.id=9"]).contains("not in controller.quorum.voters"));
+        assert!(
+            err(&["listeners=PLAINTEXT://0.0.0.0:19093,CONTROLLER://127.0.0.1:19193"])
+                .contains("advertised.listeners")
+        );
+        assert!(err(&["listeners=PLAINTEXT://127.0.0.1:19093"]).contains("CONTROLLER"));
+        assert!(err(&["no.such.key=1"]).contains("unknown configuration key"));
+        assert!(err(&["controller.quorum.voters=1@x"]).contains("controller.quorum.voters"));
+    }
+}
