@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::KafkaClient;
+use crate::client::cluster::ClusterClient;
 
 pub(super) fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -34,9 +35,13 @@ pub(super) async fn metadata(
     client.send(&req, version).await.context("Metadata request failed")
 }
 
-/// The number of partitions of `topic`, failing clearly if it does not exist.
-pub(super) async fn partition_count(client: &mut KafkaClient, topic: &str) -> anyhow::Result<i32> {
-    let md = metadata(client, Some(&[topic.to_string()])).await?;
+/// The number of partitions of `topic` (refreshing the cluster's view of its leaders), failing
+/// clearly if it does not exist.
+pub(super) async fn partition_count(
+    cluster: &mut ClusterClient,
+    topic: &str,
+) -> anyhow::Result<i32> {
+    let md = cluster.refresh(Some(&[topic.to_string()])).await?;
     let t = md.topics.first().context("empty Metadata response")?;
     if t.error_code != 0 {
         bail!(

@@ -20,8 +20,10 @@ use super::produce::parse_acks;
 use super::topic::error_name;
 use crate::broker::now_ms;
 use crate::client::KafkaClient;
+use crate::client::cluster::ClusterClient;
 use crate::client::records::{encode_batch, fetch_request, parse_compression, produce_request};
 use crate::log::batch;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -123,10 +125,10 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn print(&self, what: &str) {
+    pub fn print(&self, what: &str) -> anyhow::Result<()> {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
-        println!(
+        outln!(
             "{what}: {} records, {:.1} MB in {:.2} s: {:.0} records/s, {:.1} MB/s; latency ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
             self.records,
             self.bytes as f64 / 1e6,
@@ -138,6 +140,7 @@ impl Report {
             q(0.999),
             self.latency_us.max() as f64 / 1000.0
         );
+        Ok(())
     }
 }
 
@@ -145,56 +148,73 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")
 }
 
+/// One leader's share of a produce benchmark.
+struct ProduceJob {
+    addr: String,
+    topic: String,
+    partitions: Vec<i32>,
+    records: u64,
+    per_batch: u64,
+    full: Bytes,
+    single: Bytes,
+    acks: i16,
+    in_flight: usize,
+    bar: ProgressBar,
+}
+
 async fn produce(b: ProduceBench) -> anyhow::Result<()> {
     let acks = parse_acks(&b.acks)?;
     let compression = parse_compression(&b.compression)?;
-    let mut client = KafkaClient::connect(&b.client.bootstrap_server).await?;
-    ensure_topic(&mut client, &b.topic, b.partitions).await?;
-    let partitions = partition_count(&mut client, &b.topic).await?;
+    let mut cluster = ClusterClient::connect(&b.client.bootstrap_server).await?;
+    ensure_topic(cluster.any(), &b.topic, b.partitions).await?;
+    let partitions = partition_count(&mut cluster, &b.topic).await?;
     let per_batch = (b.batch_bytes / b.record_size.max(1)).clamp(1, 100_000) as u64;
     let value = Bytes::from((0..b.record_size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
     let make = |n: u64| -> anyhow::Result<Bytes> {
         let recs = vec![(None, Some(value.clone())); n as usize];
         encode_batch(&recs, now_ms(), compression)
     };
-    let full = make(per_batch)?;
-    let version = client.version::<ProduceRequest>(9)?;
+    let (full, single) = (make(per_batch)?, make(1)?);
+    // One pipelined connection per partition leader, records split by partition count.
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in 0..partitions {
+        let leader = cluster
+            .leader_of(&b.topic, p)
+            .with_context(|| format!("{}-{p} has no leader", b.topic))?;
+        by_leader.entry(leader).or_default().push(p);
+    }
     let bar = progress(b.records);
-    let mut hist = histogram()?;
-    let mut in_flight: VecDeque<(Instant, u64)> = VecDeque::new();
-    let (mut queued, mut done, mut partition) = (0u64, 0u64, 0i32);
-    let start = Instant::now();
-    while done < b.records {
-        while queued < b.records && in_flight.len() < b.in_flight.max(1) {
-            let n = per_batch.min(b.records - queued);
-            let batch = if n == per_batch { full.clone() } else { make(n)? };
-            let req = produce_request(&b.topic, partition, batch, acks);
-            partition = (partition + 1) % partitions;
-            client.queue(&req, version)?;
-            queued += n;
-            in_flight.push_back((Instant::now(), n));
-        }
-        client.flush().await?;
-        if acks == 0 {
-            // No responses: count on send.
-            while let Some((t, n)) = in_flight.pop_front() {
-                hist.record(t.elapsed().as_micros().max(1) as u64)?;
-                done += n;
-            }
+    let mut jobs = tokio::task::JoinSet::new();
+    let mut assigned = 0u64;
+    let leaders = by_leader.len();
+    for (i, (leader, parts)) in by_leader.into_iter().enumerate() {
+        let share = if i + 1 == leaders {
+            b.records - assigned
         } else {
-            let (_, resp) = client.receive::<ProduceRequest>(version).await?;
-            let (t, n) = in_flight.pop_front().context("response without request")?;
-            hist.record(t.elapsed().as_micros().max(1) as u64)?;
-            for tr in resp.responses {
-                for p in tr.partition_responses {
-                    if p.error_code != 0 {
-                        bail!("produce failed: {}", error_name(p.error_code));
-                    }
-                }
-            }
-            done += n;
-        }
-        bar.set_position(done);
+            b.records * parts.len() as u64 / partitions as u64
+        };
+        assigned += share;
+        let job = ProduceJob {
+            addr: cluster.broker_addr(leader)?,
+            topic: b.topic.clone(),
+            partitions: parts,
+            records: share,
+            per_batch,
+            full: full.clone(),
+            single: single.clone(),
+            acks,
+            in_flight: b.in_flight.max(1),
+            bar: bar.clone(),
+        };
+        jobs.spawn(produce_to_leader(job));
+    }
+    let start = Instant::now();
+    let mut hist = histogram()?;
+    let mut done = 0u64;
+    while let Some(joined) = jobs.join_next().await {
+        let (n, h) = joined.context("benchmark task failed")??;
+        done += n;
+        hist.add(&h).context("merging histograms")?;
     }
     bar.finish_and_clear();
     Report {
@@ -206,38 +226,96 @@ async fn produce(b: ProduceBench) -> anyhow::Result<()> {
     .print(&format!(
         "produce acks={} record_size={} partitions={partitions}",
         b.acks, b.record_size
-    ));
+    ))?;
     Ok(())
 }
 
+async fn produce_to_leader(job: ProduceJob) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let mut client = KafkaClient::connect(&job.addr).await?;
+    let version = client.version::<ProduceRequest>(9)?;
+    let mut hist = histogram()?;
+    let mut in_flight: VecDeque<(Instant, u64)> = VecDeque::new();
+    let (mut queued, mut done, mut next) = (0u64, 0u64, 0usize);
+    while done < job.records {
+        while queued < job.records && in_flight.len() < job.in_flight {
+            let n = job.per_batch.min(job.records - queued);
+            // A short last batch is sent as single records, so only two batches are encoded.
+            let (batch, n) =
+                if n == job.per_batch { (job.full.clone(), n) } else { (job.single.clone(), 1) };
+            let partition = job.partitions[next % job.partitions.len()];
+            next += 1;
+            client.queue(&produce_request(&job.topic, partition, batch, job.acks), version)?;
+            queued += n;
+            in_flight.push_back((Instant::now(), n));
+        }
+        client.flush().await?;
+        if job.acks == 0 {
+            // No responses: count on send.
+            while let Some((t, n)) = in_flight.pop_front() {
+                hist.record(t.elapsed().as_micros().max(1) as u64)?;
+                done += n;
+                job.bar.inc(n);
+            }
+            continue;
+        }
+        let (_, resp) = client.receive::<ProduceRequest>(version).await?;
+        let (t, n) = in_flight.pop_front().context("response without request")?;
+        hist.record(t.elapsed().as_micros().max(1) as u64)?;
+        for tr in resp.responses {
+            for p in tr.partition_responses {
+                if p.error_code != 0 {
+                    bail!("produce failed: {}", error_name(p.error_code));
+                }
+            }
+        }
+        done += n;
+        job.bar.inc(n);
+    }
+    Ok((done, hist))
+}
+
 async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
-    let mut client = KafkaClient::connect(&b.client.bootstrap_server).await?;
-    let partitions = partition_count(&mut client, &b.topic).await?;
+    let mut cluster = ClusterClient::connect(&b.client.bootstrap_server).await?;
+    let partitions = partition_count(&mut cluster, &b.topic).await?;
     let mut offsets = Vec::new();
     let mut end_total = 0u64;
     for p in 0..partitions {
-        let start = list_offset(&mut client, &b.topic, p, -2).await?;
-        let end = list_offset(&mut client, &b.topic, p, -1).await?;
+        let leader = cluster.leader(&b.topic, p).await?;
+        let start = list_offset(leader, &b.topic, p, -2).await?;
+        let end = list_offset(leader, &b.topic, p, -1).await?;
         end_total += (end - start).max(0) as u64;
         offsets.push((p, start, end));
     }
     let target = b.records.unwrap_or(end_total).min(end_total);
-    let version = client.version::<FetchRequest>(12)?;
+    let version = cluster.any().version::<FetchRequest>(12)?;
+    let mut leaders: Vec<i32> =
+        (0..partitions).filter_map(|p| cluster.leader_of(&b.topic, p)).collect();
+    leaders.sort();
+    leaders.dedup();
     let bar = progress(target);
     let mut hist = histogram()?;
     let (mut records, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
     while records < target {
-        let list: Vec<(i32, i64)> =
-            offsets.iter().filter(|(_, o, e)| o < e).map(|(p, o, _)| (*p, *o)).collect();
-        if list.is_empty() {
+        let mut responses = Vec::new();
+        for leader in &leaders {
+            let list: Vec<(i32, i64)> = offsets
+                .iter()
+                .filter(|(p, o, e)| o < e && cluster.leader_of(&b.topic, *p) == Some(*leader))
+                .map(|(p, o, _)| (*p, *o))
+                .collect();
+            if list.is_empty() {
+                continue;
+            }
+            let req = fetch_request(&b.topic, &list, 100, b.fetch_bytes);
+            let t = Instant::now();
+            responses.push(cluster.broker(*leader).await?.send(&req, version).await?);
+            hist.record(t.elapsed().as_micros().max(1) as u64)?;
+        }
+        if responses.is_empty() {
             break;
         }
-        let req = fetch_request(&b.topic, &list, 100, b.fetch_bytes);
-        let t = Instant::now();
-        let resp = client.send(&req, version).await?;
-        hist.record(t.elapsed().as_micros().max(1) as u64)?;
-        for tr in resp.responses {
+        for tr in responses.into_iter().flat_map(|r| r.responses) {
             for p in tr.partitions {
                 if p.error_code != 0 {
                     bail!("fetch failed: {}", error_name(p.error_code));
@@ -263,6 +341,6 @@ async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     Report { records, bytes, elapsed: start.elapsed(), latency_us: hist }
-        .print(&format!("consume partitions={partitions}"));
+        .print(&format!("consume partitions={partitions}"))?;
     Ok(())
 }

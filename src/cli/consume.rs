@@ -11,7 +11,7 @@ use kafka_protocol::messages::FetchRequest;
 use super::ClientArgs;
 use super::admin::{list_offset, partition_count};
 use super::topic::error_name;
-use crate::client::KafkaClient;
+use crate::client::cluster::ClusterClient;
 use crate::client::records::{decode_records, fetch_request};
 
 /// Per-partition fetch size.
@@ -45,8 +45,8 @@ pub struct ConsumeArgs {
 }
 
 pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
-    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
-    let partitions = partition_count(&mut client, &a.topic).await?;
+    let mut cluster = ClusterClient::connect(&a.client.bootstrap_server).await?;
+    let partitions = partition_count(&mut cluster, &a.topic).await?;
     let chosen: Vec<i32> = match a.partition {
         Some(p) if p < 0 || p >= partitions => {
             bail!("partition {p} does not exist: topic '{}' has {partitions} partitions", a.topic)
@@ -59,13 +59,22 @@ pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         let start = match a.offset {
             Some(o) => o,
             None => {
-                list_offset(&mut client, &a.topic, p, if a.from_beginning { -2 } else { -1 })
-                    .await?
+                let leader = cluster.leader(&a.topic, p).await?;
+                list_offset(leader, &a.topic, p, if a.from_beginning { -2 } else { -1 }).await?
             }
         };
         offsets.insert(p, start);
     }
-    let version = client.version::<FetchRequest>(12)?;
+    let version = cluster.any().version::<FetchRequest>(12)?;
+    // Fetches go to each partition's leader; with several leaders each waits less.
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in offsets.keys() {
+        let leader = cluster
+            .leader_of(&a.topic, *p)
+            .with_context(|| format!("{}-{p} has no leader", a.topic))?;
+        by_leader.entry(leader).or_default().push(*p);
+    }
+    let wait_ms = (500 / by_leader.len().max(1)) as i32;
     let mut printed = 0u64;
     let mut idle_since = std::time::Instant::now();
     let stdout = std::io::stdout();
@@ -76,14 +85,19 @@ pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         if a.timeout_ms.is_some_and(|t| idle_since.elapsed().as_millis() as u64 >= t) {
             break;
         }
-        let list: Vec<(i32, i64)> = offsets.iter().map(|(p, o)| (*p, *o)).collect();
-        let req = fetch_request(&a.topic, &list, 500, PARTITION_FETCH_BYTES);
-        let resp = tokio::select! {
-            r = client.send(&req, version) => r?,
-            _ = tokio::signal::ctrl_c() => break,
-        };
+        let mut responses = Vec::new();
+        for (leader, parts) in &by_leader {
+            let list: Vec<(i32, i64)> =
+                parts.iter().filter_map(|p| offsets.get(p).map(|o| (*p, *o))).collect();
+            let req = fetch_request(&a.topic, &list, wait_ms, PARTITION_FETCH_BYTES);
+            let client = cluster.broker(*leader).await?;
+            tokio::select! {
+                r = client.send(&req, version) => responses.push(r?),
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
         let mut out = stdout.lock();
-        for t in resp.responses {
+        for t in responses.into_iter().flat_map(|r| r.responses) {
             for p in t.partitions {
                 if p.error_code != 0 {
                     bail!(

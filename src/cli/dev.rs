@@ -70,7 +70,7 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .map_or("none".to_string(), |a| a.to_string());
-    println!(
+    outln!(
         "{what} ready: Kafka listener {kafka_addr}, node {}, cluster {cluster_id}, data in {}",
         broker.config.node_id,
         data_dir.display()
@@ -80,7 +80,7 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         None => shutdown_signal().await,
     }
     broker.shutdown().await;
-    println!("{what} stopped: logs flushed and closed");
+    outln!("{what} stopped: logs flushed and closed");
     Ok(())
 }
 

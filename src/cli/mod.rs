@@ -1,6 +1,15 @@
 //! The `samsa` command line: `dev` runs a broker; `topic`, `produce`, `consume` and `bench` are
 //! Kafka clients that talk the wire protocol to `--bootstrap-server`, like Kafka's own tools.
 
+/// Writes a line to stdout, returning an error instead of panicking when stdout is closed (a
+/// pipe into `head`); `main` turns a broken pipe into a quiet exit, as Kafka's tools behave.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
 mod admin;
 pub mod bench;
 mod consume;

@@ -14,7 +14,7 @@ use super::ClientArgs;
 use super::admin::partition_count;
 use super::topic::error_name;
 use crate::broker::now_ms;
-use crate::client::KafkaClient;
+use crate::client::cluster::ClusterClient;
 use crate::client::partitioner::partition_for_key;
 use crate::client::records::{encode_batch, parse_compression, produce_request};
 
@@ -57,14 +57,14 @@ pub(super) fn parse_acks(s: &str) -> anyhow::Result<i16> {
 pub(super) async fn run(a: ProduceArgs) -> anyhow::Result<()> {
     let acks = parse_acks(&a.acks)?;
     let compression = parse_compression(&a.compression)?;
-    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let mut client = ClusterClient::connect(&a.client.bootstrap_server).await?;
     let partitions = partition_count(&mut client, &a.topic).await?;
     if let Some(p) = a.partition
         && (p < 0 || p >= partitions)
     {
         bail!("partition {p} does not exist: topic '{}' has {partitions} partitions", a.topic);
     }
-    let version = client.version::<ProduceRequest>(9)?;
+    let version = client.any().version::<ProduceRequest>(9)?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut pending: Pending = BTreeMap::new();
     let mut round_robin = 0i32;
@@ -105,7 +105,7 @@ pub(super) async fn run(a: ProduceArgs) -> anyhow::Result<()> {
 }
 
 async fn send_all(
-    client: &mut KafkaClient,
+    cluster: &mut ClusterClient,
     topic: &str,
     pending: &mut Pending,
     acks: i16,
@@ -119,6 +119,7 @@ async fn send_all(
         }
         let batch = encode_batch(&records, now_ms(), compression)?;
         let req = produce_request(topic, partition, batch, acks);
+        let client = cluster.leader(topic, partition).await?;
         if acks == 0 {
             client.queue(&req, version)?;
             client.flush().await?;

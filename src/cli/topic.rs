@@ -17,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::admin::{list_offset, metadata, name};
 use super::{ClientArgs, TopicCommand};
 use crate::client::KafkaClient;
+use crate::client::cluster::ClusterClient;
 
 /// Kafka's name for an error code, for messages.
 pub(crate) fn error_name(code: i16) -> String {
@@ -106,9 +107,11 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
             r.error_message.as_ref().map_or(String::new(), |m| format!(": {m}"))
         );
     }
-    println!(
+    outln!(
         "Created topic {} ({} partitions, replication factor {}).",
-        a.topic, r.num_partitions, r.replication_factor
+        a.topic,
+        r.num_partitions,
+        r.replication_factor
     );
     Ok(())
 }
@@ -120,15 +123,15 @@ async fn list(c: ClientArgs) -> anyhow::Result<()> {
         md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
     names.sort();
     for n in names {
-        println!("{n}");
+        outln!("{n}");
     }
     Ok(())
 }
 
 async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
-    let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
+    let mut cluster = ClusterClient::connect(&a.client.bootstrap_server).await?;
     let filter = (!a.topics.is_empty()).then_some(a.topics.as_slice());
-    let md = metadata(&mut client, filter).await?;
+    let md = cluster.refresh(filter).await?;
     let mut topics = md.topics;
     topics.sort_by(|x, y| x.name.cmp(&y.name));
     for t in topics {
@@ -137,8 +140,8 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             bail!("cannot describe topic '{tname}': {}", error_name(t.error_code));
         }
         let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
-        let configs = topic_overrides(&mut client, &tname).await?;
-        println!(
+        let configs = topic_overrides(cluster.any(), &tname).await?;
+        outln!(
             "Topic: {tname}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}",
             t.topic_id,
             t.partitions.len()
@@ -146,12 +149,17 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         let mut parts = t.partitions;
         parts.sort_by_key(|p| p.partition_index);
         for p in parts {
-            let start = list_offset(&mut client, &tname, p.partition_index, -2).await.unwrap_or(-1);
-            let hw = list_offset(&mut client, &tname, p.partition_index, -1).await.unwrap_or(-1);
+            let (start, hw) = match cluster.leader(&tname, p.partition_index).await {
+                Ok(leader) => (
+                    list_offset(leader, &tname, p.partition_index, -2).await.unwrap_or(-1),
+                    list_offset(leader, &tname, p.partition_index, -1).await.unwrap_or(-1),
+                ),
+                Err(_) => (-1, -1),
+            };
             let ids = |v: &[kafka_protocol::messages::BrokerId]| {
                 v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",")
             };
-            println!(
+            outln!(
                 "\tTopic: {tname}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {start}\tHighWatermark: {hw}",
                 p.partition_index,
                 p.leader_id.0,
@@ -221,7 +229,7 @@ async fn alter(a: AlterArgs) -> anyhow::Result<()> {
             r.error_message.as_ref().map_or(String::new(), |m| format!(": {m}"))
         );
     }
-    println!("Altered configs of topic {}.", a.topic);
+    outln!("Altered configs of topic {}.", a.topic);
     Ok(())
 }
 
@@ -242,6 +250,6 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
     if r.error_code != 0 {
         bail!("cannot delete topic '{}': {}", a.topic, error_name(r.error_code));
     }
-    println!("Deleted topic {}.", a.topic);
+    outln!("Deleted topic {}.", a.topic);
     Ok(())
 }

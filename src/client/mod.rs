@@ -2,6 +2,7 @@
 //! the wire protocol like any client: negotiates versions with ApiVersions, frames requests, and
 //! supports pipelining (several requests in flight on one connection, answered in order).
 
+pub mod cluster;
 pub mod partitioner;
 pub mod records;
 
@@ -34,8 +35,20 @@ pub struct KafkaClient {
 }
 
 impl KafkaClient {
-    /// Connects and negotiates versions.
-    pub async fn connect(addr: &str) -> anyhow::Result<Self> {
+    /// Connects to the first reachable address of a comma-separated list and negotiates
+    /// versions.
+    pub async fn connect(addrs: &str) -> anyhow::Result<Self> {
+        let mut last = None;
+        for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match Self::connect_one(addr).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no bootstrap server given")))
+    }
+
+    async fn connect_one(addr: &str) -> anyhow::Result<Self> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| anyhow!("timed out connecting to {addr}; is samsa running there?"))?
