@@ -41,6 +41,8 @@ pub fn now_ms() -> i64 {
 /// How long startup waits to register with an active controller (the other voters may still
 /// be starting).
 pub const REGISTRATION_WAIT: Duration = Duration::from_secs(120);
+/// How long a stopping broker waits for the controller to move its leaderships.
+pub const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// sled's page cache for the metadata store: metadata is small.
 const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -52,6 +54,10 @@ pub struct Broker {
     pub controller: ControllerClient,
     pub replicas: ReplicaManager,
     raft: MetadataRaft,
+    /// This node's controller, active when it leads the quorum (runs session expiry).
+    pub local_controller: Arc<Controller>,
+    /// Random per process start; tells the controller a restart from a retry.
+    incarnation: Uuid,
     /// The unused part of this broker's producer-id block: (next, end).
     producer_ids: Mutex<(i64, i64)>,
     /// Woken on every append, so long-polling fetches wait without polling.
@@ -127,13 +133,15 @@ impl Broker {
             num_partitions: config.num_partitions,
             replication_factor: config.default_replication_factor,
         };
-        let local = Arc::new(Controller::new(metadata.clone(), defaults));
+        let session_timeout = Duration::from_millis(config.broker_session_timeout_ms as u64);
+        let local =
+            Arc::new(Controller::new(config.node_id, metadata.clone(), defaults, session_timeout));
         let (shutdown, _) = watch::channel(false);
         spawn_rpc_server(controller_listener, raft.clone(), local.clone(), shutdown.subscribe());
         if is_voter {
             bootstrap_quorum(&raft, &config).await?;
         }
-        let controller = ControllerClient::new(config.node_id, local, metadata.clone());
+        let controller = ControllerClient::new(config.node_id, local.clone(), metadata.clone());
         let replicas = ReplicaManager::new(config.node_id, config.data_dir.clone());
         let broker = Arc::new(Broker {
             config,
@@ -141,12 +149,18 @@ impl Broker {
             controller,
             replicas,
             raft,
+            local_controller: local,
+            incarnation: Uuid::new_v4(),
             producer_ids: Mutex::new((0, 0)),
             data_appended: Notify::new(),
             shutdown,
         });
         if broker.config.process_roles.broker {
             broker.register(&mut props, is_voter).await?;
+            broker
+                .heartbeat(false)
+                .await
+                .map_err(|e| anyhow::anyhow!("first heartbeat failed: {e}"))?;
         }
         let image = broker.metadata.image();
         broker
@@ -172,7 +186,7 @@ impl Broker {
                 rack: None,
                 epoch: 0,
                 fenced: false,
-                incarnation: Uuid::new_v4(),
+                incarnation: self.incarnation,
             },
             raft_addr: self.config.controller_advertised.clone(),
             observer: !is_voter,
@@ -200,6 +214,32 @@ impl Broker {
         meta_properties::record_cluster_id(&self.config.data_dir, props, &cluster_id)
     }
 
+    /// Tells the active controller this broker is alive (or, with `shutting_down`, asks it to
+    /// move this broker's leaderships away). Re-registers if the controller lost track of it.
+    pub async fn heartbeat(&self, shutting_down: bool) -> Result<(), ApiError> {
+        let request = ControllerRequest::BrokerHeartbeat {
+            broker: self.config.node_id,
+            incarnation: self.incarnation,
+            shutting_down,
+        };
+        match self.controller.execute(request).await {
+            Err(e) if e.code == ErrorCode::BrokerIdNotRegistered && !shutting_down => {
+                tracing::warn!("the controller asked this broker to register again");
+                let mut props = meta_properties::load_or_create(
+                    &self.config.data_dir,
+                    self.config.node_id,
+                    None,
+                )
+                .map_err(|e| ApiError::new(ErrorCode::UnknownServerError, e.to_string()))?;
+                let is_voter = self.config.voters.contains_key(&self.config.node_id);
+                self.register(&mut props, is_voter)
+                    .await
+                    .map_err(|e| ApiError::new(ErrorCode::UnknownServerError, e.to_string()))
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     /// A receiver that turns true when the broker shuts down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
@@ -208,6 +248,14 @@ impl Broker {
     /// Stops background tasks, the quorum member and fsyncs every log. Call after the Kafka
     /// listener stopped.
     pub async fn shutdown(&self) {
+        if self.config.process_roles.broker {
+            // Controlled shutdown: leaderships move before we stop serving (bounded wait).
+            match tokio::time::timeout(CONTROLLED_SHUTDOWN_WAIT, self.heartbeat(true)).await {
+                Ok(Ok(())) => tracing::info!("controlled shutdown: leaderships moved"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown failed"),
+                Err(_) => tracing::warn!("controlled shutdown timed out"),
+            }
+        }
         self.shutdown.send_replace(true);
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");

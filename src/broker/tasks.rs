@@ -11,6 +11,10 @@ use super::{Broker, now_ms};
 
 pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_loop(broker, "reconciler", reconcile_loop);
+    spawn_loop(broker, "session-expiry", expire_sessions_loop);
+    if broker.config.process_roles.broker {
+        spawn_loop(broker, "heartbeat", heartbeat_loop);
+    }
     let flush_every = Duration::from_millis(broker.config.log_flush_scheduler_interval_ms as u64);
     spawn_periodic(broker, "flusher", flush_every, flush_due);
     let retention_every =
@@ -71,6 +75,53 @@ async fn reconcile_loop(weak: Weak<Broker>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
             Err(e) => tracing::error!(error = %e, "reconciler panicked"),
+        }
+    }
+}
+
+/// How often the active controller looks for expired broker sessions.
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+async fn heartbeat_loop(weak: Weak<Broker>) {
+    let (every, mut stop) = match weak.upgrade() {
+        Some(b) => (
+            Duration::from_millis(b.config.broker_heartbeat_interval_ms as u64),
+            b.shutdown_signal(),
+        ),
+        None => return,
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => break,
+        }
+        let Some(broker) = weak.upgrade() else { break };
+        if *stop.borrow() {
+            break;
+        }
+        if let Err(e) = broker.heartbeat(false).await {
+            tracing::warn!(error = %e, "heartbeat to the controller failed");
+        }
+    }
+}
+
+async fn expire_sessions_loop(weak: Weak<Broker>) {
+    let mut stop = match weak.upgrade() {
+        Some(b) => b.shutdown_signal(),
+        None => return,
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => {}
+            _ = stop.changed() => break,
+        }
+        let Some(broker) = weak.upgrade() else { break };
+        for id in broker.local_controller.expired_sessions() {
+            tracing::warn!(broker = %id, "broker session expired; fencing it and moving its leaderships");
+            let request = crate::controller::ControllerRequest::FenceBroker { broker: id };
+            if let Err(e) = broker.local_controller.execute(request).await {
+                tracing::warn!(broker = %id, error = %e, "fencing failed");
+            }
         }
     }
 }

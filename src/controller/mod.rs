@@ -10,8 +10,9 @@
 pub mod client;
 pub mod service;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -65,6 +66,17 @@ pub enum ControllerRequest {
         observer: bool,
         cluster_id: Option<String>,
     },
+    /// A broker is alive (KIP-631). `shutting_down` asks for a controlled shutdown: the broker
+    /// is fenced and its leaderships move before it exits.
+    BrokerHeartbeat {
+        broker: NodeId,
+        incarnation: Uuid,
+        shutting_down: bool,
+    },
+    /// Fences a broker now (session expiry, or an operator).
+    FenceBroker {
+        broker: NodeId,
+    },
 }
 
 /// The controller's answer to a request that succeeded.
@@ -74,6 +86,7 @@ pub enum ControllerReply {
     TopicCreated { id: Uuid },
     ProducerIds { first: i64, count: i64 },
     Registered { epoch: i64 },
+    Heartbeat { fenced: bool },
 }
 
 /// A reply and the raft index that carried it (0 when nothing was committed).
@@ -83,11 +96,22 @@ pub struct Executed {
     pub index: u64,
 }
 
+/// When the active controller last heard from each broker. Soft state: a new controller starts
+/// every clock afresh, so no broker is fenced for the election's gap.
+#[derive(Debug, Default)]
+struct Sessions {
+    term: Option<u64>,
+    last_seen: HashMap<NodeId, std::time::Instant>,
+}
+
 /// The decide-and-commit half of the controller; runs on the raft leader.
 pub struct Controller {
+    node_id: NodeId,
     log: Arc<dyn MetadataLog>,
     defaults: TopicDefaults,
+    session_timeout: Duration,
     decide_lock: Mutex<()>,
+    sessions: std::sync::Mutex<Sessions>,
 }
 
 pub(crate) fn not_controller() -> ApiError {
@@ -102,12 +126,71 @@ fn log_error(e: MetadataError) -> ApiError {
 }
 
 impl Controller {
-    pub fn new(log: Arc<dyn MetadataLog>, defaults: TopicDefaults) -> Self {
-        Controller { log, defaults, decide_lock: Mutex::new(()) }
+    pub fn new(
+        node_id: NodeId,
+        log: Arc<dyn MetadataLog>,
+        defaults: TopicDefaults,
+        session_timeout: Duration,
+    ) -> Self {
+        Controller {
+            node_id,
+            log,
+            defaults,
+            session_timeout,
+            decide_lock: Mutex::new(()),
+            sessions: std::sync::Mutex::new(Sessions::default()),
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        self.log.leader().is_some_and(|l| l.id == self.node_id)
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes a heartbeat; resets every clock when this node's term as controller is new.
+    fn saw(&self, broker: Option<NodeId>) {
+        let term = self.log.quorum().term;
+        let mut s = self.sessions();
+        if s.term != Some(term) {
+            s.term = Some(term);
+            s.last_seen.clear();
+        }
+        if let Some(b) = broker {
+            s.last_seen.insert(b, std::time::Instant::now());
+        }
+    }
+
+    /// Brokers whose session expired: unfenced in the image and silent for longer than
+    /// `broker.session.timeout.ms` (a broker never heard from this term starts its clock now).
+    pub fn expired_sessions(&self) -> Vec<NodeId> {
+        if !self.is_active() {
+            return Vec::new();
+        }
+        self.saw(None);
+        let image = self.log.image();
+        let now = std::time::Instant::now();
+        let mut s = self.sessions();
+        image
+            .live_brokers()
+            .map(|b| b.id)
+            .filter(|id| {
+                let seen = *s.last_seen.entry(*id).or_insert(now);
+                now.duration_since(seen) > self.session_timeout
+            })
+            .collect()
     }
 
     /// Decides and commits `request`. Fails with NOT_CONTROLLER when this node is not the leader.
     pub async fn execute(&self, request: ControllerRequest) -> Result<Executed, ApiError> {
+        if !self.is_active() {
+            return Err(not_controller());
+        }
+        if let ControllerRequest::BrokerHeartbeat { broker, .. } = &request {
+            self.saw(Some(*broker));
+        }
         let _guard = self.decide_lock.lock().await;
         let image = self.log.image();
         let (commands, reply, validate_only) = self.decide(&image, &request)?;
@@ -187,6 +270,29 @@ impl Controller {
                 ControllerReply::Done,
                 false,
             ),
+            R::BrokerHeartbeat { broker, incarnation, shutting_down } => {
+                let reg = image
+                    .brokers
+                    .get(broker)
+                    .filter(|b| b.incarnation == *incarnation)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::BrokerIdNotRegistered,
+                            format!("broker {broker} must register (again)"),
+                        )
+                    })?;
+                let cmds = if *shutting_down {
+                    decide::fence_broker(image, *broker)
+                } else if reg.fenced {
+                    decide::unfence_broker(image, *broker)
+                } else {
+                    Vec::new()
+                };
+                (cmds, ControllerReply::Heartbeat { fenced: *shutting_down }, false)
+            }
+            R::FenceBroker { broker } => {
+                (decide::fence_broker(image, *broker), ControllerReply::Done, false)
+            }
             R::RegisterBroker { registration, cluster_id, .. } => {
                 let fresh = crate::broker::meta_properties::new_cluster_id();
                 let (cmds, epoch) =

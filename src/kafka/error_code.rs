@@ -38,6 +38,7 @@ pub enum ErrorCode {
     InvalidRecord = 87,
     UnknownTopicId = 100,
     DuplicateBrokerRegistration = 101,
+    BrokerIdNotRegistered = 102,
     InconsistentClusterId = 104,
 }
 
@@ -83,6 +84,7 @@ impl ErrorCode {
             ErrorCode::InvalidRecord => "INVALID_RECORD",
             ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
             ErrorCode::DuplicateBrokerRegistration => "DUPLICATE_BROKER_REGISTRATION",
+            ErrorCode::BrokerIdNotRegistered => "BROKER_ID_NOT_REGISTERED",
             ErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
         }
     }

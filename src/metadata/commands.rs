@@ -37,6 +37,13 @@ pub enum MetadataCommand {
     SetTopicConfigs { topic: String, configs: BTreeMap<String, String> },
     /// Hands the next `count` producer ids to `broker`.
     AllocateProducerIds { broker: NodeId, count: i64 },
+    /// The broker missed its session (or is shutting down): it may lead nothing.
+    FenceBroker { id: NodeId },
+    /// The broker heartbeats again and may lead partitions.
+    UnfenceBroker { id: NodeId },
+    /// A partition's leader or ISR changes. The partition epoch always grows; the leader epoch
+    /// grows when the leader changes (KIP-101/KIP-320 fencing).
+    ChangePartition { topic: String, partition: i32, leader: Option<NodeId>, isr: Vec<NodeId> },
 }
 
 fn new_partition(replicas: &[NodeId]) -> PartitionImage {
@@ -58,10 +65,32 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) {
             }
         }
         MetadataCommand::RegisterBroker(reg) => {
+            // A (re-)registered broker starts fenced; its first heartbeat unfences it (KIP-631).
             let epoch = image.brokers.get(&reg.id).map_or(reg.epoch, |b| b.epoch.max(reg.epoch));
-            image
-                .brokers
-                .insert(reg.id, BrokerRegistration { epoch, fenced: false, ..reg.clone() });
+            image.brokers.insert(reg.id, BrokerRegistration { epoch, fenced: true, ..reg.clone() });
+        }
+        MetadataCommand::FenceBroker { id } => {
+            if let Some(b) = image.brokers.get_mut(id) {
+                b.fenced = true;
+            }
+        }
+        MetadataCommand::UnfenceBroker { id } => {
+            if let Some(b) = image.brokers.get_mut(id) {
+                b.fenced = false;
+            }
+        }
+        MetadataCommand::ChangePartition { topic, partition, leader, isr } => {
+            let Some(p) =
+                image.topics.get_mut(topic).and_then(|t| t.partitions.get_mut(*partition as usize))
+            else {
+                return;
+            };
+            if p.leader != *leader {
+                p.leader_epoch = LeaderEpoch(p.leader_epoch.0 + 1);
+            }
+            p.leader = *leader;
+            p.isr = isr.clone();
+            p.partition_epoch += 1;
         }
         MetadataCommand::CreateTopic { name, id, assignments, configs } => {
             if image.topics.contains_key(name) || image.topic_names_by_id.contains_key(id) {

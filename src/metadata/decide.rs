@@ -389,6 +389,67 @@ pub fn register_broker(
     Ok((cmds, epoch))
 }
 
+/// Fences `id` and moves every leadership it holds to another live ISR member (replica order:
+/// the preferred replica first); it leaves the ISR of every partition where others remain, so
+/// a fenced broker never counts towards min.insync.replicas. A partition with no other live ISR
+/// member goes offline (no leader) rather than electing outside the ISR.
+pub fn fence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand> {
+    let Some(b) = image.brokers.get(&id) else { return Vec::new() };
+    let mut cmds = Vec::new();
+    if !b.fenced {
+        cmds.push(MetadataCommand::FenceBroker { id });
+    }
+    let live = |n: &NodeId| *n != id && image.brokers.get(n).is_some_and(|b| !b.fenced);
+    for t in image.topics.values() {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let in_isr = p.isr.contains(&id);
+            if p.leader != Some(id) && !in_isr {
+                continue;
+            }
+            let isr: Vec<NodeId> = if in_isr && p.isr.len() > 1 {
+                p.isr.iter().copied().filter(|r| *r != id).collect()
+            } else {
+                p.isr.clone()
+            };
+            let leader = if p.leader == Some(id) || p.leader.is_none() {
+                p.replicas.iter().copied().find(|r| isr.contains(r) && live(r))
+            } else {
+                p.leader
+            };
+            if leader != p.leader || isr != p.isr {
+                cmds.push(MetadataCommand::ChangePartition {
+                    topic: t.name.clone(),
+                    partition: i as i32,
+                    leader,
+                    isr,
+                });
+            }
+        }
+    }
+    cmds
+}
+
+/// Unfences `id` and gives it the partitions that have no leader and list it in their ISR.
+pub fn unfence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand> {
+    if !image.brokers.get(&id).is_some_and(|b| b.fenced) {
+        return Vec::new();
+    }
+    let mut cmds = vec![MetadataCommand::UnfenceBroker { id }];
+    for t in image.topics.values() {
+        for (i, p) in t.partitions.iter().enumerate() {
+            if p.leader.is_none() && p.isr.contains(&id) {
+                cmds.push(MetadataCommand::ChangePartition {
+                    topic: t.name.clone(),
+                    partition: i as i32,
+                    leader: Some(id),
+                    isr: p.isr.clone(),
+                });
+            }
+        }
+    }
+    cmds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +471,7 @@ mod tests {
                     incarnation: uuid::Uuid::nil(),
                 }),
             );
+            apply(&mut img, &MetadataCommand::UnfenceBroker { id: NodeId(id) });
         }
         img
     }
@@ -491,6 +553,66 @@ mod tests {
         );
         assert_eq!(code(delete_topic(&img, "nope")), ErrorCode::UnknownTopicOrPartition);
         assert!(create_partitions(&img, "t", 5, None, 0).is_ok());
+    }
+
+    fn unfenced(n: i32) -> MetadataImage {
+        image_with_brokers(n)
+    }
+
+    #[test]
+    fn fencing_moves_leadership_within_the_isr_and_bumps_the_leader_epoch() {
+        let mut img = unfenced(3);
+        for c in create_topic(&img, &spec("t", 3, 2), DEFAULTS, Uuid::from_u128(1), 0).expect("ok")
+        {
+            apply(&mut img, &c);
+        }
+        let before = img.topics["t"].partitions.clone();
+        for c in fence_broker(&img, NodeId(1)) {
+            apply(&mut img, &c);
+        }
+        assert!(img.brokers[&NodeId(1)].fenced);
+        for (p, old) in img.topics["t"].partitions.iter().zip(&before) {
+            assert_ne!(p.leader, Some(NodeId(1)), "a fenced broker leads nothing");
+            assert!(!p.isr.contains(&NodeId(1)), "and leaves every ISR with others in it");
+            if old.leader == Some(NodeId(1)) {
+                assert_eq!(p.leader_epoch.0, old.leader_epoch.0 + 1, "new leader, new epoch");
+                assert!(p.leader.is_some_and(|l| old.isr.contains(&l)), "elected from the ISR");
+            } else {
+                assert_eq!(p.leader_epoch, old.leader_epoch, "leader unchanged, epoch unchanged");
+            }
+        }
+    }
+
+    #[test]
+    fn a_single_replica_partition_goes_offline_and_returns_with_its_broker() {
+        let mut img = unfenced(2);
+        let mut s = spec("solo", 2, 1);
+        s.assignments.clear();
+        for c in create_topic(&img, &s, DEFAULTS, Uuid::from_u128(2), 0).expect("ok") {
+            apply(&mut img, &c);
+        }
+        let on_1 = img.topics["solo"]
+            .partitions
+            .iter()
+            .position(|p| p.leader == Some(NodeId(1)))
+            .expect("one on 1");
+        for c in fence_broker(&img, NodeId(1)) {
+            apply(&mut img, &c);
+        }
+        let p = &img.topics["solo"].partitions[on_1];
+        assert_eq!(p.leader, None, "no election outside the ISR");
+        assert_eq!(p.leader_epoch.0, 1);
+        // Re-registration keeps it fenced until its heartbeat unfences it.
+        let reg = img.brokers[&NodeId(1)].clone();
+        apply(&mut img, &MetadataCommand::RegisterBroker(reg));
+        assert!(img.brokers[&NodeId(1)].fenced);
+        for c in unfence_broker(&img, NodeId(1)) {
+            apply(&mut img, &c);
+        }
+        let p = &img.topics["solo"].partitions[on_1];
+        assert_eq!(p.leader, Some(NodeId(1)));
+        assert_eq!(p.leader_epoch.0, 2, "leader epochs only grow");
+        assert!(unfence_broker(&img, NodeId(1)).is_empty(), "unfencing twice is a no-op");
     }
 
     #[test]
