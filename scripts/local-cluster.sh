@@ -79,7 +79,7 @@ case "${1:-}" in
   status)
     for n in $NODES; do
       p=$(pid "$n" || true)
-      echo "node $n: ${p:+running (pid $p)}${p:-stopped}"
+      if [ -n "$p" ]; then echo "node $n: running (pid $p)"; else echo "node $n: stopped"; fi
     done
     "$BIN" cluster status --bootstrap-server 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094 || true
     ;;

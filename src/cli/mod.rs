@@ -12,6 +12,7 @@ macro_rules! outln {
 
 mod admin;
 pub mod bench;
+mod cluster;
 mod consume;
 mod dev;
 mod produce;
@@ -44,6 +45,9 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records and print one per line.
     Consume(consume::ConsumeArgs),
+    /// Inspect the cluster: `samsa cluster status`.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -96,5 +100,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Cluster(cmd) => cluster::run(cmd).await,
     }
 }

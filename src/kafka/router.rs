@@ -97,6 +97,7 @@ routes! {
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeCluster => describe_cluster,
+    DescribeQuorum => describe_quorum,
 }
 
 fn encode_body<T: Encodable>(body: &T, version: i16) -> Result<BytesMut, String> {

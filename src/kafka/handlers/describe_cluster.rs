@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60): cluster id, controller and brokers (KIP-700).
+//! DescribeCluster (key 60): cluster id, controller and brokers (KIP-700); from v2 fenced
+//! brokers too when asked (KIP-1073).
 
 use std::sync::Arc;
 
@@ -9,26 +10,32 @@ use super::{AUTHORIZED_OPERATIONS_OMITTED, sb};
 use crate::broker::Broker;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(0, 1);
+pub const VERSIONS: Versions = Versions::new(0, 2);
 
 pub async fn handle(
     broker: &Arc<Broker>,
-    _version: i16,
-    _request: DescribeClusterRequest,
+    version: i16,
+    request: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
     let image = broker.metadata.image();
     let mut r = DescribeClusterResponse::default();
     r.cluster_id = sb(image.cluster_id.clone().unwrap_or_default());
     r.controller_id = BrokerId(super::controller_id(broker));
     r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    let include_fenced = version >= 2 && request.include_fenced_brokers;
     r.brokers = image
-        .live_brokers()
+        .brokers
+        .values()
+        .filter(|b| include_fenced || !b.fenced)
         .map(|b| {
             let mut d = DescribeClusterBroker::default();
             d.broker_id = BrokerId(b.id.0);
             d.host = sb(b.host.clone());
             d.port = i32::from(b.port);
             d.rack = b.rack.clone().map(sb);
+            if version >= 2 {
+                d.is_fenced = b.fenced;
+            }
             d
         })
         .collect();

@@ -9,6 +9,7 @@ pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_quorum;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
