@@ -1,58 +1,100 @@
-//! samsa-cluster: the test harness that runs samsa nodes as real local processes and injects
-//! faults into them. Today it runs single `samsa dev` nodes (start, SIGTERM, SIGKILL, restart on
-//! the same data and port); multi-node clusters, containers and network faults build on it.
+//! samsa-cluster: the test harness that runs samsa nodes as real local processes on loopback
+//! and injects faults into them: `samsa dev` single nodes, and N-node clusters of
+//! `samsa server` (voters and broker-only observers) with SIGKILL, SIGTERM and restarts.
 //!
-//! Every wait is bounded: a node that is not ready within [`READY_TIMEOUT`] is an error.
+//! Every wait is bounded: a node that is not ready within [`READY_TIMEOUT`] is an error that
+//! carries the tail of its log.
 
+use std::collections::BTreeMap;
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// How long a node may take to print its ready line.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a node may take to print its ready line (a cluster node waits for a quorum).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful stop may take before it counts as a failure.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A free TCP port on loopback (bound and released; fine for tests on one machine).
+/// Test ports come from below Linux's ephemeral range (32768+), so an outgoing connection of a
+/// test running in parallel can never take a port a node is about to bind.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// A free TCP port on loopback for a test node: a pseudo-random pick (seeded by pid and a
+/// counter, so parallel test processes diverge), checked by binding it.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (std::process::id().wrapping_mul(2_654_435_761) ^ n.wrapping_mul(40_503)) % span;
+        let port = (TEST_PORTS.start + mixed) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free test port in {TEST_PORTS:?}")
 }
 
 /// One samsa node running as a child process.
 pub struct Node {
     binary: PathBuf,
-    data_dir: PathBuf,
-    port: u16,
+    args: Vec<String>,
+    log_path: PathBuf,
+    kafka_port: u16,
     child: Option<Child>,
+    ready: Option<Receiver<bool>>,
     /// Time from spawn to the ready line, for the last start.
     pub last_startup: Duration,
+    spawned_at: Instant,
 }
 
 impl Node {
     /// Starts `samsa dev` with `data_dir` on `port` and waits until it is ready.
     pub fn start(binary: &Path, data_dir: &Path, port: u16) -> anyhow::Result<Node> {
-        let mut node = Node {
-            binary: binary.to_path_buf(),
-            data_dir: data_dir.to_path_buf(),
-            port,
-            child: None,
-            last_startup: Duration::ZERO,
-        };
+        fs::create_dir_all(data_dir)?;
+        let args = vec![
+            "dev".to_string(),
+            "--port".into(),
+            port.to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        let log = data_dir.with_extension("log");
+        let mut node = Node::new(binary, args, log, port);
         node.spawn()?;
+        node.wait_ready()?;
         Ok(node)
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let started = Instant::now();
+    fn new(binary: &Path, args: Vec<String>, log_path: PathBuf, kafka_port: u16) -> Node {
+        Node {
+            binary: binary.to_path_buf(),
+            args,
+            log_path,
+            kafka_port,
+            child: None,
+            ready: None,
+            last_startup: Duration::ZERO,
+            spawned_at: Instant::now(),
+        }
+    }
+
+    /// Starts the process without waiting for it to be ready.
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        self.spawned_at = Instant::now();
         let mut child = Command::new(&self.binary)
-            .args(["dev", "--port", &self.port.to_string(), "--data-dir"])
-            .arg(&self.data_dir)
+            .args(&self.args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("cannot run {}", self.binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -63,24 +105,62 @@ impl Node {
             let _ = tx.send(ready);
             for _ in lines {} // keep draining so the child never blocks on a full pipe
         });
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(true) => {}
-            _ => {
-                let _ = child.kill();
-                bail!("samsa on port {} did not become ready within {READY_TIMEOUT:?}", self.port);
-            }
-        }
-        self.last_startup = started.elapsed();
         self.child = Some(child);
+        self.ready = Some(rx);
         Ok(())
     }
 
+    /// Waits (bounded) for the ready line.
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let rx = self.ready.take().context("node was not spawned")?;
+        let left = READY_TIMEOUT.saturating_sub(self.spawned_at.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(true) => {
+                self.last_startup = self.spawned_at.elapsed();
+                Ok(())
+            }
+            Ok(false) | Err(RecvTimeoutError::Disconnected) => {
+                let status = self.child.as_mut().and_then(|c| c.wait().ok());
+                self.child = None;
+                bail!("samsa exited before it was ready ({status:?}):\n{}", self.log_tail())
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(mut c) = self.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                bail!("samsa was not ready within {READY_TIMEOUT:?}:\n{}", self.log_tail())
+            }
+        }
+    }
+
+    /// The node's error lines and the last lines of its log (stderr).
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let errors: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("error") || l.contains("ERROR"))
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(5)..];
+        format!(
+            "{}\n...\n{}",
+            errors[errors.len().saturating_sub(10)..].join("\n"),
+            tail.join("\n")
+        )
+    }
+
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.kafka_port)
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     fn signal(&self, sig: &str) -> anyhow::Result<()> {
@@ -101,7 +181,7 @@ impl Node {
         Ok(())
     }
 
-    /// SIGTERM and wait (bounded) for a clean exit; returns the exit status.
+    /// SIGTERM and wait (bounded) for the exit; returns the exit status.
     pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
         self.signal("-TERM")?;
         let mut child = self.child.take().context("node is not running")?;
@@ -118,12 +198,13 @@ impl Node {
         }
     }
 
-    /// Starts the node again on the same data directory and port.
+    /// Starts the node again (same data, ports and config) and waits until it is ready.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
             self.terminate()?;
         }
-        self.spawn()
+        self.spawn()?;
+        self.wait_ready()
     }
 }
 
@@ -133,5 +214,128 @@ impl Drop for Node {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Ports of one cluster member.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub kafka: u16,
+    pub controller: u16,
+}
+
+/// A cluster of `samsa server` processes on loopback: nodes `1..=voters` are
+/// broker+controller, further nodes are broker-only observers.
+pub struct LocalCluster {
+    binary: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub ports: BTreeMap<i32, Ports>,
+    pub nodes: BTreeMap<i32, Node>,
+    voters: usize,
+    extra: Vec<String>,
+}
+
+impl LocalCluster {
+    /// Starts `voters` voters and `observers` broker-only nodes, each with `extra` settings
+    /// (`key=value`), and waits until all are ready.
+    pub fn start(
+        binary: &Path,
+        voters: usize,
+        observers: usize,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut ports = BTreeMap::new();
+        for id in 1..=(voters + observers) as i32 {
+            ports.insert(id, Ports { kafka: free_port()?, controller: free_port()? });
+        }
+        let mut cluster = LocalCluster {
+            binary: binary.to_path_buf(),
+            dir: tempfile::tempdir()?,
+            ports,
+            nodes: BTreeMap::new(),
+            voters,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        let ids: Vec<i32> = cluster.ports.keys().copied().collect();
+        for id in &ids {
+            let node = cluster.node_process(*id, &[])?;
+            cluster.nodes.insert(*id, node);
+        }
+        for id in &ids {
+            cluster.node_mut(*id)?.spawn()?;
+        }
+        for id in &ids {
+            cluster.node_mut(*id)?.wait_ready()?;
+        }
+        Ok(cluster)
+    }
+
+    /// `controller.quorum.voters` of this cluster.
+    pub fn voters_setting(&self) -> String {
+        (1..=self.voters as i32)
+            .filter_map(|id| {
+                self.ports.get(&id).map(|p| format!("{id}@127.0.0.1:{}", p.controller))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The properties of node `id`, with `overrides` appended (later keys win).
+    pub fn properties(&self, id: i32, overrides: &[&str]) -> anyhow::Result<String> {
+        let p = self.ports.get(&id).with_context(|| format!("no node {id}"))?;
+        let roles = if id as usize <= self.voters { "broker,controller" } else { "broker" };
+        let mut text = format!(
+            "node.id={id}\nprocess.roles={roles}\ncontroller.quorum.voters={}\n\
+             listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}\nlog.dirs={}\n",
+            self.voters_setting(),
+            p.kafka,
+            p.controller,
+            self.data_dir(id).display()
+        );
+        for kv in self.extra.iter().map(String::as_str).chain(overrides.iter().copied()) {
+            text.push_str(kv);
+            text.push('\n');
+        }
+        Ok(text)
+    }
+
+    pub fn data_dir(&self, id: i32) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    /// A process for node `id` with its properties (plus `overrides`) written out, not started.
+    pub fn node_process(&self, id: i32, overrides: &[&str]) -> anyhow::Result<Node> {
+        let file = self.dir.path().join(format!("node{id}.properties"));
+        fs::write(&file, self.properties(id, overrides)?)?;
+        let kafka = self.ports.get(&id).map_or(0, |p| p.kafka);
+        let args = vec!["server".to_string(), file.display().to_string()];
+        Ok(Node::new(&self.binary, args, self.dir.path().join(format!("node{id}.log")), kafka))
+    }
+
+    pub fn node_mut(&mut self, id: i32) -> anyhow::Result<&mut Node> {
+        self.nodes.get_mut(&id).with_context(|| format!("no node {id}"))
+    }
+
+    /// Kafka addresses of all running nodes, comma separated.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.is_running())
+            .map(|(_, n)| n.bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts every stopped node at once and waits until all are ready.
+    pub fn start_stopped(&mut self) -> anyhow::Result<()> {
+        let stopped: Vec<i32> =
+            self.nodes.iter().filter(|(_, n)| !n.is_running()).map(|(id, _)| *id).collect();
+        for id in &stopped {
+            self.node_mut(*id)?.spawn()?;
+        }
+        for id in &stopped {
+            self.node_mut(*id)?.wait_ready()?;
+        }
+        Ok(())
     }
 }

@@ -141,7 +141,14 @@ impl Broker {
         if is_voter {
             bootstrap_quorum(&raft, &config).await?;
         }
-        let controller = ControllerClient::new(config.node_id, local.clone(), metadata.clone());
+        let other_voters = config
+            .voters
+            .iter()
+            .filter(|(id, _)| **id != config.node_id)
+            .map(|(_, a)| a.clone())
+            .collect();
+        let controller =
+            ControllerClient::new(config.node_id, local.clone(), metadata.clone(), other_voters);
         let replicas = ReplicaManager::new(config.node_id, config.data_dir.clone());
         let broker = Arc::new(Broker {
             config,
@@ -330,7 +337,9 @@ async fn bootstrap_quorum(raft: &MetadataRaft, config: &BrokerConfig) -> anyhow:
     let membership = metrics.membership_config.membership();
     let stored: Vec<u64> = membership.voter_ids().collect();
     let wanted: Vec<u64> = voters.keys().copied().collect();
-    if stored != wanted {
+    // An empty membership means a peer's vote request arrived before the membership entry did:
+    // it will come by replication, there is nothing to compare yet.
+    if !stored.is_empty() && stored != wanted {
         bail!(
             "controller.quorum.voters lists nodes {wanted:?} but this node's metadata quorum has voters {stored:?}; fix controller.quorum.voters (changing voters is not supported)"
         );

@@ -26,11 +26,19 @@ pub struct ControllerClient {
     node_id: NodeId,
     local: Arc<Controller>,
     log: Arc<dyn MetadataLog>,
+    /// Controller addresses of the other voters (`controller.quorum.voters`), tried in turn
+    /// while no leader is known, e.g. by an observer that has not joined the quorum yet.
+    voters: Vec<String>,
 }
 
 impl ControllerClient {
-    pub fn new(node_id: NodeId, local: Arc<Controller>, log: Arc<dyn MetadataLog>) -> Self {
-        ControllerClient { node_id, local, log }
+    pub fn new(
+        node_id: NodeId,
+        local: Arc<Controller>,
+        log: Arc<dyn MetadataLog>,
+        voters: Vec<String>,
+    ) -> Self {
+        ControllerClient { node_id, local, log, voters }
     }
 
     /// Runs `request` on the active controller and waits until this node's image reflects it.
@@ -38,9 +46,14 @@ impl ControllerClient {
         let deadline = Instant::now() + CONTROLLER_WAIT;
         let mut last_error =
             ApiError::new(ErrorCode::NotController, "no active controller is known");
+        let mut next_voter = 0usize;
         while Instant::now() < deadline {
             let attempt = match self.log.leader() {
-                None => None,
+                None if self.voters.is_empty() => None,
+                None => {
+                    next_voter += 1;
+                    Some(forward(&self.voters[next_voter % self.voters.len()], &request).await)
+                }
                 Some(leader) if leader.id == self.node_id => {
                     Some(self.local.execute(request.clone()).await)
                 }
