@@ -42,7 +42,7 @@ pub fn now_ms() -> i64 {
 /// be starting).
 pub const REGISTRATION_WAIT: Duration = Duration::from_secs(120);
 /// How long a stopping broker waits for the controller to move its leaderships.
-pub const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+pub const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// sled's page cache for the metadata store: metadata is small.
 const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -255,7 +255,11 @@ impl Broker {
     /// Stops background tasks, the quorum member and fsyncs every log. Call after the Kafka
     /// listener stopped.
     pub async fn shutdown(&self) {
-        if self.config.process_roles.broker {
+        if self.config.process_roles.broker && self.metadata.leader().is_none() {
+            tracing::warn!(
+                "no active controller (quorum lost): stopping without a controlled shutdown"
+            );
+        } else if self.config.process_roles.broker {
             // Controlled shutdown: leaderships move before we stop serving (bounded wait).
             match tokio::time::timeout(CONTROLLED_SHUTDOWN_WAIT, self.heartbeat(true)).await {
                 Ok(Ok(())) => tracing::info!("controlled shutdown: leaderships moved"),

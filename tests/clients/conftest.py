@@ -68,6 +68,56 @@ class Broker:
         self.start()
 
 
+class Cluster:
+    """Three `samsa server` nodes (broker+controller) on loopback with fresh data directories."""
+
+    def __init__(self, voters=3):
+        self.dir = tempfile.mkdtemp(prefix="samsa-cluster-test-")
+        self.ports = {i: (free_port(), free_port()) for i in range(1, voters + 1)}
+        voter_list = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self.ports.items())
+        self.procs = {}
+        for i, (k, c) in self.ports.items():
+            path = os.path.join(self.dir, f"node{i}.properties")
+            with open(path, "w") as f:
+                f.write(f"node.id={i}\nprocess.roles=broker,controller\ncontroller.quorum.voters={voter_list}\n"
+                        f"listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}\n"
+                        f"log.dirs={self.dir}/node{i}\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n")
+            log = open(os.path.join(self.dir, f"node{i}.log"), "a")
+            self.procs[i] = subprocess.Popen([SAMSA_BIN, "server", path], stdout=subprocess.PIPE, stderr=log, text=True)
+        for i, p in self.procs.items():
+            deadline = time.time() + READY_TIMEOUT_S * 3
+            while time.time() < deadline:
+                line = p.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"node {i} exited before it was ready; see {self.dir}/node{i}.log")
+                if "ready" in line:
+                    break
+
+    def bootstrap(self, node):
+        return f"127.0.0.1:{self.ports[node][0]}"
+
+    @property
+    def all(self):
+        return ",".join(self.bootstrap(i) for i in self.ports)
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            p.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    yield c
+    try:
+        c.stop()
+    finally:
+        shutil.rmtree(c.dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def broker():
     b = Broker()
