@@ -47,6 +47,17 @@ start() {
   echo "node $n started (pid $!): Kafka 127.0.0.1:$(kafka_port "$n"), controller 127.0.0.1:$(ctrl_port "$n")"
 }
 
+# Waits (bounded) until process $2 of node $1 is gone, then forgets its pid, so an immediate
+# `start` never mistakes the dying process for a running node.
+wait_gone() {
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$2" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then echo "node $1 (pid $2) did not exit" >&2; return 1; fi
+    sleep 0.05
+  done
+  rm -f "$(pidfile "$1")"
+}
+
 wait_ready() {
   local n=$1 deadline=$((SECONDS + 60))
   until grep -q "ready" "$ROOT/node$n/stdout.log" 2>/dev/null; do
@@ -83,8 +94,8 @@ case "${1:-}" in
     done
     "$BIN" cluster status --bootstrap-server 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094 || true
     ;;
-  kill)  p=$(pid "${2:?node}" || true); [ -n "$p" ] && kill -KILL "$p" && echo "node $2 killed (pid $p)" ;;
-  stop)  p=$(pid "${2:?node}" || true); [ -n "$p" ] && kill -TERM "$p" && echo "node $2 stopping (pid $p)" ;;
+  kill)  p=$(pid "${2:?node}" || true); [ -n "$p" ] && kill -KILL "$p" && wait_gone "$2" "$p" && echo "node $2 killed (pid $p)" ;;
+  stop)  p=$(pid "${2:?node}" || true); [ -n "$p" ] && kill -TERM "$p" && wait_gone "$2" "$p" && echo "node $2 stopped (pid $p)" ;;
   start) start "${2:?node}"; wait_ready "$2" ;;
   pid)   pid "${2:?node}" || { echo "node $2 is not running" >&2; exit 1; } ;;
   *) echo "usage: $0 up|down|status|kill N|start N|stop N|pid N" >&2; exit 2 ;;

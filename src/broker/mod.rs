@@ -190,7 +190,7 @@ impl Broker {
                 id: self.config.node_id,
                 host: self.config.advertised_host.clone(),
                 port: self.config.advertised_port,
-                rack: None,
+                rack: self.config.rack.clone(),
                 epoch: 0,
                 fenced: false,
                 incarnation: self.incarnation,

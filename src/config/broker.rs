@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     pub controller_listener: SocketAddr,
     /// host:port other nodes use to reach this node's controller listener.
     pub controller_advertised: String,
+    /// `broker.rack`: placement spreads a partition's replicas over racks.
+    pub rack: Option<String>,
     /// `cluster.id`: optional; when unset the quorum picks one at bootstrap.
     pub cluster_id: Option<String>,
     /// `broker.session.timeout.ms`: a broker silent this long is fenced.
@@ -97,6 +99,7 @@ impl BrokerConfig {
             voters: std::collections::BTreeMap::new(),
             controller_listener,
             controller_advertised: controller_listener.to_string(),
+            rack: None,
             cluster_id: None,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
@@ -145,6 +148,7 @@ impl BrokerConfig {
             "node.id" => self.node_id = NodeId(long(0)?.min(i64::from(i32::MAX)) as i32),
             "process.roles" => self.process_roles = parse_roles(value)?,
             "controller.quorum.voters" => self.voters = parse_voters(value)?,
+            "broker.rack" => self.rack = Some(value.trim().to_string()).filter(|s| !s.is_empty()),
             "cluster.id" => {
                 self.cluster_id = Some(value.trim().to_string()).filter(|s| !s.is_empty())
             }

@@ -79,8 +79,20 @@ pub fn place_replicas(
         .collect()
 }
 
+/// Live brokers in placement order. With racks set, brokers are alternated across racks
+/// (rack a's first, rack b's first, ..., rack a's second, ...), as Kafka's rack-aware assignor
+/// does, so consecutive replicas of a partition sit on different racks whenever RF ≤ racks.
 fn live_broker_ids(image: &MetadataImage) -> Vec<NodeId> {
-    image.live_brokers().map(|b| b.id).collect()
+    let live: Vec<_> = image.live_brokers().collect();
+    if live.iter().all(|b| b.rack.is_none()) {
+        return live.iter().map(|b| b.id).collect();
+    }
+    let mut by_rack: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+    for b in &live {
+        by_rack.entry(b.rack.clone().unwrap_or_default()).or_default().push(b.id);
+    }
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..longest).flat_map(|i| by_rack.values().filter_map(move |ids| ids.get(i).copied())).collect()
 }
 
 fn config_error(e: crate::config::ConfigError) -> ApiError {
@@ -553,6 +565,32 @@ mod tests {
         );
         assert_eq!(code(delete_topic(&img, "nope")), ErrorCode::UnknownTopicOrPartition);
         assert!(create_partitions(&img, "t", 5, None, 0).is_ok());
+    }
+
+    #[test]
+    fn with_racks_set_every_partition_spans_distinct_racks() {
+        let mut img = image_with_brokers(6);
+        for (id, b) in img.brokers.iter_mut() {
+            b.rack = Some(format!("rack-{}", id.0 % 3));
+        }
+        let cmds =
+            create_topic(&img, &spec("r", 12, 3), DEFAULTS, Uuid::from_u128(3), 0).expect("ok");
+        let [MetadataCommand::CreateTopic { assignments, .. }] = cmds.as_slice() else {
+            panic!("{cmds:?}")
+        };
+        for replicas in assignments {
+            let mut racks: Vec<i32> = replicas.iter().map(|r| r.0 % 3).collect();
+            racks.sort();
+            racks.dedup();
+            assert_eq!(racks.len(), 3, "replicas {replicas:?} share a rack");
+        }
+        let mut leaders: Vec<i32> = assignments.iter().map(|r| r[0].0).collect();
+        leaders.sort();
+        assert_eq!(
+            leaders,
+            vec![1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6],
+            "leaders still spread evenly"
+        );
     }
 
     fn unfenced(n: i32) -> MetadataImage {
