@@ -141,14 +141,11 @@ impl Broker {
         if is_voter {
             bootstrap_quorum(&raft, &config).await?;
         }
-        let other_voters = config
-            .voters
-            .iter()
-            .filter(|(id, _)| **id != config.node_id)
-            .map(|(_, a)| a.clone())
-            .collect();
+        // Every configured voter address, this node's own included: a process that wrongly
+        // shares a node.id must still reach the real owner of that id when it is the leader.
+        let voter_addrs = config.voters.values().cloned().collect();
         let controller =
-            ControllerClient::new(config.node_id, local.clone(), metadata.clone(), other_voters);
+            ControllerClient::new(config.node_id, local.clone(), metadata.clone(), voter_addrs);
         let replicas = ReplicaManager::new(config.node_id, config.data_dir.clone());
         let broker = Arc::new(Broker {
             config,

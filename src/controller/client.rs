@@ -26,8 +26,8 @@ pub struct ControllerClient {
     node_id: NodeId,
     local: Arc<Controller>,
     log: Arc<dyn MetadataLog>,
-    /// Controller addresses of the other voters (`controller.quorum.voters`), tried in turn
-    /// while no leader is known, e.g. by an observer that has not joined the quorum yet.
+    /// Controller addresses of the voters (`controller.quorum.voters`), tried in turn while no
+    /// leader is known, e.g. by an observer that has not joined the quorum yet.
     voters: Vec<String>,
 }
 
