@@ -226,6 +226,16 @@ async fn a_silent_broker_is_fenced_loses_its_leaderships_and_regains_them_when_b
             assert!(epoch > old_epoch, "leader epochs never go backwards");
         }
     }
+    // Controlled shutdown: SIGTERM fences the broker before it exits, well inside the 2 s
+    // session timeout, so clients are redirected at once rather than after expiry.
+    let started = Instant::now();
+    let status = c.node_mut(victim).expect("victim").terminate().expect("sigterm");
+    assert!(status.success());
+    let md = metadata(&c.bootstrap()).await;
+    let took = started.elapsed();
+    assert!(!broker_ids(&md).contains(&victim), "fenced by the controlled shutdown");
+    assert!(owned(&md, "fence").iter().all(|(_, l, _)| *l != victim), "leads nothing");
+    assert!(took < Duration::from_millis(1500), "before any session expiry: {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -61,6 +61,10 @@ pub struct QuorumStatus {
     pub state: String,
     pub commit_index: u64,
     pub applied_index: u64,
+    /// Raft log entries up to here were purged after a snapshot (0: none yet).
+    pub purged_index: u64,
+    /// The index the latest snapshot covers (0: none yet).
+    pub snapshot_index: u64,
     pub voters: Vec<QuorumMember>,
     pub observers: Vec<QuorumMember>,
 }
