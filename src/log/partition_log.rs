@@ -41,6 +41,9 @@ pub enum AppendError {
     Producer(#[from] ProducerError),
     #[error("transactional batches are not supported")]
     Transactional,
+    /// A replicated batch does not start at this log's end (a follower missed data).
+    #[error("replicated batch starts at offset {got}, but the log ends at {expected}")]
+    OffsetMismatch { expected: Offset, got: Offset },
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -329,6 +332,43 @@ impl PartitionLog {
             duplicate: false,
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Appends batches copied from the leader, offsets and epochs already assigned (the
+    /// follower side of replication). Every batch is CRC-checked and must start exactly at the
+    /// log end offset; nothing is written on an error. Returns the new log end offset.
+    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<Offset, AppendError> {
+        let mut headers = Vec::new();
+        let mut rest = records;
+        let mut expected = self.log_end_offset();
+        while !rest.is_empty() {
+            let h = batch::validate(rest)?;
+            if h.base_offset != expected {
+                return Err(AppendError::OffsetMismatch { expected, got: h.base_offset });
+            }
+            expected = h.next_offset();
+            rest = &rest[h.size_bytes..];
+            headers.push(h);
+        }
+        let mut position = 0usize;
+        for h in &headers {
+            let bytes = &records[position..position + h.size_bytes];
+            self.maybe_roll(h.size_bytes, h.last_offset(), now_ms)?;
+            self.active_since_ms.get_or_insert(now_ms);
+            self.active().append(bytes, h)?;
+            if h.partition_leader_epoch.0 >= 0 && self.epochs.assign(h.partition_leader_epoch, h.base_offset) {
+                self.epochs.persist()?;
+            }
+            self.producers.update(h);
+            position += h.size_bytes;
+        }
+        if !headers.is_empty() {
+            self.first_unflushed_ms.get_or_insert(now_ms);
+            if self.active().unflushed_messages() >= self.config.flush_messages {
+                self.flush()?;
+            }
+        }
+        Ok(self.log_end_offset())
     }
 
     /// Rolls to a new segment if the batch would not fit, the active segment is older than
@@ -712,6 +752,30 @@ mod tests {
         assert_eq!(out.log_append_time_ms, 777);
         let bytes = log.read(Offset(0), Offset(2), 1000, true).expect("read");
         assert_eq!(batch::validate(&bytes).expect("valid").max_timestamp_ms, 777);
+    }
+
+    #[test]
+    fn a_follower_appends_the_leaders_batches_verbatim_and_refuses_gaps() {
+        let (ld, fd) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+        let mut leader = open(ld.path(), LogConfig::for_tests());
+        let mut follower = open(fd.path(), LogConfig::for_tests());
+        for i in 0..10 {
+            let b = encode_batch(3, i, Some((4, 0, (i * 3) as i32)), Compression::None);
+            leader.append_as_leader(&b, LeaderEpoch(2), i).expect("append");
+        }
+        let leo = leader.log_end_offset();
+        let bytes = leader.read(Offset(0), leo, 1 << 20, true).expect("read");
+        assert_eq!(follower.append_as_follower(&bytes, 0).expect("replicate"), leo);
+        assert_eq!(follower.read(Offset(0), leo, 1 << 20, true).expect("read"), bytes, "identical bytes");
+        assert_eq!(follower.latest_epoch(), Some(LeaderEpoch(2)), "epoch cache follows the batches");
+        // The follower's producer state saw the batches: a retry is a duplicate there too.
+        let retry = encode_batch(3, 9, Some((4, 0, 27)), Compression::None);
+        assert!(follower.append_as_leader(&retry, LeaderEpoch(3), 0).expect("dup").duplicate);
+        let again = leader.read(Offset(3), leo, 1 << 20, true).expect("read");
+        assert!(matches!(
+            follower.append_as_follower(&again, 0),
+            Err(AppendError::OffsetMismatch { expected: Offset(30), got: Offset(3) })
+        ));
     }
 
     #[test]

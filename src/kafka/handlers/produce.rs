@@ -33,6 +33,7 @@ pub fn error_code(e: &AppendError) -> ErrorCode {
             ErrorCode::OutOfOrderSequenceNumber
         }
         AppendError::Transactional => ErrorCode::InvalidTxnState,
+        AppendError::OffsetMismatch { .. } => ErrorCode::UnknownServerError,
         AppendError::Io(_) => ErrorCode::KafkaStorageError,
     }
 }
