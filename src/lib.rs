@@ -28,4 +28,5 @@ pub mod kafka;
 pub mod log;
 pub mod metadata;
 pub mod raft;
+pub mod replication;
 pub mod types;

@@ -32,6 +32,8 @@ use crate::raft::pb::raft_server::RaftServer;
 use crate::raft::service::RaftService;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{MetadataRaft, RaftNode};
+use crate::replication::pb::replication_server::ReplicationServer;
+use crate::replication::service::{REPLICATION_MESSAGE_BYTES_MAX, ReplicationService};
 
 /// Milliseconds since the Unix epoch, the clock Kafka timestamps use.
 pub fn now_ms() -> i64 {
@@ -62,6 +64,8 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
     /// Woken on every append, so long-polling fetches wait without polling.
     pub data_appended: Notify,
+    /// Follower fetcher tasks, one per leader broker.
+    pub fetchers: crate::replication::fetcher::Fetchers,
     shutdown: watch::Sender<bool>,
 }
 
@@ -137,7 +141,15 @@ impl Broker {
         let local =
             Arc::new(Controller::new(config.node_id, metadata.clone(), defaults, session_timeout));
         let (shutdown, _) = watch::channel(false);
-        spawn_rpc_server(controller_listener, raft.clone(), local.clone(), shutdown.subscribe());
+        let attach: Arc<std::sync::OnceLock<std::sync::Weak<Broker>>> = Arc::default();
+        let replication = ReplicationService::new(attach.clone());
+        spawn_rpc_server(
+            controller_listener,
+            raft.clone(),
+            local.clone(),
+            replication,
+            shutdown.subscribe(),
+        );
         if is_voter {
             bootstrap_quorum(&raft, &config).await?;
         }
@@ -157,8 +169,10 @@ impl Broker {
             incarnation: Uuid::new_v4(),
             producer_ids: Mutex::new((0, 0)),
             data_appended: Notify::new(),
+            fetchers: Default::default(),
             shutdown,
         });
+        let _ = attach.set(Arc::downgrade(&broker));
         if broker.config.process_roles.broker {
             broker.register(&mut props, is_voter).await?;
             broker
@@ -191,6 +205,7 @@ impl Broker {
                 epoch: 0,
                 fenced: false,
                 incarnation: self.incarnation,
+                replication_addr: self.config.controller_advertised.clone(),
             },
             raft_addr: self.config.controller_advertised.clone(),
             observer: !is_voter,
@@ -298,8 +313,12 @@ fn spawn_rpc_server(
     listener: TcpListener,
     raft: MetadataRaft,
     controller: Arc<Controller>,
+    replication: ReplicationService,
     mut stop: watch::Receiver<bool>,
 ) {
+    let replication_service = ReplicationServer::new(replication)
+        .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(REPLICATION_MESSAGE_BYTES_MAX);
     let raft_service = RaftServer::new(RaftService::new(raft))
         .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX);
@@ -309,6 +328,7 @@ fn spawn_rpc_server(
         let result = tonic::transport::Server::builder()
             .add_service(raft_service)
             .add_service(controller_service)
+            .add_service(replication_service)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })

@@ -7,32 +7,54 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::broker::BrokerConfig;
 use crate::log::{LogConfig, PartitionLog};
-use crate::metadata::image::MetadataImage;
+use crate::metadata::image::{MetadataImage, PartitionImage};
 use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
 
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// What this node knows of a follower's progress (leader side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    /// The follower's log end offset: its last fetch offset.
+    pub log_end_offset: i64,
+    /// When it last fetched at or beyond the leader's log end offset.
+    pub caught_up_ms: i64,
+}
+
+/// A partition's replication state on this node, from metadata plus follower fetches.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaState {
+    pub leader: Option<NodeId>,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: i32,
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+    /// Leader only: each follower's progress in the current leader epoch.
+    pub followers: HashMap<NodeId, FollowerProgress>,
+    /// Leader only: when this leadership began (lag is measured from it for silent followers).
+    pub leader_since_ms: i64,
+    /// An AlterPartition is in flight; no other is sent until metadata answers.
+    pub isr_change_pending: bool,
+}
 
 /// One hosted partition replica.
 #[derive(Debug)]
 pub struct Partition {
     pub tp: TopicPartition,
     pub topic_id: Uuid,
+    local: NodeId,
     log: Mutex<PartitionLog>,
-    /// Consumers read below this. On a single replica it follows the log end offset.
-    high_watermark: AtomicI64,
-    /// The epoch of the current leadership, from metadata.
-    leader_epoch: AtomicI32,
-    /// Whether this node leads the partition, from metadata (1) or not (0).
-    is_leader: AtomicI32,
-    /// The ISR size, from metadata, for the min.insync.replicas check.
-    isr_len: AtomicI32,
+    /// Consumers read below this. Leaders advance it (only ever up) as the ISR's log end offsets
+    /// grow; followers copy the leader's. acks=all waits on it.
+    hw: watch::Sender<i64>,
+    state: Mutex<ReplicaState>,
 }
 
 impl Partition {
@@ -41,20 +63,147 @@ impl Partition {
     pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
-    pub fn high_watermark(&self) -> Offset {
-        Offset(self.high_watermark.load(Ordering::Acquire))
+    fn state(&self) -> MutexGuard<'_, ReplicaState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-    pub fn set_high_watermark(&self, hw: Offset) {
-        self.high_watermark.fetch_max(hw.0, Ordering::AcqRel);
+    /// A copy of the replication state.
+    pub fn snapshot(&self) -> ReplicaState {
+        self.state().clone()
+    }
+    pub fn high_watermark(&self) -> Offset {
+        Offset(*self.hw.borrow())
+    }
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.hw.subscribe()
     }
     pub fn leader_epoch(&self) -> LeaderEpoch {
-        LeaderEpoch(self.leader_epoch.load(Ordering::Acquire))
+        self.state().leader_epoch
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.state().leader
     }
     pub fn is_leader(&self) -> bool {
-        self.is_leader.load(Ordering::Acquire) == 1
+        self.state().leader == Some(self.local)
     }
     pub fn isr_len(&self) -> i32 {
-        self.isr_len.load(Ordering::Acquire)
+        self.state().isr.len() as i32
+    }
+
+    /// Leader: recomputes HW = min log end offset over the ISR (the leader's is `leader_leo`)
+    /// and raises it if it grew. Returns the HW.
+    pub fn advance_high_watermark(&self, leader_leo: Offset) -> Offset {
+        let st = self.state();
+        if st.leader != Some(self.local) {
+            return self.high_watermark();
+        }
+        let min = st
+            .isr
+            .iter()
+            .map(|r| {
+                if *r == self.local {
+                    leader_leo.0
+                } else {
+                    st.followers.get(r).map_or(-1, |f| f.log_end_offset)
+                }
+            })
+            .min()
+            .unwrap_or(leader_leo.0);
+        drop(st);
+        self.hw.send_if_modified(|hw| {
+            if min > *hw {
+                *hw = min;
+                true
+            } else {
+                false
+            }
+        });
+        self.high_watermark()
+    }
+
+    /// Follower: adopts the leader's HW, bounded by its own log end offset (and lowered after a
+    /// truncation).
+    pub fn set_follower_high_watermark(&self, leader_hw: i64, local_leo: Offset) {
+        let hw = leader_hw.min(local_leo.0).max(0);
+        self.hw.send_if_modified(|cur| {
+            let changed = *cur != hw;
+            *cur = hw;
+            changed
+        });
+    }
+
+    /// Leader: records a follower fetch at `fetch_offset`. Returns the ISR to propose when the
+    /// follower should (re)join it: it is a replica outside the ISR whose fetch reached the HW.
+    pub fn record_follower_fetch(
+        &self,
+        follower: NodeId,
+        fetch_offset: i64,
+        leader_leo: Offset,
+        now_ms: i64,
+    ) -> Option<Vec<NodeId>> {
+        let mut st = self.state();
+        let hw = *self.hw.borrow();
+        let prev = st.followers.get(&follower).map_or(st.leader_since_ms, |f| f.caught_up_ms);
+        let caught_up_ms = if fetch_offset >= leader_leo.0 { now_ms } else { prev };
+        st.followers
+            .insert(follower, FollowerProgress { log_end_offset: fetch_offset, caught_up_ms });
+        let expand = !st.isr.contains(&follower)
+            && st.replicas.contains(&follower)
+            && fetch_offset >= hw
+            && !st.isr_change_pending;
+        if !expand {
+            return None;
+        }
+        st.isr_change_pending = true;
+        let mut isr = st.isr.clone();
+        isr.push(follower);
+        Some(isr)
+    }
+
+    /// Leader: the ISR without followers that have not caught up for `lag_max_ms`, if any must
+    /// go. Never drops the leader itself.
+    pub fn shrink_candidates(&self, now_ms: i64, lag_max_ms: i64) -> Option<Vec<NodeId>> {
+        let mut st = self.state();
+        if st.leader != Some(self.local) || st.isr_change_pending {
+            return None;
+        }
+        let since = st.leader_since_ms;
+        let keep: Vec<NodeId> = st
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| {
+                *r == self.local
+                    || now_ms - st.followers.get(r).map_or(since, |f| f.caught_up_ms) <= lag_max_ms
+            })
+            .collect();
+        if keep.len() == st.isr.len() {
+            return None;
+        }
+        st.isr_change_pending = true;
+        Some(keep)
+    }
+
+    /// Lets the next ISR change be proposed (the previous one was answered or failed).
+    pub fn clear_isr_change(&self) {
+        self.state().isr_change_pending = false;
+    }
+
+    /// Applies this partition's metadata. A new leader epoch resets follower progress.
+    fn apply_metadata(&self, p: &PartitionImage, now_ms: i64) {
+        let mut st = self.state();
+        let new_epoch = st.leader_epoch != p.leader_epoch || st.leader != p.leader;
+        if new_epoch {
+            st.followers.clear();
+            st.leader_since_ms = now_ms;
+        }
+        if st.partition_epoch != p.partition_epoch || new_epoch {
+            st.isr_change_pending = false;
+        }
+        st.leader = p.leader;
+        st.leader_epoch = p.leader_epoch;
+        st.partition_epoch = p.partition_epoch;
+        st.replicas = p.replicas.clone();
+        st.isr = p.isr.clone();
     }
 }
 
@@ -135,9 +284,11 @@ impl ReplicaManager {
                     log.set_config(config);
                 }
             }
-            part.leader_epoch.store(p.leader_epoch.0, Ordering::Release);
-            part.is_leader.store(i32::from(p.leader == Some(self.node_id)), Ordering::Release);
-            part.isr_len.store(p.isr.len() as i32, Ordering::Release);
+            part.apply_metadata(p, crate::broker::now_ms());
+            if part.is_leader() {
+                let leo = part.log().log_end_offset();
+                part.advance_high_watermark(leo);
+            }
         }
         self.remove_strays(image)
     }
@@ -162,15 +313,16 @@ impl ReplicaManager {
                 segments_dropped = report.segments_dropped, log_end_offset = %log.log_end_offset(),
                 "recovered a damaged log tail");
         }
-        let leo = log.log_end_offset();
+        // The high watermark is not persisted yet: a reopened replica starts at 0 and learns it
+        // again (as leader from its ISR's fetches, as follower from the leader).
+        let (hw, _) = watch::channel(0);
         let part = Arc::new(Partition {
             tp: tp.clone(),
             topic_id: id,
+            local: self.node_id,
             log: Mutex::new(log),
-            high_watermark: AtomicI64::new(leo.0),
-            leader_epoch: AtomicI32::new(0),
-            is_leader: AtomicI32::new(0),
-            isr_len: AtomicI32::new(1),
+            hw,
+            state: Mutex::new(ReplicaState::default()),
         });
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         map.insert(tp.clone(), part.clone());

@@ -12,6 +12,8 @@ use super::{Broker, now_ms};
 pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_loop(broker, "reconciler", reconcile_loop);
     spawn_loop(broker, "session-expiry", expire_sessions_loop);
+    spawn_loop(broker, "isr-shrink", crate::replication::isr::shrink_loop);
+    crate::replication::fetcher::ensure_fetchers(broker);
     if broker.config.process_roles.broker {
         spawn_loop(broker, "heartbeat", heartbeat_loop);
     }
@@ -68,9 +70,10 @@ async fn reconcile_loop(weak: Weak<Broker>) {
         }
         let image = images.borrow_and_update().clone();
         let Some(broker) = weak.upgrade() else { break };
+        let b = broker.clone();
         let result =
-            tokio::task::spawn_blocking(move || broker.replicas.reconcile(&image, &broker.config))
-                .await;
+            tokio::task::spawn_blocking(move || b.replicas.reconcile(&image, &b.config)).await;
+        crate::replication::fetcher::ensure_fetchers(&broker);
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),

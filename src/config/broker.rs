@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     pub controller_listener: SocketAddr,
     /// host:port other nodes use to reach this node's controller listener.
     pub controller_advertised: String,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
     /// `broker.rack`: placement spreads a partition's replicas over racks.
     pub rack: Option<String>,
     /// `cluster.id`: optional; when unset the quorum picks one at bootstrap.
@@ -99,6 +101,7 @@ impl BrokerConfig {
             voters: std::collections::BTreeMap::new(),
             controller_listener,
             controller_advertised: controller_listener.to_string(),
+            replica_lag_time_max_ms: 30_000,
             rack: None,
             cluster_id: None,
             broker_session_timeout_ms: 9000,
@@ -148,6 +151,7 @@ impl BrokerConfig {
             "node.id" => self.node_id = NodeId(long(0)?.min(i64::from(i32::MAX)) as i32),
             "process.roles" => self.process_roles = parse_roles(value)?,
             "controller.quorum.voters" => self.voters = parse_voters(value)?,
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = long(100)?,
             "broker.rack" => self.rack = Some(value.trim().to_string()).filter(|s| !s.is_empty()),
             "cluster.id" => {
                 self.cluster_id = Some(value.trim().to_string()).filter(|s| !s.is_empty())

@@ -77,6 +77,15 @@ pub enum ControllerRequest {
     FenceBroker {
         broker: NodeId,
     },
+    /// A partition leader changes its ISR (KIP-497), fenced by the epochs it decided under.
+    AlterPartition {
+        topic: String,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: crate::types::LeaderEpoch,
+        partition_epoch: i32,
+        isr: Vec<NodeId>,
+    },
 }
 
 /// The controller's answer to a request that succeeded.
@@ -292,6 +301,18 @@ impl Controller {
             }
             R::FenceBroker { broker } => {
                 (decide::fence_broker(image, *broker), ControllerReply::Done, false)
+            }
+            R::AlterPartition { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
+                let cmds = decide::alter_partition(
+                    image,
+                    topic,
+                    *partition,
+                    *leader,
+                    *leader_epoch,
+                    *partition_epoch,
+                    isr,
+                )?;
+                (cmds, ControllerReply::Done, false)
             }
             R::RegisterBroker { registration, cluster_id, .. } => {
                 let fresh = crate::broker::meta_properties::new_cluster_id();

@@ -337,7 +337,11 @@ impl PartitionLog {
     /// Appends batches copied from the leader, offsets and epochs already assigned (the
     /// follower side of replication). Every batch is CRC-checked and must start exactly at the
     /// log end offset; nothing is written on an error. Returns the new log end offset.
-    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<Offset, AppendError> {
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Offset, AppendError> {
         let mut headers = Vec::new();
         let mut rest = records;
         let mut expected = self.log_end_offset();
@@ -356,7 +360,9 @@ impl PartitionLog {
             self.maybe_roll(h.size_bytes, h.last_offset(), now_ms)?;
             self.active_since_ms.get_or_insert(now_ms);
             self.active().append(bytes, h)?;
-            if h.partition_leader_epoch.0 >= 0 && self.epochs.assign(h.partition_leader_epoch, h.base_offset) {
+            if h.partition_leader_epoch.0 >= 0
+                && self.epochs.assign(h.partition_leader_epoch, h.base_offset)
+            {
                 self.epochs.persist()?;
             }
             self.producers.update(h);
@@ -766,8 +772,16 @@ mod tests {
         let leo = leader.log_end_offset();
         let bytes = leader.read(Offset(0), leo, 1 << 20, true).expect("read");
         assert_eq!(follower.append_as_follower(&bytes, 0).expect("replicate"), leo);
-        assert_eq!(follower.read(Offset(0), leo, 1 << 20, true).expect("read"), bytes, "identical bytes");
-        assert_eq!(follower.latest_epoch(), Some(LeaderEpoch(2)), "epoch cache follows the batches");
+        assert_eq!(
+            follower.read(Offset(0), leo, 1 << 20, true).expect("read"),
+            bytes,
+            "identical bytes"
+        );
+        assert_eq!(
+            follower.latest_epoch(),
+            Some(LeaderEpoch(2)),
+            "epoch cache follows the batches"
+        );
         // The follower's producer state saw the batches: a retry is a duplicate there too.
         let retry = encode_batch(3, 9, Some((4, 0, 27)), Compression::None);
         assert!(follower.append_as_leader(&retry, LeaderEpoch(3), 0).expect("dup").duplicate);

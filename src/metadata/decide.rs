@@ -10,7 +10,7 @@ use super::commands::MetadataCommand;
 use super::image::{BrokerRegistration, MetadataImage};
 use crate::config::topic as topic_config;
 use crate::kafka::error_code::{ApiError, ErrorCode};
-use crate::types::NodeId;
+use crate::types::{LeaderEpoch, NodeId};
 
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
@@ -441,6 +441,66 @@ pub fn fence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand> {
     cmds
 }
 
+/// Decides an AlterPartition: the request must come from the current leader in the current
+/// leader epoch and partition epoch (else FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION); the new
+/// ISR must contain the leader, only replicas, and (for members added) only live brokers.
+pub fn alter_partition(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    leader: NodeId,
+    leader_epoch: LeaderEpoch,
+    partition_epoch: i32,
+    isr: &[NodeId],
+) -> Result<Vec<MetadataCommand>, ApiError> {
+    let p = image
+        .topic(topic)
+        .and_then(|t| t.partitions.get(partition.max(0) as usize))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("{topic}-{partition} does not exist"),
+            )
+        })?;
+    if p.leader != Some(leader) || p.leader_epoch != leader_epoch {
+        return Err(ApiError::new(
+            ErrorCode::FencedLeaderEpoch,
+            format!(
+                "{topic}-{partition}: leader {leader} epoch {leader_epoch} is not current (leader {:?} epoch {})",
+                p.leader, p.leader_epoch
+            ),
+        ));
+    }
+    if p.partition_epoch != partition_epoch {
+        return Err(ApiError::new(
+            ErrorCode::InvalidUpdateVersion,
+            format!(
+                "{topic}-{partition}: partition epoch {partition_epoch} is stale (now {})",
+                p.partition_epoch
+            ),
+        ));
+    }
+    let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
+    let valid = isr.contains(&leader)
+        && isr.iter().all(|r| p.replicas.contains(r))
+        && isr.iter().filter(|r| !p.isr.contains(r)).all(live);
+    if !valid {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("{topic}-{partition}: ISR {isr:?} is not acceptable"),
+        ));
+    }
+    if isr == p.isr.as_slice() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![MetadataCommand::ChangePartition {
+        topic: topic.into(),
+        partition,
+        leader: Some(leader),
+        isr: isr.to_vec(),
+    }])
+}
+
 /// Unfences `id` and gives it the partitions that have no leader and list it in their ISR.
 pub fn unfence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand> {
     if !image.brokers.get(&id).is_some_and(|b| b.fenced) {
@@ -481,6 +541,7 @@ mod tests {
                     epoch: 0,
                     fenced: false,
                     incarnation: uuid::Uuid::nil(),
+                    replication_addr: String::new(),
                 }),
             );
             apply(&mut img, &MetadataCommand::UnfenceBroker { id: NodeId(id) });

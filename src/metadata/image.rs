@@ -22,6 +22,9 @@ pub struct BrokerRegistration {
     /// Random per process start: tells a retried registration from a restart.
     #[serde(default)]
     pub incarnation: uuid::Uuid,
+    /// host:port where followers fetch partition data from this broker (gRPC).
+    #[serde(default)]
+    pub replication_addr: String,
 }
 
 /// One partition's replica placement and leadership.

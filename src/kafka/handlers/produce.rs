@@ -3,6 +3,9 @@
 //! a single replica: at once, after checking `min.insync.replicas`), acks=0 sends no response.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::replica_manager::Partition;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -56,6 +59,8 @@ pub async fn handle(
     let mut response = ProduceResponse::default();
     let mut appended = false;
     let mut first_error: Option<String> = None;
+    // acks=all: (topic index, partition index, partition, offset the HW must reach).
+    let mut waits = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let mut t = TopicProduceResponse::default();
@@ -64,7 +69,11 @@ pub async fn handle(
             let mut p = partition_response(pd.index);
             let result = append(broker, &name, pd.index, acks, pd.records.as_deref());
             match result {
-                Ok(out) => {
+                Ok((out, part)) => {
+                    if acks == -1 {
+                        let at = (response.responses.len(), t.partition_responses.len());
+                        waits.push((at, part, out.last_offset.0 + 1));
+                    }
                     p.base_offset = out.base_offset.0;
                     p.log_append_time_ms = out.log_append_time_ms;
                     if version >= 5 {
@@ -87,6 +96,26 @@ pub async fn handle(
     if appended {
         broker.data_appended.notify_waiters();
     }
+    if !waits.is_empty() {
+        let timeout =
+            Duration::from_millis(request.timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
+        let deadline = tokio::time::Instant::now() + timeout;
+        for ((ti, pi), part, target) in waits {
+            let mut hw = part.subscribe_high_watermark();
+            let reached = tokio::time::timeout_at(deadline, hw.wait_for(|h| *h >= target)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                let p = &mut response.responses[ti].partition_responses[pi];
+                p.error_code = ErrorCode::RequestTimedOut.code();
+                if version >= 8 {
+                    p.error_message = Some(sb(format!(
+                        "the in-sync replicas did not confirm offset {} within {} ms",
+                        target - 1,
+                        timeout.as_millis()
+                    )));
+                }
+            }
+        }
+    }
     if acks != 0 {
         return Reply::Send(response);
     }
@@ -96,13 +125,16 @@ pub async fn handle(
     }
 }
 
+/// Upper bound on how long an acks=all produce waits, whatever `timeout_ms` says.
+pub const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
+
 fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
     acks: i16,
     records: Option<&[u8]>,
-) -> Result<AppendOutcome, (ErrorCode, String)> {
+) -> Result<(AppendOutcome, Arc<Partition>), (ErrorCode, String)> {
     if !matches!(acks, -1..=1) {
         return Err((ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")));
     }
@@ -132,7 +164,9 @@ fn append(
     let out = log
         .append_as_leader(records, part.leader_epoch(), now_ms())
         .map_err(|e| (error_code(&e), e.to_string()))?;
-    // One replica: the high watermark follows the log end offset.
-    part.set_high_watermark(log.log_end_offset());
-    Ok(out)
+    let leo = log.log_end_offset();
+    drop(log);
+    // With the leader alone in the ISR this moves the HW at once; otherwise followers' fetches do.
+    part.advance_high_watermark(leo);
+    Ok((out, part))
 }
