@@ -165,7 +165,15 @@ async fn killing_the_active_controller_elects_another_and_admin_requests_succeed
 async fn a_broker_only_node_follows_the_metadata_log_and_serves_metadata() {
     let c = LocalCluster::start(BIN.as_ref(), 3, 1, FAST).expect("cluster");
     let observer = c.nodes.get(&4).expect("node 4").bootstrap();
-    let (_, _, voters, observers) = quorum(&observer).await;
+    // The membership entry that adds the observer reaches it asynchronously.
+    let (voters, observers) = eventually(Duration::from_secs(10), || {
+        let o = observer.clone();
+        async move {
+            let (_, _, voters, observers) = quorum(&o).await;
+            (observers == vec![4]).then_some((voters, observers))
+        }
+    })
+    .await;
     assert_eq!(voters, vec![1, 2, 3], "the observer does not vote");
     assert_eq!(observers, vec![4]);
     assert_eq!(create_topic(&observer, "via-observer", 4, 1).await, 0);

@@ -181,6 +181,16 @@ impl Node {
         Ok(())
     }
 
+    /// SIGSTOP: the process freezes (a GC pause, a hung disk) without closing anything.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
     /// SIGTERM and wait (bounded) for the exit; returns the exit status.
     pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
         self.signal("-TERM")?;

@@ -20,6 +20,9 @@ use tokio::net::TcpStream;
 
 /// How long connecting may take before the tools give up with a clear message.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request may wait for its response: a frozen broker (SIGSTOP, a hung disk)
+/// still accepts connections, so every read needs a bound.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response frame the client accepts (a fetch of many partitions stays far below).
 pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
 
@@ -153,6 +156,13 @@ impl KafkaClient {
     }
 
     async fn read_frame(&mut self) -> anyhow::Result<BytesMut> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.read_frame_unbounded()).await {
+            Ok(r) => r,
+            Err(_) => bail!("no response from {} within {REQUEST_TIMEOUT:?}", self.addr),
+        }
+    }
+
+    async fn read_frame_unbounded(&mut self) -> anyhow::Result<BytesMut> {
         loop {
             if self.inbuf.len() >= 4 {
                 let size = i32::from_be_bytes([

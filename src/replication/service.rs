@@ -11,7 +11,7 @@ use super::pb::replication_server::Replication;
 use super::pb::{DivergingEpoch, FetchRequest, FetchResponse, PartitionData};
 use crate::broker::{Broker, now_ms};
 use crate::kafka::error_code::ErrorCode;
-use crate::log::ReadError;
+use crate::log::{PartitionLog, ReadError};
 use crate::types::{LeaderEpoch, NodeId, Offset};
 
 /// Longest a follower fetch waits for data.
@@ -90,6 +90,26 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, 
     (out, bytes, urgent)
 }
 
+/// KIP-320, on the leader's log: where a follower whose last batch has `last_fetched_epoch`
+/// and whose log ends at `fetch_offset` must truncate to, if its log differs from the leader's.
+/// `None` when the follower's log is a prefix of the leader's.
+pub fn divergence(
+    log: &PartitionLog,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Option<(i32, i64)> {
+    let (start, leo) = (log.log_start_offset(), log.log_end_offset());
+    if last_fetched_epoch >= 0 && fetch_offset > start.0 {
+        match log.end_offset_for_epoch(LeaderEpoch(last_fetched_epoch)) {
+            Some((e, end)) if e.0 == last_fetched_epoch && end.0 >= fetch_offset => {}
+            Some((e, end)) => return Some((e.0, end.0.min(fetch_offset))),
+            None => return Some((-1, start.0)),
+        }
+    }
+    // Ahead of the leader: only possible when the leader's log lost data.
+    (fetch_offset > leo.0).then(|| (log.latest_epoch().map_or(-1, |e| e.0), leo.0))
+}
+
 fn read_partition(
     broker: &Arc<Broker>,
     follower: NodeId,
@@ -113,25 +133,8 @@ fn read_partition(
     let (start, leo) = (log.log_start_offset(), log.log_end_offset());
     pd.log_start_offset = start.0;
     pd.log_end_offset = leo.0;
-    // KIP-320: does the follower's last epoch end where the follower thinks it does?
-    if fp.last_fetched_epoch >= 0 && fp.fetch_offset > start.0 {
-        let diverged = match log.end_offset_for_epoch(LeaderEpoch(fp.last_fetched_epoch)) {
-            Some((e, end)) if e.0 == fp.last_fetched_epoch && end.0 >= fp.fetch_offset => None,
-            Some((e, end)) => Some((e.0, end.0.min(fp.fetch_offset))),
-            None => Some((-1, start.0)),
-        };
-        if let Some((epoch, end_offset)) = diverged {
-            pd.diverging = Some(DivergingEpoch { epoch, end_offset });
-            pd.high_watermark = part.high_watermark().0;
-            return Ok(());
-        }
-    }
-    if fp.fetch_offset > leo.0 {
-        // Ahead of the leader in the same epoch: only possible after the leader lost data.
-        pd.diverging = Some(DivergingEpoch {
-            epoch: log.latest_epoch().map_or(-1, |e| e.0),
-            end_offset: leo.0,
-        });
+    if let Some((epoch, end_offset)) = divergence(&log, fp.last_fetched_epoch, fp.fetch_offset) {
+        pd.diverging = Some(DivergingEpoch { epoch, end_offset });
         pd.high_watermark = part.high_watermark().0;
         return Ok(());
     }
@@ -150,4 +153,52 @@ fn read_partition(
     }
     pd.high_watermark = part.advance_high_watermark(leo).0;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::records::{encode_records, new_record};
+    use crate::log::LogConfig;
+    use bytes::Bytes;
+    use kafka_protocol::records::Compression;
+
+    fn batch(n: usize, tag: &str) -> Bytes {
+        let recs: Vec<_> = (0..n)
+            .map(|i| new_record(i, None, Some(Bytes::from(format!("{tag}{i}"))), 0, None))
+            .collect();
+        encode_records(&recs, Compression::None).expect("encode")
+    }
+
+    /// Raft §5.3 / KIP-101 scenario: the old leader B took writes in epoch 0 that never reached
+    /// A; A became leader in epoch 1 and wrote its own. B must drop its extra records and end up
+    /// byte-identical to A.
+    #[test]
+    fn a_diverged_follower_truncates_to_the_leaders_epoch_boundary_and_converges() {
+        let (ad, bd) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+        let mut a = PartitionLog::open(ad.path(), LogConfig::for_tests()).expect("open").0;
+        let mut b = PartitionLog::open(bd.path(), LogConfig::for_tests()).expect("open").0;
+        for _ in 0..5 {
+            b.append_as_leader(&batch(2, "both"), LeaderEpoch(0), 0).expect("append");
+        }
+        let shared = b.read(Offset(0), Offset(10), 1 << 20, true).expect("read");
+        a.append_as_follower(&shared, 0).expect("replicate");
+        b.append_as_leader(&batch(5, "lost"), LeaderEpoch(0), 0).expect("unreplicated"); // 10..15
+        a.append_as_leader(&batch(3, "new"), LeaderEpoch(1), 0).expect("new leader"); // 10..13
+        // B fetches at its end, 15, with last epoch 0; A's epoch 0 ended at 10.
+        assert_eq!(divergence(&a, 0, 15), Some((0, 10)));
+        b.truncate_to(Offset(10)).expect("truncate");
+        assert_eq!(divergence(&a, 0, 10), None, "B is now a prefix of A");
+        let rest = a.read(Offset(10), a.log_end_offset(), 1 << 20, true).expect("read");
+        b.append_as_follower(&rest, 0).expect("catch up");
+        let end = a.log_end_offset();
+        assert_eq!(b.log_end_offset(), end);
+        assert_eq!(
+            a.read(Offset(0), end, 1 << 20, true).expect("a"),
+            b.read(Offset(0), end, 1 << 20, true).expect("b"),
+            "identical records at identical offsets"
+        );
+        assert_eq!(b.end_offset_for_epoch(LeaderEpoch(0)), Some((LeaderEpoch(0), Offset(10))));
+        assert_eq!(divergence(&a, 1, 99), Some((1, 13)), "ahead of the leader in its epoch");
+    }
 }
