@@ -286,7 +286,11 @@ impl ReplicaManager {
             }
             part.apply_metadata(p, crate::broker::now_ms());
             if part.is_leader() {
-                let leo = part.log().log_end_offset();
+                let leo = {
+                    let mut log = part.log();
+                    log.start_leader_epoch(p.leader_epoch)?;
+                    log.log_end_offset()
+                };
                 part.advance_high_watermark(leo);
             }
         }

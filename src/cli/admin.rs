@@ -59,6 +59,18 @@ pub(super) async fn list_offset(
     partition: i32,
     timestamp: i64,
 ) -> anyhow::Result<i64> {
+    list_offset_as(client, topic, partition, timestamp, -1).await
+}
+
+/// ListOffsets as `replica_id` (-2: Kafka's debugging id, for which latest is the log end
+/// offset instead of the high watermark).
+pub(super) async fn list_offset_as(
+    client: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    replica_id: i32,
+) -> anyhow::Result<i64> {
     let version = client.version::<ListOffsetsRequest>(8)?;
     let mut p = ListOffsetsPartition::default();
     p.partition_index = partition;
@@ -67,7 +79,7 @@ pub(super) async fn list_offset(
     t.name = name(topic);
     t.partitions = vec![p];
     let mut req = ListOffsetsRequest::default();
-    req.replica_id = BrokerId(-1);
+    req.replica_id = BrokerId(replica_id);
     req.topics = vec![t];
     let resp = client.send(&req, version).await?;
     let p = resp

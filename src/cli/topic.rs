@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::admin::{list_offset, metadata, name};
+use super::admin::{list_offset, list_offset_as, metadata, name};
 use super::{ClientArgs, TopicCommand};
 use crate::client::KafkaClient;
 use crate::client::cluster::ClusterClient;
@@ -149,18 +149,26 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         let mut parts = t.partitions;
         parts.sort_by_key(|p| p.partition_index);
         for p in parts {
-            let (start, hw) = match cluster.leader(&tname, p.partition_index).await {
+            let (start, hw, leo) = match cluster.leader(&tname, p.partition_index).await {
                 Ok(leader) => (
                     list_offset(leader, &tname, p.partition_index, -2).await.unwrap_or(-1),
                     list_offset(leader, &tname, p.partition_index, -1).await.unwrap_or(-1),
+                    list_offset_as(leader, &tname, p.partition_index, -1, -2).await.unwrap_or(-1),
                 ),
-                Err(_) => (-1, -1),
+                Err(_) => (-1, -1, -1),
+            };
+            let state = if p.leader_id.0 < 0 {
+                "\tOFFLINE"
+            } else if p.isr_nodes.len() < p.replica_nodes.len() {
+                "\tUNDER-REPLICATED"
+            } else {
+                ""
             };
             let ids = |v: &[kafka_protocol::messages::BrokerId]| {
                 v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",")
             };
             outln!(
-                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {start}\tHighWatermark: {hw}",
+                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {start}\tHighWatermark: {hw}\tLogEndOffset: {leo}{state}",
                 p.partition_index,
                 p.leader_id.0,
                 p.leader_epoch,

@@ -92,6 +92,7 @@ routes! {
     CreateTopics => create_topics,
     DeleteTopics => delete_topics,
     InitProducerId => init_producer_id,
+    OffsetForLeaderEpoch => offset_for_leader_epoch,
     DescribeConfigs => describe_configs,
     AlterConfigs => alter_configs,
     CreatePartitions => create_partitions,

@@ -251,6 +251,16 @@ impl PartitionLog {
         self.epochs.latest_epoch()
     }
 
+    /// Records that `epoch` starts at the log end offset (a new leadership), as Kafka does on
+    /// becoming leader, so OffsetForLeaderEpoch knows the current epoch before its first write.
+    pub fn start_leader_epoch(&mut self, epoch: LeaderEpoch) -> io::Result<()> {
+        let leo = self.log_end_offset();
+        if self.epochs.assign(epoch, leo) {
+            self.epochs.persist()?;
+        }
+        Ok(())
+    }
+
     /// KIP-101: the largest epoch ≤ `epoch` and the offset where it ended.
     pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
         self.epochs.end_offset_for(epoch, self.log_end_offset())

@@ -15,6 +15,8 @@ use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(1, 8);
 
+/// Kafka's replica id for tools: LATEST then means the log end offset, not the high watermark.
+const DEBUGGING_REPLICA_ID: i32 = -2;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
@@ -26,6 +28,7 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let mut r = ListOffsetsResponse::default();
+    let debug = request.replica_id.0 == DEBUGGING_REPLICA_ID;
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut t = ListOffsetsTopicResponse::default();
@@ -42,6 +45,7 @@ pub async fn handle(
                 lp.current_leader_epoch,
                 lp.timestamp,
                 version,
+                debug,
             ) {
                 Ok((offset, timestamp, epoch)) => {
                     p.offset = offset;
@@ -66,6 +70,7 @@ fn lookup(
     current_leader_epoch: i32,
     timestamp: i64,
     version: i16,
+    debug: bool,
 ) -> Result<(i64, i64, i32), ErrorCode> {
     let part = broker.replicas.get(topic, partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
     if !part.is_leader() {
@@ -82,6 +87,7 @@ fn lookup(
         ErrorCode::KafkaStorageError
     };
     Ok(match timestamp {
+        LATEST if debug => (log.log_end_offset().0, -1, epoch),
         LATEST => (hw.0, -1, epoch),
         EARLIEST | EARLIEST_LOCAL => (log.log_start_offset().0, -1, epoch),
         MAX_TIMESTAMP => log.max_timestamp(hw).map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
