@@ -13,6 +13,9 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_loop(broker, "reconciler", reconcile_loop);
     spawn_loop(broker, "session-expiry", expire_sessions_loop);
     spawn_loop(broker, "isr-shrink", crate::replication::isr::shrink_loop);
+    if broker.config.auto_leader_rebalance_enable {
+        spawn_loop(broker, "preferred-leaders", preferred_leader_loop);
+    }
     crate::replication::fetcher::ensure_fetchers(broker);
     if broker.config.process_roles.broker {
         spawn_loop(broker, "heartbeat", heartbeat_loop);
@@ -125,6 +128,32 @@ async fn expire_sessions_loop(weak: Weak<Broker>) {
             if let Err(e) = broker.local_controller.execute(request).await {
                 tracing::warn!(broker = %id, error = %e, "fencing failed");
             }
+        }
+    }
+}
+
+/// On the active controller, every `leader.imbalance.check.interval.seconds`: leaderships go
+/// back to preferred replicas that are live and in sync.
+async fn preferred_leader_loop(weak: Weak<Broker>) {
+    let (every, mut stop) = match weak.upgrade() {
+        Some(b) => (
+            Duration::from_secs(b.config.leader_imbalance_check_interval_seconds as u64),
+            b.shutdown_signal(),
+        ),
+        None => return,
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => break,
+        }
+        let Some(broker) = weak.upgrade() else { break };
+        // Only the active controller acts; elsewhere execute() answers NOT_CONTROLLER at once.
+        let request = crate::controller::ControllerRequest::PreferredLeaderElection;
+        if let Ok(e) = broker.local_controller.execute(request).await
+            && e.index > 0
+        {
+            tracing::info!("moved leaderships back to preferred replicas");
         }
     }
 }

@@ -35,6 +35,11 @@ pub struct BrokerConfig {
     pub controller_listener: SocketAddr,
     /// host:port other nodes use to reach this node's controller listener.
     pub controller_advertised: String,
+    /// `auto.leader.rebalance.enable`: the controller moves leaderships back to preferred
+    /// replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: i64,
     /// `replica.lag.time.max.ms`: a follower that has not caught up this long leaves the ISR.
     pub replica_lag_time_max_ms: i64,
     /// `broker.rack`: placement spreads a partition's replicas over racks.
@@ -102,6 +107,8 @@ impl BrokerConfig {
             controller_listener,
             controller_advertised: controller_listener.to_string(),
             replica_lag_time_max_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
             rack: None,
             cluster_id: None,
             broker_session_timeout_ms: 9000,
@@ -151,6 +158,10 @@ impl BrokerConfig {
             "node.id" => self.node_id = NodeId(long(0)?.min(i64::from(i32::MAX)) as i32),
             "process.roles" => self.process_roles = parse_roles(value)?,
             "controller.quorum.voters" => self.voters = parse_voters(value)?,
+            "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = boolean()?,
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds = long(1)?
+            }
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = long(100)?,
             "broker.rack" => self.rack = Some(value.trim().to_string()).filter(|s| !s.is_empty()),
             "cluster.id" => {

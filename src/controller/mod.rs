@@ -77,6 +77,8 @@ pub enum ControllerRequest {
     FenceBroker {
         broker: NodeId,
     },
+    /// Moves leaderships back to preferred replicas (auto.leader.rebalance.enable).
+    PreferredLeaderElection,
     /// A partition leader changes its ISR (KIP-497), fenced by the epochs it decided under.
     AlterPartition {
         topic: String,
@@ -301,6 +303,9 @@ impl Controller {
             }
             R::FenceBroker { broker } => {
                 (decide::fence_broker(image, *broker), ControllerReply::Done, false)
+            }
+            R::PreferredLeaderElection => {
+                (decide::preferred_leaders(image), ControllerReply::Done, false)
             }
             R::AlterPartition { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
                 let cmds = decide::alter_partition(

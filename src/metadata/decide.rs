@@ -423,11 +423,19 @@ pub fn fence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand> {
             } else {
                 p.isr.clone()
             };
-            let leader = if p.leader == Some(id) || p.leader.is_none() {
+            let mut isr = isr;
+            let mut leader = if p.leader == Some(id) || p.leader.is_none() {
                 p.replicas.iter().copied().find(|r| isr.contains(r) && live(r))
             } else {
                 p.leader
             };
+            if leader.is_none() && unclean_allowed(t) {
+                // Availability over consistency, by the topic's explicit choice: may lose data.
+                leader = p.replicas.iter().copied().find(|r| live(r));
+                if let Some(l) = leader {
+                    isr = vec![l];
+                }
+            }
             if leader != p.leader || isr != p.isr {
                 cmds.push(MetadataCommand::ChangePartition {
                     topic: t.name.clone(),
@@ -501,7 +509,13 @@ pub fn alter_partition(
     }])
 }
 
-/// Unfences `id` and gives it the partitions that have no leader and list it in their ISR.
+/// Whether a topic opted into `unclean.leader.election.enable=true`.
+fn unclean_allowed(t: &super::image::TopicImage) -> bool {
+    t.configs.get("unclean.leader.election.enable").is_some_and(|v| v == "true")
+}
+
+/// Unfences `id` and gives it the partitions that have no leader and list it in their ISR (or,
+/// for topics that allow unclean election, any leaderless partition it is a replica of).
 pub fn unfence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand> {
     if !image.brokers.get(&id).is_some_and(|b| b.fenced) {
         return Vec::new();
@@ -509,11 +523,40 @@ pub fn unfence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand>
     let mut cmds = vec![MetadataCommand::UnfenceBroker { id }];
     for t in image.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
-            if p.leader.is_none() && p.isr.contains(&id) {
+            if p.leader.is_some() || !p.replicas.contains(&id) {
+                continue;
+            }
+            let isr = if p.isr.contains(&id) {
+                p.isr.clone()
+            } else if unclean_allowed(t) {
+                vec![id]
+            } else {
+                continue;
+            };
+            cmds.push(MetadataCommand::ChangePartition {
+                topic: t.name.clone(),
+                partition: i as i32,
+                leader: Some(id),
+                isr,
+            });
+        }
+    }
+    cmds
+}
+
+/// Preferred-leader election (`auto.leader.rebalance.enable`): gives each partition back to
+/// its first replica when that broker is live, in the ISR and not leading it.
+pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataCommand> {
+    let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
+    let mut cmds = Vec::new();
+    for t in image.topics.values() {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let Some(preferred) = p.replicas.first().copied() else { continue };
+            if p.leader != Some(preferred) && live(&preferred) && p.isr.contains(&preferred) {
                 cmds.push(MetadataCommand::ChangePartition {
                     topic: t.name.clone(),
                     partition: i as i32,
-                    leader: Some(id),
+                    leader: Some(preferred),
                     isr: p.isr.clone(),
                 });
             }
@@ -712,6 +755,75 @@ mod tests {
         assert_eq!(p.leader, Some(NodeId(1)));
         assert_eq!(p.leader_epoch.0, 2, "leader epochs only grow");
         assert!(unfence_broker(&img, NodeId(1)).is_empty(), "unfencing twice is a no-op");
+    }
+
+    #[test]
+    fn unclean_election_only_when_the_topic_allows_it_and_preferred_leaders_return() {
+        let mut img = image_with_brokers(3);
+        let mut s = spec("u", 1, 1);
+        s.assignments.insert(0, vec![NodeId(1), NodeId(2)]);
+        s.num_partitions = -1;
+        s.replication_factor = -1;
+        s.configs.insert("unclean.leader.election.enable".into(), "true".into());
+        for c in create_topic(&img, &s, DEFAULTS, Uuid::from_u128(9), 0).expect("ok") {
+            apply(&mut img, &c);
+        }
+        // ISR shrinks to {1} (2 lagged), then 1 dies: 2 is out of sync but the topic allows it.
+        apply(
+            &mut img,
+            &MetadataCommand::ChangePartition {
+                topic: "u".into(),
+                partition: 0,
+                leader: Some(NodeId(1)),
+                isr: vec![NodeId(1)],
+            },
+        );
+        for c in fence_broker(&img, NodeId(1)) {
+            apply(&mut img, &c);
+        }
+        let p = &img.topics["u"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(2)), vec![NodeId(2)]), "unclean leader");
+        // Broker 1 returns, catches up into the ISR, and is preferred again.
+        for c in unfence_broker(&img, NodeId(1)) {
+            apply(&mut img, &c);
+        }
+        apply(
+            &mut img,
+            &MetadataCommand::ChangePartition {
+                topic: "u".into(),
+                partition: 0,
+                leader: Some(NodeId(2)),
+                isr: vec![NodeId(2), NodeId(1)],
+            },
+        );
+        let before = img.topics["u"].partitions[0].leader_epoch;
+        for c in preferred_leaders(&img) {
+            apply(&mut img, &c);
+        }
+        let p = &img.topics["u"].partitions[0];
+        assert_eq!(p.leader, Some(NodeId(1)), "back to the preferred replica");
+        assert!(p.leader_epoch > before);
+        assert!(preferred_leaders(&img).is_empty(), "balanced: nothing to do");
+        // Without the opt-in the same loss leaves the partition offline.
+        let mut clean = image_with_brokers(2);
+        let mut s2 = spec("c", -1, -1);
+        s2.assignments.insert(0, vec![NodeId(1), NodeId(2)]);
+        for c in create_topic(&clean, &s2, DEFAULTS, Uuid::from_u128(10), 0).expect("ok") {
+            apply(&mut clean, &c);
+        }
+        apply(
+            &mut clean,
+            &MetadataCommand::ChangePartition {
+                topic: "c".into(),
+                partition: 0,
+                leader: Some(NodeId(1)),
+                isr: vec![NodeId(1)],
+            },
+        );
+        for c in fence_broker(&clean, NodeId(1)) {
+            apply(&mut clean, &c);
+        }
+        assert_eq!(clean.topics["c"].partitions[0].leader, None);
     }
 
     #[test]
