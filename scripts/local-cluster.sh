@@ -35,6 +35,8 @@ log.dirs=$dir/data
 num.partitions=3
 default.replication.factor=1
 PROPS
+  # Extra settings, one key=value per line, e.g. LOCAL_CLUSTER_EXTRA=$'min.insync.replicas=2'.
+  [ -z "${LOCAL_CLUSTER_EXTRA:-}" ] || printf '%s\n' "$LOCAL_CLUSTER_EXTRA" >> "$dir/server.properties"
 }
 
 start() {

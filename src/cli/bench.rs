@@ -48,6 +48,9 @@ pub struct ProduceBench {
     /// Partitions to create the topic with if it does not exist; records spread over all.
     #[arg(long, default_value_t = 1)]
     pub partitions: i32,
+    /// Replication factor to create the topic with if it does not exist (-1: broker default).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub replication_factor: i16,
     /// Bytes of record values per batch (like `batch.size`).
     #[arg(long, default_value_t = 256 * 1024)]
     pub batch_bytes: usize,
@@ -95,6 +98,7 @@ async fn ensure_topic(
     client: &mut KafkaClient,
     topic: &str,
     partitions: i32,
+    replication_factor: i16,
 ) -> anyhow::Result<()> {
     let md = metadata(client, Some(&[topic.to_string()])).await?;
     if md.topics.first().is_some_and(|t| t.error_code == 0) {
@@ -103,7 +107,7 @@ async fn ensure_topic(
     let mut t = CreatableTopic::default();
     t.name = name(topic);
     t.num_partitions = partitions;
-    t.replication_factor = -1;
+    t.replication_factor = replication_factor;
     let mut req = CreateTopicsRequest::default();
     req.topics = vec![t];
     req.timeout_ms = 30_000;
@@ -166,7 +170,7 @@ async fn produce(b: ProduceBench) -> anyhow::Result<()> {
     let acks = parse_acks(&b.acks)?;
     let compression = parse_compression(&b.compression)?;
     let mut cluster = ClusterClient::connect(&b.client.bootstrap_server).await?;
-    ensure_topic(cluster.any(), &b.topic, b.partitions).await?;
+    ensure_topic(cluster.any(), &b.topic, b.partitions, b.replication_factor).await?;
     let partitions = partition_count(&mut cluster, &b.topic).await?;
     let per_batch = (b.batch_bytes / b.record_size.max(1)).clamp(1, 100_000) as u64;
     let value = Bytes::from((0..b.record_size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
