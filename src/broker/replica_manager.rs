@@ -18,6 +18,9 @@ use crate::metadata::image::{MetadataImage, PartitionImage};
 use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
 
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
+/// The last checkpointed high watermark of a replica (Kafka's replication-offset-checkpoint,
+/// per partition): consumers see the same "latest" right after a restart.
+const HIGH_WATERMARK_FILE: &str = "high-watermark";
 
 /// What this node knows of a follower's progress (leader side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,8 @@ pub struct Partition {
     /// Consumers read below this. Leaders advance it (only ever up) as the ISR's log end offsets
     /// grow; followers copy the leader's. acks=all waits on it.
     hw: watch::Sender<i64>,
+    /// The high watermark last written to `high-watermark`.
+    checkpointed_hw: std::sync::atomic::AtomicI64,
     state: Mutex<ReplicaState>,
 }
 
@@ -181,6 +186,19 @@ impl Partition {
         }
         st.isr_change_pending = true;
         Some(keep)
+    }
+
+    /// Writes the high watermark to disk if it moved since the last checkpoint.
+    pub fn checkpoint_high_watermark(&self) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        let hw = *self.hw.borrow();
+        if self.checkpointed_hw.load(Ordering::Acquire) == hw {
+            return Ok(());
+        }
+        let dir = self.log().dir().to_path_buf();
+        crate::fsutil::write_atomically(&dir.join(HIGH_WATERMARK_FILE), hw.to_string().as_bytes())?;
+        self.checkpointed_hw.store(hw, Ordering::Release);
+        Ok(())
     }
 
     /// Lets the next ISR change be proposed (the previous one was answered or failed).
@@ -317,15 +335,20 @@ impl ReplicaManager {
                 segments_dropped = report.segments_dropped, log_end_offset = %log.log_end_offset(),
                 "recovered a damaged log tail");
         }
-        // The high watermark is not persisted yet: a reopened replica starts at 0 and learns it
-        // again (as leader from its ISR's fetches, as follower from the leader).
-        let (hw, _) = watch::channel(0);
+        // The checkpointed high watermark, never beyond what the log holds after recovery.
+        let saved: i64 = fs::read_to_string(dir.join(HIGH_WATERMARK_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let hw0 = saved.clamp(0, log.log_end_offset().0);
+        let (hw, _) = watch::channel(hw0);
         let part = Arc::new(Partition {
             tp: tp.clone(),
             topic_id: id,
             local: self.node_id,
             log: Mutex::new(log),
             hw,
+            checkpointed_hw: std::sync::atomic::AtomicI64::new(hw0),
             state: Mutex::new(ReplicaState::default()),
         });
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
@@ -366,12 +389,78 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// fsyncs every log (clean shutdown).
+    /// fsyncs every log and checkpoints high watermarks (clean shutdown).
     pub fn flush_all(&self) {
         for part in self.all() {
             if let Err(e) = part.log().flush() {
                 tracing::error!(partition = %part.tp, error = %e, "flush failed");
             }
         }
+        self.checkpoint_high_watermarks();
+    }
+
+    /// Writes every moved high watermark to its partition directory.
+    pub fn checkpoint_high_watermarks(&self) {
+        for part in self.all() {
+            if let Err(e) = part.checkpoint_high_watermark() {
+                tracing::error!(partition = %part.tp, error = %e, "high watermark checkpoint failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::records::encode_batch;
+    use crate::metadata::commands::{MetadataCommand, apply};
+    use kafka_protocol::records::Compression;
+
+    fn image(leader: i32) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        apply(
+            &mut img,
+            &MetadataCommand::CreateTopic {
+                name: "t".into(),
+                id: Uuid::from_u128(1),
+                assignments: vec![vec![NodeId(1), NodeId(2)]],
+                configs: Default::default(),
+            },
+        );
+        apply(
+            &mut img,
+            &MetadataCommand::ChangePartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: Some(NodeId(leader)),
+                isr: vec![NodeId(1), NodeId(2)],
+            },
+        );
+        img
+    }
+
+    #[test]
+    fn the_high_watermark_survives_a_restart_bounded_by_the_log() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let broker =
+            BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+        {
+            let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+            rm.reconcile(&image(2), &broker).expect("reconcile");
+            let part = rm.get("t", 0).expect("replica");
+            let recs = vec![(None, Some(bytes::Bytes::from_static(b"v"))); 10];
+            let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+            {
+                let mut log = part.log();
+                let mut copy = batch.to_vec();
+                crate::log::batch::assign_offset(&mut copy, Offset(0), LeaderEpoch(1));
+                log.append_as_follower(&copy, 0).expect("append");
+            }
+            part.set_follower_high_watermark(7, Offset(10));
+            rm.flush_all();
+        }
+        let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+        rm.reconcile(&image(2), &broker).expect("reconcile");
+        assert_eq!(rm.get("t", 0).expect("replica").high_watermark(), Offset(7));
     }
 }

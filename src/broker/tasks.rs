@@ -25,6 +25,9 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
     let retention_every =
         Duration::from_millis(broker.config.log_retention_check_interval_ms as u64);
     spawn_periodic(broker, "retention", retention_every, enforce_retention);
+    spawn_periodic(broker, "hw-checkpoint", HW_CHECKPOINT_INTERVAL, |b| {
+        b.replicas.checkpoint_high_watermarks()
+    });
 }
 
 fn spawn_periodic(broker: &Arc<Broker>, name: &'static str, every: Duration, work: fn(&Broker)) {
@@ -85,6 +88,9 @@ async fn reconcile_loop(weak: Weak<Broker>) {
     }
 }
 
+/// How often moved high watermarks are written to disk (Kafka's
+/// replica.high.watermark.checkpoint.interval.ms).
+const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the active controller looks for expired broker sessions.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
