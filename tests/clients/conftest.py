@@ -100,6 +100,23 @@ class Cluster:
     def all(self):
         return ",".join(self.bootstrap(i) for i in self.ports)
 
+    def kill(self, node):
+        self.procs[node].send_signal(signal.SIGKILL)
+        self.procs[node].wait(timeout=10)
+
+    def start(self, node):
+        path = os.path.join(self.dir, f"node{node}.properties")
+        log = open(os.path.join(self.dir, f"node{node}.log"), "a")
+        p = subprocess.Popen([SAMSA_BIN, "server", path], stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline = time.time() + READY_TIMEOUT_S * 3
+        while time.time() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                raise RuntimeError(f"node {node} exited before it was ready")
+            if "ready" in line:
+                break
+        self.procs[node] = p
+
     def stop(self):
         for p in self.procs.values():
             if p.poll() is None:
@@ -110,6 +127,17 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster():
+    c = Cluster()
+    yield c
+    try:
+        c.stop()
+    finally:
+        shutil.rmtree(c.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def failover_cluster():
+    """A cluster of its own for tests that kill nodes."""
     c = Cluster()
     yield c
     try:
