@@ -13,6 +13,9 @@ use kafka_protocol::protocol::StrBytes;
 use samsa::client::KafkaClient;
 use samsa_cluster::{LocalCluster, free_port};
 
+mod common;
+use common::wire::eventually;
+
 const BIN: &str = env!("CARGO_BIN_EXE_samsa");
 /// Short sessions so fencing tests take seconds.
 const FAST: &[&str] = &["broker.session.timeout.ms=2000", "broker.heartbeat.interval.ms=300"];
@@ -58,22 +61,6 @@ async fn quorum(addr: &str) -> (i32, i32, Vec<i32>, Vec<i32>) {
         p.current_voters.iter().map(|v| v.replica_id.0).collect(),
         p.observers.iter().map(|v| v.replica_id.0).collect(),
     )
-}
-
-/// Polls `f` until it returns `Some`, at most `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn broker_ids(md: &MetadataResponse) -> Vec<i32> {

@@ -6,8 +6,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use samsa::client::KafkaClient;
-use samsa::client::records::{decode_records, encode_batch, fetch_request, produce_request};
+use samsa::client::records::{encode_batch, produce_request};
 use samsa_cluster::{Node, free_port};
+
+mod common;
+use common::wire::read_partition;
 
 const BIN: &str = env!("CARGO_BIN_EXE_samsa");
 
@@ -35,25 +38,7 @@ async fn produce_n(addr: &str, topic: &str, batches: usize) -> Vec<String> {
 }
 
 async fn read_all(addr: &str, topic: &str) -> Vec<String> {
-    let mut c = KafkaClient::connect(addr).await.expect("connect");
-    let mut out = Vec::new();
-    let mut offset = 0i64;
-    loop {
-        let resp =
-            c.send(&fetch_request(topic, &[(0, offset)], 0, 1 << 20), 12).await.expect("fetch");
-        let p = &resp.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0);
-        let recs = decode_records(p.records.clone().unwrap_or_default()).expect("decode");
-        if recs.is_empty() {
-            return out;
-        }
-        for r in recs {
-            if r.offset >= offset {
-                offset = r.offset + 1;
-                out.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
-            }
-        }
-    }
+    read_partition(addr, topic).await.into_iter().map(|(_, v)| v).collect()
 }
 
 #[tokio::test]

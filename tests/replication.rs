@@ -11,10 +11,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use samsa::client::KafkaClient;
-use samsa::client::records::{
-    ProducerIds, decode_records, encode_records, fetch_request, new_record, produce_request,
-};
+use samsa::client::records::{ProducerIds, encode_records, new_record, produce_request};
 use samsa_cluster::LocalCluster;
+
+mod common;
+use common::wire::{eventually, read_partition};
 
 const BIN: &str = env!("CARGO_BIN_EXE_samsa");
 const TOPIC: &str = "replicated";
@@ -41,21 +42,6 @@ async fn leader(bootstrap: &str) -> Option<(i32, String, Vec<i32>)> {
         format!("{}:{}", b.host, b.port),
         p.isr_nodes.iter().map(|n| n.0).collect(),
     ))
-}
-
-async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn create_topic(bootstrap: &str) {
@@ -140,28 +126,7 @@ impl Producer {
 /// Every record of partition 0, read from its leader up to the high watermark.
 async fn read_all(bootstrap: &str) -> Vec<(i64, String)> {
     let (_, addr, _) = eventually(Duration::from_secs(30), || leader(bootstrap)).await;
-    let mut c = KafkaClient::connect(&addr).await.expect("connect");
-    let mut out = Vec::new();
-    let mut offset = 0i64;
-    loop {
-        let resp =
-            c.send(&fetch_request(TOPIC, &[(0, offset)], 0, 1 << 20), 12).await.expect("fetch");
-        let p = &resp.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0);
-        let recs = decode_records(p.records.clone().unwrap_or_default()).expect("decode");
-        if recs.is_empty() {
-            return out;
-        }
-        for r in recs {
-            if r.offset >= offset {
-                offset = r.offset + 1;
-                out.push((
-                    r.offset,
-                    String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned(),
-                ));
-            }
-        }
-    }
+    read_partition(&addr, TOPIC).await
 }
 
 fn segment_bytes(c: &LocalCluster, node: i32) -> Vec<u8> {

@@ -11,14 +11,21 @@ use super::{Broker, now_ms};
 
 pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_loop(broker, "reconciler", reconcile_loop);
-    spawn_loop(broker, "session-expiry", expire_sessions_loop);
-    spawn_loop(broker, "isr-shrink", crate::replication::isr::shrink_loop);
+    spawn_every(broker, "session-expiry", SESSION_CHECK_INTERVAL, expire_sessions);
+    spawn_every(broker, "isr-shrink", ISR_CHECK_INTERVAL, |b| async move { shrink_isrs(&b) });
     if broker.config.auto_leader_rebalance_enable {
-        spawn_loop(broker, "preferred-leaders", preferred_leader_loop);
+        let every =
+            Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds as u64);
+        spawn_every(broker, "preferred-leaders", every, elect_preferred_leaders);
     }
     crate::replication::fetcher::ensure_fetchers(broker);
     if broker.config.process_roles.broker {
-        spawn_loop(broker, "heartbeat", heartbeat_loop);
+        let every = Duration::from_millis(broker.config.broker_heartbeat_interval_ms as u64);
+        spawn_every(broker, "heartbeat", every, |b| async move {
+            if let Err(e) = b.heartbeat(false).await {
+                tracing::warn!(error = %e, "heartbeat to the controller failed");
+            }
+        });
     }
     let flush_every = Duration::from_millis(broker.config.log_flush_scheduler_interval_ms as u64);
     spawn_periodic(broker, "flusher", flush_every, flush_due);
@@ -50,6 +57,63 @@ fn spawn_periodic(broker: &Arc<Broker>, name: &'static str, every: Duration, wor
             }
         }
     });
+}
+
+/// Runs `work` every `every` until shutdown (async work; the broker is held only while it runs).
+fn spawn_every<F, Fut>(broker: &Arc<Broker>, name: &'static str, every: Duration, work: F)
+where
+    F: Fn(Arc<Broker>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let weak = Arc::downgrade(broker);
+    let mut stop = broker.shutdown_signal();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => break,
+            }
+            let Some(broker) = weak.upgrade() else { break };
+            if *stop.borrow() {
+                break;
+            }
+            work(broker).await;
+        }
+        tracing::debug!(task = name, "stopped");
+    });
+}
+
+/// On the active controller: fences brokers whose session expired.
+async fn expire_sessions(broker: Arc<Broker>) {
+    for id in broker.local_controller.expired_sessions() {
+        tracing::warn!(broker = %id, "broker session expired; fencing it and moving its leaderships");
+        let request = crate::controller::ControllerRequest::FenceBroker { broker: id };
+        if let Err(e) = broker.local_controller.execute(request).await {
+            tracing::warn!(broker = %id, error = %e, "fencing failed");
+        }
+    }
+}
+
+/// On the active controller: leaderships go back to preferred replicas that are live and in
+/// sync (elsewhere `execute` answers NOT_CONTROLLER at once).
+async fn elect_preferred_leaders(broker: Arc<Broker>) {
+    let request = crate::controller::ControllerRequest::PreferredLeaderElection;
+    if let Ok(e) = broker.local_controller.execute(request).await
+        && e.index > 0
+    {
+        tracing::info!("moved leaderships back to preferred replicas");
+    }
+}
+
+/// On every leader: drops followers that stopped catching up from the ISR.
+fn shrink_isrs(broker: &Arc<Broker>) {
+    let lag_max_ms = broker.config.replica_lag_time_max_ms;
+    for part in broker.replicas.all() {
+        if let Some(isr) = part.shrink_candidates(now_ms(), lag_max_ms) {
+            tracing::warn!(partition = %part.tp, isr = ?isr, "followers lag; shrinking the ISR");
+            crate::replication::isr::propose(broker, &part, isr);
+        }
+    }
 }
 
 fn spawn_loop<F, Fut>(broker: &Arc<Broker>, name: &'static str, f: F)
@@ -91,78 +155,10 @@ async fn reconcile_loop(weak: Weak<Broker>) {
 /// How often moved high watermarks are written to disk (Kafka's
 /// replica.high.watermark.checkpoint.interval.ms).
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often leaders look for lagging followers.
+const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the active controller looks for expired broker sessions.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
-
-async fn heartbeat_loop(weak: Weak<Broker>) {
-    let (every, mut stop) = match weak.upgrade() {
-        Some(b) => (
-            Duration::from_millis(b.config.broker_heartbeat_interval_ms as u64),
-            b.shutdown_signal(),
-        ),
-        None => return,
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => break,
-        }
-        let Some(broker) = weak.upgrade() else { break };
-        if *stop.borrow() {
-            break;
-        }
-        if let Err(e) = broker.heartbeat(false).await {
-            tracing::warn!(error = %e, "heartbeat to the controller failed");
-        }
-    }
-}
-
-async fn expire_sessions_loop(weak: Weak<Broker>) {
-    let mut stop = match weak.upgrade() {
-        Some(b) => b.shutdown_signal(),
-        None => return,
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => {}
-            _ = stop.changed() => break,
-        }
-        let Some(broker) = weak.upgrade() else { break };
-        for id in broker.local_controller.expired_sessions() {
-            tracing::warn!(broker = %id, "broker session expired; fencing it and moving its leaderships");
-            let request = crate::controller::ControllerRequest::FenceBroker { broker: id };
-            if let Err(e) = broker.local_controller.execute(request).await {
-                tracing::warn!(broker = %id, error = %e, "fencing failed");
-            }
-        }
-    }
-}
-
-/// On the active controller, every `leader.imbalance.check.interval.seconds`: leaderships go
-/// back to preferred replicas that are live and in sync.
-async fn preferred_leader_loop(weak: Weak<Broker>) {
-    let (every, mut stop) = match weak.upgrade() {
-        Some(b) => (
-            Duration::from_secs(b.config.leader_imbalance_check_interval_seconds as u64),
-            b.shutdown_signal(),
-        ),
-        None => return,
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => break,
-        }
-        let Some(broker) = weak.upgrade() else { break };
-        // Only the active controller acts; elsewhere execute() answers NOT_CONTROLLER at once.
-        let request = crate::controller::ControllerRequest::PreferredLeaderElection;
-        if let Ok(e) = broker.local_controller.execute(request).await
-            && e.index > 0
-        {
-            tracing::info!("moved leaderships back to preferred replicas");
-        }
-    }
-}
 
 fn flush_due(broker: &Broker) {
     let now = now_ms();

@@ -75,23 +75,32 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="samsa-cluster-test-")
         self.ports = {i: (free_port(), free_port()) for i in range(1, voters + 1)}
         voter_list = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self.ports.items())
-        self.procs = {}
         for i, (k, c) in self.ports.items():
-            path = os.path.join(self.dir, f"node{i}.properties")
-            with open(path, "w") as f:
+            with open(self._config(i), "w") as f:
                 f.write(f"node.id={i}\nprocess.roles=broker,controller\ncontroller.quorum.voters={voter_list}\n"
                         f"listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}\n"
                         f"log.dirs={self.dir}/node{i}\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n")
-            log = open(os.path.join(self.dir, f"node{i}.log"), "a")
-            self.procs[i] = subprocess.Popen([SAMSA_BIN, "server", path], stdout=subprocess.PIPE, stderr=log, text=True)
-        for i, p in self.procs.items():
-            deadline = time.time() + READY_TIMEOUT_S * 3
-            while time.time() < deadline:
-                line = p.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"node {i} exited before it was ready; see {self.dir}/node{i}.log")
-                if "ready" in line:
-                    break
+        # All nodes start before any is waited for: each is ready only once a quorum formed.
+        self.procs = {i: self._spawn(i) for i in self.ports}
+        for i in self.ports:
+            self._wait_ready(i)
+
+    def _config(self, node):
+        return os.path.join(self.dir, f"node{node}.properties")
+
+    def _spawn(self, node):
+        log = open(os.path.join(self.dir, f"node{node}.log"), "a")
+        return subprocess.Popen([SAMSA_BIN, "server", self._config(node)], stdout=subprocess.PIPE, stderr=log, text=True)
+
+    def _wait_ready(self, node):
+        deadline = time.time() + READY_TIMEOUT_S * 3
+        while time.time() < deadline:
+            line = self.procs[node].stdout.readline()
+            if not line:
+                raise RuntimeError(f"node {node} exited before it was ready; see {self.dir}/node{node}.log")
+            if "ready" in line:
+                return
+        raise RuntimeError(f"node {node} not ready in time")
 
     def bootstrap(self, node):
         return f"127.0.0.1:{self.ports[node][0]}"
@@ -105,17 +114,8 @@ class Cluster:
         self.procs[node].wait(timeout=10)
 
     def start(self, node):
-        path = os.path.join(self.dir, f"node{node}.properties")
-        log = open(os.path.join(self.dir, f"node{node}.log"), "a")
-        p = subprocess.Popen([SAMSA_BIN, "server", path], stdout=subprocess.PIPE, stderr=log, text=True)
-        deadline = time.time() + READY_TIMEOUT_S * 3
-        while time.time() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                raise RuntimeError(f"node {node} exited before it was ready")
-            if "ready" in line:
-                break
-        self.procs[node] = p
+        self.procs[node] = self._spawn(node)
+        self._wait_ready(node)
 
     def stop(self):
         for p in self.procs.values():
@@ -125,25 +125,24 @@ class Cluster:
             p.communicate(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def _cluster_fixture():
     c = Cluster()
     yield c
     try:
         c.stop()
     finally:
         shutil.rmtree(c.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    yield from _cluster_fixture()
 
 
 @pytest.fixture(scope="module")
 def failover_cluster():
     """A cluster of its own for tests that kill nodes."""
-    c = Cluster()
-    yield c
-    try:
-        c.stop()
-    finally:
-        shutil.rmtree(c.dir, ignore_errors=True)
+    yield from _cluster_fixture()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 //! An in-process broker on an ephemeral loopback port, for integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod wire;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
