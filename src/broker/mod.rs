@@ -43,6 +43,10 @@ pub fn now_ms() -> i64 {
 /// How long startup waits to register with an active controller (the other voters may still
 /// be starting).
 pub const REGISTRATION_WAIT: Duration = Duration::from_secs(120);
+/// How long startup waits for the metadata store's lock (held by a broker still shutting down).
+const METADATA_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the RPC server to stop serving.
+const RPC_SERVER_STOP_WAIT: Duration = Duration::from_secs(5);
 /// How long a stopping broker waits for the controller to move its leaderships.
 pub const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// sled's page cache for the metadata store: metadata is small.
@@ -66,6 +70,9 @@ pub struct Broker {
     pub data_appended: Notify,
     /// Follower fetcher tasks, one per leader broker.
     pub fetchers: crate::replication::fetcher::Fetchers,
+    /// The raft/controller/replication RPC server; awaited at shutdown so the metadata store
+    /// it holds is released before `shutdown` returns.
+    rpc_server: Mutex<Option<tokio::task::JoinHandle<()>>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -113,13 +120,7 @@ impl Broker {
                 if is_voter { "lists" } else { "does not list" }
             );
         }
-        let db = sled::Config::new()
-            .path(config.data_dir.join("metadata"))
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open()
-            .context(
-                "cannot open the metadata store (is another samsa using this data directory?)",
-            )?;
+        let db = open_metadata_store(&config.data_dir).await?;
         let log_store = LogStore::open(&db)?;
         let sm = StateMachineStore::open(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
         let node_id = config.node_id.0 as u64;
@@ -143,7 +144,7 @@ impl Broker {
         let (shutdown, _) = watch::channel(false);
         let attach: Arc<std::sync::OnceLock<std::sync::Weak<Broker>>> = Arc::default();
         let replication = ReplicationService::new(attach.clone());
-        spawn_rpc_server(
+        let rpc_server = spawn_rpc_server(
             controller_listener,
             raft.clone(),
             local.clone(),
@@ -170,6 +171,7 @@ impl Broker {
             producer_ids: Mutex::new((0, 0)),
             data_appended: Notify::new(),
             fetchers: Default::default(),
+            rpc_server: Mutex::new(Some(rpc_server)),
             shutdown,
         });
         let _ = attach.set(Arc::downgrade(&broker));
@@ -219,11 +221,16 @@ impl Broker {
                     break;
                 }
                 Ok(other) => bail!("unexpected registration reply {other:?}"),
+                // Refusals are final; anything else (no controller yet, a membership change
+                // still committing right after the quorum formed) is retried within the wait.
                 Err(e)
-                    if e.code == ErrorCode::NotController
-                        && tokio::time::Instant::now() < deadline =>
+                    if !matches!(
+                        e.code,
+                        ErrorCode::DuplicateBrokerRegistration | ErrorCode::InconsistentClusterId
+                    ) && tokio::time::Instant::now() < deadline =>
                 {
-                    tracing::info!("waiting for an active controller: {}", e.message);
+                    tracing::info!("registration not accepted yet, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => bail!("broker registration refused: {e}"),
             }
@@ -283,6 +290,12 @@ impl Broker {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        let server = self.rpc_server.lock().await.take();
+        if let Some(server) = server
+            && tokio::time::timeout(RPC_SERVER_STOP_WAIT, server).await.is_err()
+        {
+            tracing::warn!("the RPC server did not stop in time");
+        }
         self.replicas.flush_all();
     }
 
@@ -308,6 +321,32 @@ impl Broker {
     }
 }
 
+/// Opens the sled metadata store, waiting (bounded) while a previous owner in this process
+/// releases its lock; another process holding it is refused with a clear message.
+async fn open_metadata_store(data_dir: &std::path::Path) -> anyhow::Result<sled::Db> {
+    let deadline = tokio::time::Instant::now() + METADATA_LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
+            .path(data_dir.join("metadata"))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(e)).context(
+                    "cannot open the metadata store (is another samsa using this data directory?)",
+                );
+            }
+        }
+    }
+}
+
 /// Serves raft and controller RPCs until shutdown.
 fn spawn_rpc_server(
     listener: TcpListener,
@@ -315,7 +354,7 @@ fn spawn_rpc_server(
     controller: Arc<Controller>,
     replication: ReplicationService,
     mut stop: watch::Receiver<bool>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let replication_service = ReplicationServer::new(replication)
         .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(REPLICATION_MESSAGE_BYTES_MAX);
@@ -336,7 +375,7 @@ fn spawn_rpc_server(
         if let Err(e) = result {
             tracing::error!(error = %e, "controller listener failed");
         }
-    });
+    })
 }
 
 /// Initializes a new quorum with the configured voters (safe to repeat on every voter: openraft
