@@ -24,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod fsutil;
+pub mod group;
 pub mod kafka;
 pub mod log;
 pub mod metadata;

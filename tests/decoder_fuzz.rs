@@ -9,6 +9,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use samsa::kafka::router::{self, Outcome, SUPPORTED};
 
+const PEER: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
+
 #[test]
 fn random_request_frames_never_panic_the_broker() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -35,7 +38,7 @@ fn random_request_frames_never_panic_the_broker() {
             frame.put_i16(version);
             frame.put_i32(7);
             frame.put_slice(&body);
-            let outcome = rt.block_on(router::handle(&broker, frame.freeze()));
+            let outcome = rt.block_on(router::handle(&broker, PEER, frame.freeze()));
             prop_assert!(matches!(
                 outcome,
                 Outcome::Respond(_) | Outcome::Close(_) | Outcome::NoResponse
@@ -47,7 +50,7 @@ fn random_request_frames_never_panic_the_broker() {
     let mut runner = TestRunner::new(Config { cases: 2000, ..Config::default() });
     runner
         .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
-            let _ = rt.block_on(router::handle(&broker, Bytes::from(bytes)));
+            let _ = rt.block_on(router::handle(&broker, PEER, Bytes::from(bytes)));
             Ok(())
         })
         .expect("no panic on any input");

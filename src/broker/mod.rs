@@ -59,6 +59,8 @@ pub struct Broker {
     /// Reaches the active controller, wherever it is.
     pub controller: ControllerClient,
     pub replicas: ReplicaManager,
+    /// The consumer-group coordinator for the offsets partitions this broker leads.
+    pub groups: crate::group::GroupCoordinator,
     raft: MetadataRaft,
     /// This node's controller, active when it leads the quorum (runs session expiry).
     pub local_controller: Arc<Controller>,
@@ -160,10 +162,12 @@ impl Broker {
         let controller =
             ControllerClient::new(config.node_id, local.clone(), metadata.clone(), voter_addrs);
         let replicas = ReplicaManager::new(config.node_id, config.data_dir.clone());
+        let groups = crate::group::GroupCoordinator::new(config.group.clone());
         let broker = Arc::new(Broker {
             config,
             metadata,
             controller,
+            groups,
             replicas,
             raft,
             local_controller: local,
@@ -187,6 +191,7 @@ impl Broker {
             .replicas
             .reconcile(&image, &broker.config)
             .context("cannot open the partition replicas")?;
+        broker.groups.on_metadata(&broker);
         tasks::spawn_all(&broker);
         Ok(broker)
     }

@@ -19,6 +19,7 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
         spawn_every(broker, "preferred-leaders", every, elect_preferred_leaders);
     }
     crate::replication::fetcher::ensure_fetchers(broker);
+    spawn_every(broker, "group-timers", GROUP_TICK_INTERVAL, |b| async move { b.groups.tick(&b) });
     if broker.config.process_roles.broker {
         let every = Duration::from_millis(broker.config.broker_heartbeat_interval_ms as u64);
         spawn_every(broker, "heartbeat", every, |b| async move {
@@ -144,6 +145,7 @@ async fn reconcile_loop(weak: Weak<Broker>) {
         let result =
             tokio::task::spawn_blocking(move || b.replicas.reconcile(&image, &b.config)).await;
         crate::replication::fetcher::ensure_fetchers(&broker);
+        broker.groups.on_metadata(&broker);
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
@@ -155,6 +157,9 @@ async fn reconcile_loop(weak: Weak<Broker>) {
 /// How often moved high watermarks are written to disk (Kafka's
 /// replica.high.watermark.checkpoint.interval.ms).
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often group timers (member sessions, rebalance deadlines) are checked: the error on
+/// every group timeout.
+const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// How often leaders look for lagging followers.
 const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the active controller looks for expired broker sessions.

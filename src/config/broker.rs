@@ -94,6 +94,8 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election_enable: bool,
+    /// `group.*` and `offsets.*`: the consumer-group coordinator.
+    pub group: super::group::GroupConfig,
 }
 
 impl BrokerConfig {
@@ -135,6 +137,7 @@ impl BrokerConfig {
             min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
             unclean_leader_election_enable: false,
+            group: super::group::GroupConfig::dev(),
         }
     }
 
@@ -193,7 +196,10 @@ impl BrokerConfig {
             "min.insync.replicas" => self.min_insync_replicas = long(1)?,
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = boolean()?,
-            _ => return Err(ConfigError::UnknownKey(key.into())),
+            _ => match self.group.set(key, value) {
+                Some(result) => result?,
+                None => return Err(ConfigError::UnknownKey(key.into())),
+            },
         }
         Ok(())
     }
@@ -252,7 +258,7 @@ impl BrokerConfig {
 
     /// Broker settings shown by DescribeConfigs for a BROKER resource.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut all = vec![
             ("node.id", self.node_id.0.to_string()),
             ("log.dirs", self.data_dir.display().to_string()),
             ("num.partitions", self.num_partitions.to_string()),
@@ -271,7 +277,9 @@ impl BrokerConfig {
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
-        ]
+        ];
+        all.extend(self.group.describe());
+        all
     }
 }
 

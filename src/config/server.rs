@@ -117,6 +117,8 @@ pub fn load(
     let mut raw: BTreeMap<String, String> = BTreeMap::new();
     let mut config = BrokerConfig::dev("./samsa-data".into(), "127.0.0.1:9092".parse()?);
     config.voters.clear();
+    // A cluster node starts from Kafka's group defaults (dev mode skips the initial delay).
+    config.group = crate::config::group::GroupConfig::default();
     for (k, v, source) in entries {
         match k.as_str() {
             "listeners" | "advertised.listeners" | "controller.listener.names" => {
@@ -207,6 +209,7 @@ pub fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
             config.node_id
         );
     }
+    config.group.validate()?;
     if config.broker_heartbeat_interval_ms >= config.broker_session_timeout_ms {
         bail!("broker.heartbeat.interval.ms must be smaller than broker.session.timeout.ms");
     }

@@ -61,22 +61,46 @@ impl Versions {
     }
 }
 
-macro_rules! routes {
-    ($($key:ident => $module:ident),* $(,)?) => {
-        /// Every supported API and its version range.
-        pub const SUPPORTED: &[(ApiKey, Versions)] = &[$((ApiKey::$key, handlers::$module::VERSIONS)),*];
+/// Who sent a request, for the handlers that record it (JoinGroup keeps each member's client id
+/// and host, as DescribeGroups shows them).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub client_id: String,
+    pub client_host: String,
+}
 
-        async fn dispatch(broker: &Arc<Broker>, api: ApiKey, version: i16, mut body: Bytes) -> Result<Option<BytesMut>, String> {
+macro_rules! call {
+    ($broker:ident, $version:ident, $body:ident, $api:ident, $handler:expr) => {{
+        let request = Decodable::decode(&mut $body, $version)
+            .map_err(|e| format!("undecodable {:?} v{} request: {e}", $api, $version))?;
+        match $handler(request).await.into() {
+            Reply::Send(response) => encode_body(&response, $version).map(Some),
+            Reply::Nothing => Ok(None),
+            Reply::Close(why) => Err(why),
+        }
+    }};
+}
+
+macro_rules! routes {
+    ($($key:ident => $module:ident),* $(,)? ; with context: $($ckey:ident => $cmodule:ident),* $(,)?) => {
+        /// Every supported API and its version range.
+        pub const SUPPORTED: &[(ApiKey, Versions)] = &[
+            $((ApiKey::$key, handlers::$module::VERSIONS),)*
+            $((ApiKey::$ckey, handlers::$cmodule::VERSIONS),)*
+        ];
+
+        async fn dispatch(
+            broker: &Arc<Broker>,
+            ctx: &RequestContext,
+            api: ApiKey,
+            version: i16,
+            mut body: Bytes,
+        ) -> Result<Option<BytesMut>, String> {
             match api {
-                $(ApiKey::$key => {
-                    let request = Decodable::decode(&mut body, version)
-                        .map_err(|e| format!("undecodable {api:?} v{version} request: {e}"))?;
-                    match handlers::$module::handle(broker, version, request).await.into() {
-                        Reply::Send(response) => encode_body(&response, version).map(Some),
-                        Reply::Nothing => Ok(None),
-                        Reply::Close(why) => Err(why),
-                    }
-                })*
+                $(ApiKey::$key => call!(broker, version, body, api,
+                    |r| handlers::$module::handle(broker, version, r)),)*
+                $(ApiKey::$ckey => call!(broker, version, body, api,
+                    |r| handlers::$cmodule::handle(broker, ctx, version, r)),)*
                 _ => Err(format!("unsupported API {api:?}")),
             }
         }
@@ -88,17 +112,29 @@ routes! {
     Fetch => fetch,
     ListOffsets => list_offsets,
     Metadata => metadata,
+    OffsetCommit => offset_commit,
+    OffsetFetch => offset_fetch,
+    FindCoordinator => find_coordinator,
+    Heartbeat => heartbeat,
+    LeaveGroup => leave_group,
+    SyncGroup => sync_group,
+    DescribeGroups => describe_groups,
+    ListGroups => list_groups,
     ApiVersions => api_versions,
     CreateTopics => create_topics,
     DeleteTopics => delete_topics,
+    DeleteGroups => delete_groups,
     InitProducerId => init_producer_id,
     OffsetForLeaderEpoch => offset_for_leader_epoch,
     DescribeConfigs => describe_configs,
     AlterConfigs => alter_configs,
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
+    OffsetDelete => offset_delete,
     DescribeCluster => describe_cluster,
-    DescribeQuorum => describe_quorum,
+    DescribeQuorum => describe_quorum;
+    with context:
+    JoinGroup => join_group,
 }
 
 fn encode_body<T: Encodable>(body: &T, version: i16) -> Result<BytesMut, String> {
@@ -113,8 +149,8 @@ pub fn versions_of(api: ApiKey) -> Option<Versions> {
     SUPPORTED.iter().find(|(k, _)| *k == api).map(|(_, v)| *v)
 }
 
-/// Handles one request frame.
-pub async fn handle(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
+/// Handles one request frame from the client at `peer`.
+pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, mut frame: Bytes) -> Outcome {
     if frame.len() < 8 {
         return Outcome::Close(format!("request frame of {} bytes is too short", frame.len()));
     }
@@ -137,13 +173,18 @@ pub async fn handle(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
         ));
     }
     let header_version = api.request_header_version(version);
-    if let Err(e) = RequestHeader::decode(&mut frame, header_version) {
-        return Outcome::Close(format!("undecodable request header: {e}"));
-    }
+    let header = match RequestHeader::decode(&mut frame, header_version) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("undecodable request header: {e}")),
+    };
+    let ctx = RequestContext {
+        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        client_host: format!("/{}", peer.ip()),
+    };
     // ApiVersions responses always use header v0 (KIP-511), whatever the request version.
     let response_header_version =
         if api == ApiKey::ApiVersions { 0 } else { api.response_header_version(version) };
-    match dispatch(broker, api, version, frame).await {
+    match dispatch(broker, &ctx, api, version, frame).await {
         Ok(Some(body)) => with_header(correlation_id, response_header_version, body),
         Ok(None) => Outcome::NoResponse,
         Err(why) => Outcome::Close(why),

@@ -45,7 +45,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle_connection(stream, broker, stop).await {
+                        if let Err(e) = handle_connection(stream, peer, broker, stop).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                     });
@@ -59,6 +59,8 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
     }
     drop(listener);
     stop_tx.send_replace(true);
+    // Requests parked in a rebalance are answered NOT_COORDINATOR, so connections can finish.
+    broker.groups.unload_all();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while connections.join_next().await.is_some() {}
     })
@@ -85,6 +87,7 @@ enum ConnectionError {
 
 async fn handle_connection(
     mut stream: TcpStream,
+    peer: std::net::SocketAddr,
     broker: Arc<Broker>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
@@ -94,7 +97,7 @@ async fn handle_connection(
     loop {
         // Answer every whole request already read, then write the responses together.
         while let Some(frame) = take_frame(&mut inbuf, max_frame)? {
-            match router::handle(&broker, frame.freeze()).await {
+            match router::handle(&broker, peer, frame.freeze()).await {
                 Outcome::Respond(bytes) => append_frame(&mut outbuf, &bytes),
                 Outcome::NoResponse => {}
                 Outcome::Close(why) => {

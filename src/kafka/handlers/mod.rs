@@ -6,17 +6,28 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_quorum;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use std::sync::Arc;
 
@@ -80,6 +91,8 @@ pub(crate) async fn apply_metadata_now(broker: &Arc<Broker>) {
         Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
         Err(e) => tracing::error!(error = %e, "reconcile panicked"),
     }
+    crate::replication::fetcher::ensure_fetchers(broker);
+    broker.groups.on_metadata(broker);
 }
 
 /// The message a response carries for an error, or none for success.

@@ -138,6 +138,12 @@ fn append(
     if !matches!(acks, -1..=1) {
         return Err((ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")));
     }
+    if topic == crate::config::group::OFFSETS_TOPIC {
+        return Err((
+            ErrorCode::InvalidTopicException,
+            format!("Cannot append to internal topic {topic}"),
+        ));
+    }
     let Some(part) = broker.replicas.get(topic, partition) else {
         return Err((
             ErrorCode::UnknownTopicOrPartition,

@@ -1,0 +1,38 @@
+//! DeleteGroups (key 42): removes empty groups with their committed offsets, by writing
+//! tombstones. A group with members gets NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use crate::broker::Broker;
+use crate::group::store;
+use crate::kafka::error_code::ErrorCode;
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(0, 2);
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    request: DeleteGroupsRequest,
+) -> Option<DeleteGroupsResponse> {
+    let mut r = DeleteGroupsResponse::default();
+    for id in &request.groups_names {
+        let code = match broker.groups.prepare_delete(&id.0) {
+            Err(code) => code,
+            Ok((at, keys)) => {
+                let tombstones = keys.into_iter().map(|k| (k, None)).collect();
+                let stored = store::write(broker, at.partition, at.epoch, tombstones).await;
+                broker.groups.finish_delete(&id.0, stored.is_ok());
+                stored.err().unwrap_or(ErrorCode::None)
+            }
+        };
+        let mut g = DeletableGroupResult::default();
+        g.group_id = id.clone();
+        g.error_code = code.code();
+        r.results.push(g);
+    }
+    Some(r)
+}

@@ -1,0 +1,59 @@
+//! DescribeGroups (key 15): state, protocol and members of groups this broker coordinates.
+//! Member metadata and assignments are filled only while the group is Stable. A group that
+//! does not exist is "Dead" before v6 and GROUP_ID_NOT_FOUND from v6, as in Kafka 4.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use super::{AUTHORIZED_OPERATIONS_OMITTED, sb};
+use crate::broker::Broker;
+use crate::kafka::error_code::ErrorCode;
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(0, 6);
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: DescribeGroupsRequest,
+) -> Option<DescribeGroupsResponse> {
+    let mut r = DescribeGroupsResponse::default();
+    for id in &request.groups {
+        let mut d = DescribedGroup::default();
+        d.group_id = id.clone();
+        d.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        match broker.groups.describe(&id.0) {
+            Err(code) => d.error_code = code.code(),
+            Ok(None) if version >= 6 => {
+                d.error_code = ErrorCode::GroupIdNotFound.code();
+                d.error_message = Some(sb(format!("Group {} not found.", id.0)));
+            }
+            Ok(None) => d.group_state = sb("Dead"),
+            Ok(Some(g)) => {
+                d.group_state = sb(g.state.name());
+                d.protocol_type = sb(g.protocol_type);
+                d.protocol_data = sb(g.protocol);
+                d.members = g
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut dm = DescribedGroupMember::default();
+                        dm.member_id = sb(m.member_id);
+                        if version >= 4 {
+                            dm.group_instance_id = m.group_instance_id.map(sb);
+                        }
+                        dm.client_id = sb(m.client_id);
+                        dm.client_host = sb(m.client_host);
+                        dm.member_metadata = m.metadata;
+                        dm.member_assignment = m.assignment;
+                        dm
+                    })
+                    .collect();
+            }
+        }
+        r.groups.push(d);
+    }
+    Some(r)
+}

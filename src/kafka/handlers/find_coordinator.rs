@@ -1,0 +1,99 @@
+//! FindCoordinator (key 10): the coordinator of a group is the leader of the `__consumer_offsets`
+//! partition its id hashes to. The topic is created on first use. v4+ batches keys. Transaction
+//! coordinators do not exist in samsa (transactions are refused), so that key type gets
+//! INVALID_REQUEST with a message.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::sb;
+use crate::broker::Broker;
+use crate::config::group::OFFSETS_TOPIC;
+use crate::group::{ensure_offsets_topic, records::partition_for};
+use crate::kafka::error_code::ErrorCode;
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(0, 6);
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> Option<FindCoordinatorResponse> {
+    let keys: Vec<String> = if version >= 4 {
+        request.coordinator_keys.iter().map(|k| k.to_string()).collect()
+    } else {
+        vec![request.key.to_string()]
+    };
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        found.push(find(broker, request.key_type, key).await);
+    }
+    let mut r = FindCoordinatorResponse::default();
+    if version >= 4 {
+        r.coordinators = found;
+    } else if let Some(c) = found.into_iter().next() {
+        r.error_code = c.error_code;
+        r.error_message = c.error_message;
+        r.node_id = c.node_id;
+        r.host = c.host;
+        r.port = c.port;
+    }
+    Some(r)
+}
+
+async fn find(broker: &Arc<Broker>, key_type: i8, key: String) -> Coordinator {
+    let mut c = Coordinator::default();
+    c.key = sb(key.clone());
+    c.node_id = BrokerId(-1);
+    c.port = -1;
+    match locate(broker, key_type, &key).await {
+        Ok((node, host, port)) => {
+            c.node_id = BrokerId(node);
+            c.host = sb(host);
+            c.port = i32::from(port);
+        }
+        Err((code, message)) => {
+            c.error_code = code.code();
+            c.error_message = Some(sb(message));
+        }
+    }
+    c
+}
+
+async fn locate(
+    broker: &Arc<Broker>,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, u16), (ErrorCode, String)> {
+    match key_type {
+        KEY_TYPE_GROUP => {}
+        KEY_TYPE_TRANSACTION => {
+            return Err((ErrorCode::InvalidRequest, "samsa does not support transactions".into()));
+        }
+        other => return Err((ErrorCode::InvalidRequest, format!("unknown key type {other}"))),
+    }
+    ensure_offsets_topic(broker)
+        .await
+        .map_err(|code| (code, format!("{OFFSETS_TOPIC} cannot be created yet")))?;
+    let image = broker.metadata.image();
+    let unavailable = |why: &str| (ErrorCode::CoordinatorNotAvailable, why.to_string());
+    let topic = image.topic(OFFSETS_TOPIC).ok_or_else(|| unavailable("no offsets topic yet"))?;
+    let partition = partition_for(key, topic.partitions.len() as i32);
+    let leader = topic
+        .partitions
+        .get(partition as usize)
+        .and_then(|p| p.leader)
+        .ok_or_else(|| unavailable("the group's offsets partition has no leader"))?;
+    let b = image
+        .brokers
+        .get(&leader)
+        .filter(|b| !b.fenced)
+        .ok_or_else(|| unavailable("the group's coordinator is not available"))?;
+    Ok((b.id.0, b.host.clone(), b.port))
+}

@@ -1,0 +1,89 @@
+//! OffsetDelete (key 47): removes a group's committed offsets for some partitions, by writing
+//! tombstones. Refused per partition (GROUP_SUBSCRIBED_TO_TOPIC) for topics an active consumer
+//! group subscribes to, and for the whole group (NON_EMPTY_GROUP) when an active group's
+//! subscriptions cannot be read.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+
+use crate::broker::Broker;
+use crate::group::records::{OffsetValue, RecordKey};
+use crate::group::store;
+use crate::kafka::error_code::ErrorCode;
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(0, 0);
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    request: OffsetDeleteRequest,
+) -> Option<OffsetDeleteResponse> {
+    let group = request.group_id.0.to_string();
+    let image = broker.metadata.image();
+    let mut asked: Vec<(String, i32)> = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            asked.push((t.name.0.to_string(), p.partition_index));
+        }
+    }
+    let mut r = OffsetDeleteResponse::default();
+    let codes = match delete(broker, &group, &asked, &image).await {
+        Ok(codes) => codes,
+        Err(code) => {
+            r.error_code = code.code();
+            return Some(r);
+        }
+    };
+    let mut codes = codes.into_iter();
+    for t in &request.topics {
+        let mut rt = OffsetDeleteResponseTopic::default();
+        rt.name = t.name.clone();
+        for p in &t.partitions {
+            let mut rp = OffsetDeleteResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            rp.error_code = codes.next().unwrap_or(ErrorCode::None).code();
+            rt.partitions.push(rp);
+        }
+        r.topics.push(rt);
+    }
+    Some(r)
+}
+
+async fn delete(
+    broker: &Arc<Broker>,
+    group: &str,
+    asked: &[(String, i32)],
+    image: &crate::metadata::image::MetadataImage,
+) -> Result<Vec<ErrorCode>, ErrorCode> {
+    let (at, mut codes) = broker.groups.prepare_offset_delete(group, asked)?;
+    let mut entries: Vec<(String, i32, Option<OffsetValue>)> = Vec::new();
+    for ((topic, partition), code) in asked.iter().zip(codes.iter_mut()) {
+        let exists =
+            image.topic(topic).is_some_and(|t| (0..t.partitions.len() as i32).contains(partition));
+        if !exists {
+            *code = ErrorCode::UnknownTopicOrPartition;
+        } else if *code == ErrorCode::None {
+            entries.push((topic.clone(), *partition, None));
+        }
+    }
+    if entries.is_empty() {
+        return Ok(codes);
+    }
+    let records = entries
+        .iter()
+        .map(|(t, p, _)| {
+            (
+                RecordKey::Offset { group: group.into(), topic: t.clone(), partition: *p }.encode(),
+                None,
+            )
+        })
+        .collect();
+    let base = store::write(broker, at.partition, at.epoch, records).await?;
+    broker.groups.apply_offsets(group, &entries, base);
+    Ok(codes)
+}

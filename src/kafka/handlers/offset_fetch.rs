@@ -1,0 +1,129 @@
+//! OffsetFetch (key 9): a group's committed offsets, -1 where none is committed. A null topic
+//! list (v2+) asks for every committed offset; v8+ asks for several groups at once. Errors are
+//! per group from v2 (top level) and per partition in v1.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+
+use super::{sb, topic_name};
+use crate::broker::Broker;
+use crate::group::OffsetFilter;
+use crate::group::records::OffsetValue;
+use crate::kafka::error_code::ErrorCode;
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(1, 9);
+
+/// Fills a response partition (the two partition types differ only by name).
+macro_rules! fill {
+    ($rp:ident, $p:ident, $v:ident, $e:ident) => {{
+        $rp.partition_index = $p;
+        $rp.committed_offset = $v.as_ref().map_or(-1, |v| v.offset);
+        $rp.committed_leader_epoch = $v.as_ref().map_or(-1, |v| v.leader_epoch);
+        $rp.metadata = Some(sb($v.map(|v| v.metadata).unwrap_or_default()));
+        $rp.error_code = $e.code();
+    }};
+}
+
+/// One partition's answer: (partition, offset if committed, error).
+type Row = (i32, Option<OffsetValue>, ErrorCode);
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: OffsetFetchRequest,
+) -> Option<OffsetFetchResponse> {
+    let mut r = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in &request.groups {
+            let filter: OffsetFilter = g.topics.as_ref().map(|ts| {
+                ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
+            });
+            let (code, topics) = fetch(broker, &g.group_id.0, &filter);
+            let mut rg = OffsetFetchResponseGroup::default();
+            rg.group_id = g.group_id.clone();
+            rg.error_code = code.code();
+            rg.topics = topics
+                .into_iter()
+                .map(|(name, rows)| {
+                    let mut t = OffsetFetchResponseTopics::default();
+                    t.name = topic_name(&name);
+                    t.partitions = rows
+                        .into_iter()
+                        .map(|(p, v, e)| {
+                            let mut rp = OffsetFetchResponsePartitions::default();
+                            fill!(rp, p, v, e);
+                            rp
+                        })
+                        .collect();
+                    t
+                })
+                .collect();
+            r.groups.push(rg);
+        }
+        return Some(r);
+    }
+    let filter: OffsetFilter = request
+        .topics
+        .as_ref()
+        .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+    let (code, topics) = fetch(broker, &request.group_id.0, &filter);
+    if version >= 2 {
+        r.error_code = code.code();
+    }
+    r.topics = topics
+        .into_iter()
+        .map(|(name, rows)| {
+            let mut t = OffsetFetchResponseTopic::default();
+            t.name = topic_name(&name);
+            t.partitions = rows
+                .into_iter()
+                .map(|(p, v, e)| {
+                    let mut rp = OffsetFetchResponsePartition::default();
+                    // v1 has no group-level error: every partition carries it.
+                    let e = if version < 2 && code != ErrorCode::None { code } else { e };
+                    fill!(rp, p, v, e);
+                    rp
+                })
+                .collect();
+            t
+        })
+        .collect();
+    Some(r)
+}
+
+/// A group's offsets grouped by topic, with the group-level error.
+fn fetch(
+    broker: &Broker,
+    group: &str,
+    filter: &OffsetFilter,
+) -> (ErrorCode, Vec<(String, Vec<Row>)>) {
+    match broker.groups.fetch_offsets(group, filter) {
+        Ok(rows) => {
+            let mut topics: Vec<(String, Vec<Row>)> = Vec::new();
+            for (t, p, v) in rows {
+                match topics.iter_mut().find(|(name, _)| *name == t) {
+                    Some((_, rows)) => rows.push((p, v, ErrorCode::None)),
+                    None => topics.push((t, vec![(p, v, ErrorCode::None)])),
+                }
+            }
+            (ErrorCode::None, topics)
+        }
+        Err(code) => {
+            // Requested partitions still get a row (v1 reports the error there).
+            let topics = filter
+                .iter()
+                .flatten()
+                .map(|(t, ps)| {
+                    (t.clone(), ps.iter().map(|p| (*p, None, ErrorCode::None)).collect())
+                })
+                .collect();
+            (code, topics)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! SyncGroup (key 14): members collect their assignment for the generation. The leader's
+//! request carries everyone's; it is written to `__consumer_offsets` (acks=all) before any
+//! member is answered, so a new coordinator knows the assignment. v5+ echo the protocol type
+//! and name, and a mismatch is INCONSISTENT_GROUP_PROTOCOL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::sb;
+use crate::broker::Broker;
+use crate::group::classic::SyncReply;
+use crate::group::member::SyncOutcome;
+use crate::group::records::RecordKey;
+use crate::group::store;
+use crate::kafka::error_code::ErrorCode;
+use crate::kafka::router::Versions;
+
+pub const VERSIONS: Versions = Versions::new(0, 5);
+
+/// The longest a SyncGroup waits for the leader's assignment; the group's sync deadline (its
+/// rebalance timeout) normally answers first.
+const SYNC_WAIT_MAX: Duration = Duration::from_secs(30 * 60);
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: SyncGroupRequest,
+) -> Option<SyncGroupResponse> {
+    let group = request.group_id.0.to_string();
+    let outcome = if group.is_empty() {
+        SyncOutcome::error(ErrorCode::InvalidGroupId)
+    } else {
+        sync(broker, &group, request).await
+    };
+    let mut r = SyncGroupResponse::default();
+    r.error_code = outcome.error.code();
+    if version >= 5 {
+        r.protocol_type = outcome.protocol_type.map(sb);
+        r.protocol_name = outcome.protocol.map(sb);
+    }
+    r.assignment = outcome.assignment;
+    Some(r)
+}
+
+async fn sync(broker: &Arc<Broker>, group: &str, request: SyncGroupRequest) -> SyncOutcome {
+    let assignments =
+        request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
+    let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
+    let protocol_type = request.protocol_type.as_ref().map(|p| p.to_string());
+    let protocol = request.protocol_name.as_ref().map(|p| p.to_string());
+    let reply = broker.groups.sync(
+        group,
+        request.generation_id,
+        &request.member_id,
+        instance.as_deref(),
+        protocol_type.as_deref(),
+        protocol.as_deref(),
+        assignments,
+    );
+    let wait = match reply {
+        Err(code) => return SyncOutcome::error(code),
+        Ok((SyncReply::Now(o), _)) => return o,
+        Ok((SyncReply::Wait(rx), _)) => rx,
+        Ok((SyncReply::Store { wait, generation, value }, at)) => {
+            let key = RecordKey::Group { group: group.to_string() }.encode();
+            let stored =
+                store::write(broker, at.partition, at.epoch, vec![(key, Some(value.encode()))])
+                    .await
+                    .map(|_| ());
+            broker.groups.complete_sync(group, generation, stored);
+            wait
+        }
+    };
+    match tokio::time::timeout(SYNC_WAIT_MAX, wait).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(_)) => SyncOutcome::error(ErrorCode::NotCoordinator),
+        Err(_) => SyncOutcome::error(ErrorCode::RebalanceInProgress),
+    }
+}
