@@ -27,7 +27,8 @@ def free_port():
 
 
 class Broker:
-    def __init__(self):
+    def __init__(self, overrides=()):
+        self.overrides = [a for o in overrides for a in ("--override", o)]
         self.data_dir = tempfile.mkdtemp(prefix="samsa-client-test-")
         self.port = free_port()
         self.proc = None
@@ -41,7 +42,8 @@ class Broker:
     def start(self):
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [SAMSA_BIN, "dev", "--data-dir", os.path.join(self.data_dir, "data"), "--port", str(self.port)],
+            [SAMSA_BIN, "dev", "--data-dir", os.path.join(self.data_dir, "data"), "--port", str(self.port),
+             *self.overrides],
             stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.time() + READY_TIMEOUT_S
         while time.time() < deadline:
@@ -169,3 +171,88 @@ def kcat(*args, input=None, timeout=60):
     r = subprocess.run(["kcat", *args], input=input, capture_output=True, timeout=timeout)
     assert r.returncode == 0, f"kcat {args} failed: {r.stderr.decode(errors='replace')}"
     return r.stdout
+
+
+WORKER = os.path.join(os.path.dirname(__file__), "group_worker.py")
+
+
+class GroupWorker:
+    """A consumer-group member in its own process (see group_worker.py); its events are collected
+    by a reader thread."""
+
+    def __init__(self, client, bootstrap, group, topic, *options):
+        import sys
+        import threading
+        self.events = []
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen([sys.executable, WORKER, client, bootstrap, group, topic, *map(str, options)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        import json
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                self.events.append(event)
+
+    def _of(self, kind):
+        with self.lock:
+            return [e for e in self.events if e["event"] == kind]
+
+    @property
+    def assignment(self):
+        """The latest assignment, or None before the first one."""
+        a = self._of("assigned")
+        return a[-1]["partitions"] if a else None
+
+    @property
+    def records(self):
+        return self._of("record")
+
+    @property
+    def committed(self):
+        out = {}
+        for e in self._of("committed"):
+            out.update({int(p): o for p, o in e["offsets"].items()})
+        return out
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def close(self, timeout=60):
+        """Waits for a worker that exits by itself (--max-records / --idle-exit-s)."""
+        self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=5)
+        assert self._of("closed"), f"worker did not close cleanly: {self.proc.stderr.read()[-2000:]}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.kill()
+
+
+def wait_for(condition, timeout=60, interval=0.1, what="condition"):
+    """Polls `condition` until it is truthy; fails with `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def group_broker():
+    """A `samsa dev` broker whose group settings allow short sessions (crash tests finish fast)."""
+    b = Broker(overrides=["group.min.session.timeout.ms=1000", "num.partitions=4"])
+    yield b
+    try:
+        b.stop()
+    finally:
+        shutil.rmtree(b.data_dir, ignore_errors=True)

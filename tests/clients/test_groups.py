@@ -1,0 +1,172 @@
+"""Consumer groups with real clients: confluent-kafka, kafka-python and aiokafka members (each in its
+own process, see group_worker.py) and kcat's balanced consumer, against one `samsa dev` broker.
+
+What the Kafka literature teaches, checked per client: partitions are shared inside a group and a
+surplus member idles; a crashed member's partitions move after its session timeout; every group
+gets every record; commit-after-processing resumes exactly where the last member stopped
+(at-least-once, here with a clean stop: exactly once); auto-commit stores what was consumed.
+"""
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaAdminClient
+
+from conftest import GroupWorker, kcat, wait_for
+
+CLIENTS = ["confluent", "kafka-python", "aiokafka"]
+PARTITIONS = 4
+
+
+def create_topic(bootstrap, topic, partitions=PARTITIONS):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result(timeout=30)
+
+
+def produce(bootstrap, topic, n, prefix="v"):
+    """n records spread round-robin over the partitions; returns the values."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    values = [f"{prefix}-{i}" for i in range(n)]
+    for i, v in enumerate(values):
+        p.produce(topic, value=v.encode(), partition=i % PARTITIONS)
+    assert p.flush(30) == 0
+    return values
+
+
+def committed_offsets(bootstrap, group):
+    """The group's committed offsets per partition, read by another client (kafka-python admin)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return {tp.partition: om.offset for tp, om in admin.list_group_offsets(group)[group].items()}
+    finally:
+        admin.close()
+
+
+def balanced(workers, partitions=PARTITIONS):
+    """Every partition owned by exactly one worker, at most one each, the rest idle."""
+    assignments = [w.assignment for w in workers]
+    if any(a is None for a in assignments):
+        return False
+    owned = sorted(p for a in assignments for p in a)
+    return owned == list(range(partitions)) and all(len(a) <= 1 for a in assignments)
+
+
+@pytest.fixture
+def group():
+    return "g-" + uuid.uuid4().hex[:10]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_four_members_get_one_partition_each_and_a_fifth_idles(group_broker, topic, group, client):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    workers = [GroupWorker(client, bs, group, topic, "--session-ms", 6000) for _ in range(5)]
+    try:
+        wait_for(lambda: balanced(workers), 90, what="4 members with one partition each and one idle")
+        idle = [w for w in workers if w.assignment == []]
+        assert len(idle) == 1
+        values = produce(bs, topic, 40)
+        wait_for(lambda: sum(len(w.records) for w in workers) >= 40, 30, what="all records consumed")
+        for w in workers:
+            assert {r["p"] for r in w.records} <= set(w.assignment), "a member read a partition it does not own"
+        assert sorted(r["value"] for w in workers for r in w.records) == sorted(values)
+        admin = KafkaAdminClient(bootstrap_servers=bs)
+        try:
+            described = admin.describe_groups([group])[group]
+            assert described["group_state"] == "Stable"
+            assert len(described["members"]) == 5
+            assert group in [g["group_id"] for g in admin.list_groups()]
+        finally:
+            admin.close()
+    finally:
+        for w in workers:
+            w.stop()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_crashed_members_partitions_move_after_its_session_timeout(group_broker, topic, group, client):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    session_ms = 2000
+    a = GroupWorker(client, bs, group, topic, "--session-ms", session_ms)
+    b = GroupWorker(client, bs, group, topic, "--session-ms", session_ms)
+    try:
+        wait_for(lambda: a.assignment and b.assignment and len(a.assignment) + len(b.assignment) == 4,
+                 90, what="two members sharing four partitions")
+        a.kill()  # no LeaveGroup: only the session timeout tells the coordinator
+        killed_at = time.time()
+        wait_for(lambda: b.assignment == [0, 1, 2, 3], 60, what="the survivor owning every partition")
+        elapsed = time.time() - killed_at
+        print(f"{client}: partitions moved {elapsed:.2f}s after SIGKILL (session {session_ms} ms)")
+        assert elapsed >= session_ms / 1000 * 0.8, "moved before the session could have expired"
+        values = produce(bs, topic, 20)
+        wait_for(lambda: len(b.records) >= 20, 30, what="the survivor reading every partition")
+        assert sorted(r["value"] for r in b.records) == sorted(values)
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_every_group_receives_every_record(group_broker, topic, client):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    values = produce(bs, topic, 100)
+    workers = [GroupWorker(client, bs, f"g-{uuid.uuid4().hex[:8]}", topic, "--max-records", 100) for _ in range(2)]
+    for w in workers:
+        w.close()
+        assert sorted(r["value"] for r in w.records) == sorted(values)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_commit_after_processing_resumes_exactly_where_the_last_member_stopped(group_broker, topic, group, client):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    values = produce(bs, topic, 100)
+    first = GroupWorker(client, bs, group, topic, "--commit", "--max-records", 40)
+    first.close()
+    committed = committed_offsets(bs, group)
+    assert committed == {p: o for p, o in first.committed.items()}, "another client reads what was committed"
+    assert sum(committed.values()) == len(first.records)
+    second = GroupWorker(client, bs, group, topic, "--commit", "--max-records", 100 - len(first.records))
+    second.close()
+    for p in range(PARTITIONS):
+        offsets = [r["offset"] for r in second.records if r["p"] == p]
+        if offsets:
+            assert offsets[0] == committed.get(p, 0), f"partition {p} resumed at {offsets[0]}, committed {committed.get(p)}"
+    seen = [r["value"] for r in first.records + second.records]
+    assert sorted(seen) == sorted(values), "a record was lost or read twice"
+    assert committed_offsets(bs, group) == {p: 25 for p in range(PARTITIONS)}
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_auto_commit_stores_what_was_consumed(group_broker, topic, group, client):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    produce(bs, topic, 100)
+    w = GroupWorker(client, bs, group, topic, "--auto-commit", "--max-records", 100)
+    w.close()
+    wait_for(lambda: committed_offsets(bs, group) == {p: 25 for p in range(PARTITIONS)}, 30,
+             what="auto-committed offsets at the end of every partition")
+    more = produce(bs, topic, 8, prefix="more")
+    w = GroupWorker(client, bs, group, topic, "--auto-commit", "--max-records", 8)
+    w.close()
+    assert sorted(r["value"] for r in w.records) == sorted(more)
+
+
+def test_kcat_balanced_consumer_commits_and_resumes(group_broker, topic, group):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    values = produce(bs, topic, 50)
+    out = kcat("-b", bs, "-G", group, topic, "-o", "beginning", "-e", "-q", "-f", "%s\n",
+               "-X", "auto.commit.interval.ms=100")
+    assert sorted(out.decode().split()) == sorted(values)
+    wait_for(lambda: committed_offsets(bs, group) == {p: 50 // PARTITIONS + (1 if p < 50 % PARTITIONS else 0)
+                                                      for p in range(PARTITIONS)},
+             30, what="kcat's committed offsets")
+    more = produce(bs, topic, 6, prefix="more")
+    out = kcat("-b", bs, "-G", group, topic, "-e", "-q", "-f", "%s\n")
+    assert sorted(out.decode().split()) == sorted(more), "kcat resumed from its committed offsets"
