@@ -73,7 +73,7 @@ class Broker:
 class Cluster:
     """Three `samsa server` nodes (broker+controller) on loopback with fresh data directories."""
 
-    def __init__(self, voters=3):
+    def __init__(self, voters=3, extra=""):
         self.dir = tempfile.mkdtemp(prefix="samsa-cluster-test-")
         self.ports = {i: (free_port(), free_port()) for i in range(1, voters + 1)}
         voter_list = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self.ports.items())
@@ -81,7 +81,8 @@ class Cluster:
             with open(self._config(i), "w") as f:
                 f.write(f"node.id={i}\nprocess.roles=broker,controller\ncontroller.quorum.voters={voter_list}\n"
                         f"listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}\n"
-                        f"log.dirs={self.dir}/node{i}\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n")
+                        f"log.dirs={self.dir}/node{i}\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n"
+                        f"{extra}")
         # All nodes start before any is waited for: each is ready only once a quorum formed.
         self.procs = {i: self._spawn(i) for i in self.ports}
         for i in self.ports:
@@ -126,9 +127,16 @@ class Cluster:
         for p in self.procs.values():
             p.communicate(timeout=30)
 
+    def restart_all(self):
+        """Stops every node (SIGTERM), then starts them all again on the same data."""
+        self.stop()
+        self.procs = {i: self._spawn(i) for i in self.ports}
+        for i in self.ports:
+            self._wait_ready(i)
 
-def _cluster_fixture():
-    c = Cluster()
+
+def _cluster_fixture(extra=""):
+    c = Cluster(extra=extra)
     yield c
     try:
         c.stop()
@@ -139,6 +147,12 @@ def _cluster_fixture():
 @pytest.fixture(scope="module")
 def cluster():
     yield from _cluster_fixture()
+
+
+@pytest.fixture(scope="module")
+def group_cluster():
+    """A cluster of its own for group tests that kill nodes, with short group sessions allowed."""
+    yield from _cluster_fixture("group.min.session.timeout.ms=1000\ngroup.initial.rebalance.delay.ms=0\n")
 
 
 @pytest.fixture(scope="module")

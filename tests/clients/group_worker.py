@@ -7,6 +7,7 @@ CLIENT is confluent, kafka-python or aiokafka. The worker prints one JSON object
   {"event": "assigned", "partitions": [p, ...]}           after every rebalance (sorted)
   {"event": "record", "p": p, "offset": o, "value": v}     per record processed
   {"event": "committed", "offsets": {p: next_offset}}      after each synchronous commit
+  {"event": "commit_failed", "error": "..."}              a commit failed (the worker carries on)
   {"event": "closed"}                                      after a clean close
 Options:
   --commit           commit synchronously after processing each poll's records (at-least-once)
@@ -89,8 +90,11 @@ def run_confluent(args):
             if t.done():
                 break
         if done and args.commit:
-            c.commit(offsets=[TopicPartition(args.topic, p, o) for p, o in done.items()], asynchronous=False)
-            emit(event="committed", offsets=done)
+            try:
+                c.commit(offsets=[TopicPartition(args.topic, p, o) for p, o in done.items()], asynchronous=False)
+                emit(event="committed", offsets=done)
+            except Exception as e:  # noqa: BLE001 - a real application logs and carries on
+                emit(event="commit_failed", error=str(e))
     c.close()
     emit(event="closed")
 
@@ -126,8 +130,11 @@ def run_kafka_python(args):
                 t.record(tp.partition, m.offset, m.value)
                 done[tp.partition] = m.offset + 1
         if done and args.commit:
-            c.commit({TopicPartition(args.topic, p): OffsetAndMetadata(o, "", -1) for p, o in done.items()})
-            emit(event="committed", offsets=done)
+            try:
+                c.commit({TopicPartition(args.topic, p): OffsetAndMetadata(o, "", -1) for p, o in done.items()})
+                emit(event="committed", offsets=done)
+            except Exception as e:  # noqa: BLE001
+                emit(event="commit_failed", error=str(e))
     c.close()
     emit(event="closed")
 
@@ -164,8 +171,11 @@ async def run_aiokafka(args):
                     t.record(tp.partition, m.offset, m.value)
                     done[tp.partition] = m.offset + 1
             if done and args.commit:
-                await c.commit({TopicPartition(args.topic, p): o for p, o in done.items()})
-                emit(event="committed", offsets=done)
+                try:
+                    await c.commit({TopicPartition(args.topic, p): o for p, o in done.items()})
+                    emit(event="committed", offsets=done)
+                except Exception as e:  # noqa: BLE001
+                    emit(event="commit_failed", error=str(e))
     finally:
         await c.stop()
     emit(event="closed")
