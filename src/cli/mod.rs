@@ -15,6 +15,7 @@ pub mod bench;
 mod cluster;
 mod consume;
 mod dev;
+mod group;
 mod produce;
 mod topic;
 
@@ -45,6 +46,9 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records and print one per line.
     Consume(consume::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Inspect the cluster: `samsa cluster status`.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -101,5 +105,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Cluster(cmd) => cluster::run(cmd).await,
+        Command::Group(cmd) => group::run(cmd).await,
     }
 }

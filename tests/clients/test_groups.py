@@ -6,6 +6,7 @@ surplus member idles; a crashed member's partitions move after its session timeo
 gets every record; commit-after-processing resumes exactly where the last member stopped
 (at-least-once, here with a clean stop: exactly once); auto-commit stores what was consumed.
 """
+import subprocess
 import time
 import uuid
 
@@ -14,7 +15,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 
-from conftest import GroupWorker, kcat, wait_for
+from conftest import SAMSA_BIN, GroupWorker, kcat, wait_for
 
 CLIENTS = ["confluent", "kafka-python", "aiokafka"]
 PARTITIONS = 4
@@ -170,3 +171,72 @@ def test_kcat_balanced_consumer_commits_and_resumes(group_broker, topic, group):
     more = produce(bs, topic, 6, prefix="more")
     out = kcat("-b", bs, "-G", group, topic, "-e", "-q", "-f", "%s\n")
     assert sorted(out.decode().split()) == sorted(more), "kcat resumed from its committed offsets"
+
+
+def samsa(*args, check=True):
+    r = subprocess.run([SAMSA_BIN, *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert r.returncode == 0, f"samsa {args} failed: {r.stderr}"
+    return r
+
+
+def rows(describe_output, topic):
+    """{partition: (current, log_end, lag)} from `samsa group describe`."""
+    out = {}
+    for line in describe_output.splitlines():
+        f = line.split()
+        if len(f) >= 6 and f[1] == topic:
+            out[int(f[2])] = tuple(f[3:6])
+    return out
+
+
+def test_samsa_group_tool_lists_describes_resets_and_deletes(group_broker, topic, group):
+    bs = group_broker.bootstrap
+    opt = ("--bootstrap-server", bs)
+    create_topic(bs, topic)
+    produce(bs, topic, 40)
+    w = GroupWorker("kafka-python", bs, group, topic, "--commit", "--session-ms", 2000)
+    try:
+        wait_for(lambda: sum(w.committed.values()) == 40, 60, what="the member committing every record")
+        listed = samsa("group", "list", *opt).stdout
+        assert any(line.split()[:2] == [group, "Stable"] for line in listed.splitlines()), listed
+        described = samsa("group", "describe", group, *opt).stdout
+        assert "Stable with 1 member(s)" in described
+        assert rows(described, topic) == {p: ("10", "10", "0") for p in range(PARTITIONS)}
+        assert "kafka-python" in described, "the member's client id is shown"
+        refused = samsa("group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute", *opt, check=False)
+        assert refused.returncode != 0 and "inactive" in refused.stderr
+        refused = samsa("group", "delete", group, *opt, check=False)
+        assert refused.returncode != 0 and "still has members" in refused.stderr
+    finally:
+        w.kill()
+    wait_for(lambda: "Empty" in samsa("group", "describe", group, *opt).stdout, 30, what="the group to empty")
+    produce(bs, topic, 8)
+    assert rows(samsa("group", "describe", group, *opt).stdout, topic) == {p: ("10", "12", "2") for p in range(PARTITIONS)}
+    dry = samsa("group", "reset-offsets", group, "--all-topics", "--to-earliest", *opt).stdout
+    assert "Dry run" in dry and committed_offsets(bs, group) == {p: 10 for p in range(PARTITIONS)}
+    samsa("group", "reset-offsets", group, "--all-topics", "--to-earliest", "--execute", *opt)
+    assert committed_offsets(bs, group) == {p: 0 for p in range(PARTITIONS)}
+    samsa("group", "reset-offsets", group, "--topic", f"{topic}:1,2", "--to-offset", "3", "--execute", *opt)
+    assert committed_offsets(bs, group) == {0: 0, 1: 3, 2: 3, 3: 0}
+    samsa("group", "reset-offsets", group, "--topic", topic, "--to-datetime", "2100-01-01T00:00:00", "--execute", *opt)
+    assert committed_offsets(bs, group) == {p: 12 for p in range(PARTITIONS)}
+    samsa("group", "reset-offsets", group, "--topic", topic, "--to-datetime", "1970-01-01T00:00:00", "--execute", *opt)
+    assert committed_offsets(bs, group) == {p: 0 for p in range(PARTITIONS)}
+    assert "Deleted consumer group" in samsa("group", "delete", group, *opt).stdout
+    assert group not in samsa("group", "list", *opt).stdout
+    missing = samsa("group", "describe", group, *opt, check=False)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_committed_offsets_survive_a_broker_crash(group_broker, topic, group):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    produce(bs, topic, 20)
+    w = GroupWorker("confluent", bs, group, topic, "--commit", "--max-records", 20)
+    w.close()
+    before = committed_offsets(bs, group)
+    assert sum(before.values()) == 20
+    group_broker.kill()
+    group_broker.start()
+    assert wait_for(lambda: committed_offsets(bs, group), 30, what="offsets after the restart") == before
