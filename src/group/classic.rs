@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::member::{JoinOutcome, JoinRequest, Member, SyncOutcome};
+use super::member::{JoinOutcome, JoinRequest, Member, SyncOutcome, SyncRequest};
 use super::records::{GroupValue, MemberValue, OffsetValue};
 use crate::config::group::GroupConfig;
 use crate::kafka::error_code::ErrorCode;
@@ -489,7 +489,7 @@ impl Group {
             return;
         }
         self.protocol = self.select_protocol();
-        if !self.leader.as_ref().is_some_and(|l| self.index_of(l).is_some()) {
+        if self.leader.as_ref().is_none_or(|l| self.index_of(l).is_none()) {
             self.leader = self.members.first().map(|m| m.id.clone());
         }
         self.set_state(GroupState::CompletingRebalance, now_ms);
@@ -506,29 +506,23 @@ impl Group {
     }
 
     /// SyncGroup.
-    pub fn sync(
-        &mut self,
-        generation: i32,
-        member_id: &str,
-        instance: Option<&str>,
-        protocol_type: Option<&str>,
-        protocol: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-        now_ms: i64,
-    ) -> SyncReply {
+    pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> SyncReply {
         let refuse = |code| SyncReply::Now(SyncOutcome::error(code));
-        let idx = match self.validate_member(member_id, instance) {
+        let member_id = req.member_id.as_str();
+        let idx = match self.validate_member(member_id, req.group_instance_id.as_deref()) {
             Ok(i) => i,
             Err(code) => return refuse(code),
         };
-        if generation != self.generation {
+        if req.generation != self.generation {
             return refuse(ErrorCode::IllegalGeneration);
         }
-        if protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref())
-            || protocol.is_some_and(|p| Some(p) != self.protocol.as_deref())
+        if req.protocol_type.as_ref().is_some_and(|t| Some(t) != self.protocol_type.as_ref())
+            || req.protocol.as_ref().is_some_and(|p| Some(p) != self.protocol.as_ref())
         {
             return refuse(ErrorCode::InconsistentGroupProtocol);
         }
+        let generation = req.generation;
+        let assignments = req.assignments;
         match self.state {
             GroupState::Empty | GroupState::Dead => refuse(ErrorCode::UnknownMemberId),
             GroupState::PreparingRebalance => refuse(ErrorCode::RebalanceInProgress),

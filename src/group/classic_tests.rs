@@ -47,7 +47,13 @@ fn join_new(g: &mut Group, protocols: &[&str], t: i64) -> (String, oneshot::Rece
 fn stabilize(g: &mut Group, leader: &str, t: i64) {
     let assignments =
         g.members.iter().map(|m| (m.id.clone(), Bytes::from(format!("a-{}", m.id)))).collect();
-    match g.sync(g.generation, leader, None, None, None, assignments, t) {
+    let sync = SyncRequest {
+        generation: g.generation,
+        member_id: leader.into(),
+        assignments,
+        ..Default::default()
+    };
+    match g.sync(sync, t) {
         SyncReply::Store { generation, .. } => g.complete_sync(generation, Ok(()), t),
         other => panic!("leader sync should store, got {other:?}"),
     }
@@ -109,7 +115,7 @@ fn an_expired_session_removes_the_member_and_rebalances() {
     let (a, _) = join_new(&mut g, &["range"], 0);
     stabilize(&mut g, &a, 0);
     let (b, _) = join_new(&mut g, &["range"], 0);
-    let _ = waiting(g.join(req(&a, &["range"]), &config(), 0));
+    drop(waiting(g.join(req(&a, &["range"]), &config(), 0)));
     stabilize(&mut g, &a, 0);
     assert_eq!(g.heartbeat(2, &b, None, 9_000), ErrorCode::None);
     g.tick(10_000); // a's session lapsed, b's did not
@@ -139,11 +145,18 @@ fn the_error_codes_real_clients_expect() {
     assert_eq!(now(g.join(other_type, &cfg, 0)).error, ErrorCode::InconsistentGroupProtocol);
     assert_eq!(g.heartbeat(7, &a, None, 1), ErrorCode::IllegalGeneration);
     assert_eq!(g.heartbeat(1, "ghost", None, 1), ErrorCode::UnknownMemberId);
-    match g.sync(7, &a, None, None, None, vec![], 1) {
+    match g.sync(SyncRequest { generation: 7, member_id: a.clone(), ..Default::default() }, 1) {
         SyncReply::Now(o) => assert_eq!(o.error, ErrorCode::IllegalGeneration),
         other => panic!("{other:?}"),
     }
-    match g.sync(1, &a, None, Some("consumer"), Some("roundrobin"), vec![], 1) {
+    let wrong = SyncRequest {
+        generation: 1,
+        member_id: a.clone(),
+        protocol_type: Some("consumer".into()),
+        protocol: Some("roundrobin".into()),
+        ..Default::default()
+    };
+    match g.sync(wrong, 1) {
         SyncReply::Now(o) => assert_eq!(o.error, ErrorCode::InconsistentGroupProtocol),
         other => panic!("{other:?}"),
     }
@@ -204,7 +217,9 @@ fn a_static_member_rejoining_a_stable_group_keeps_its_assignment_and_fences_the_
 fn a_failed_assignment_store_rebalances_and_a_late_one_is_ignored() {
     let mut g = Group::new("g", &config(), 0);
     let (a, _) = join_new(&mut g, &["range"], 0);
-    let (generation, mut rx) = match g.sync(1, &a, None, None, None, vec![], 0) {
+    let (generation, mut rx) = match g
+        .sync(SyncRequest { generation: 1, member_id: a.clone(), ..Default::default() }, 0)
+    {
         SyncReply::Store { generation, wait, .. } => (generation, wait),
         other => panic!("{other:?}"),
     };

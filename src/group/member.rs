@@ -25,6 +25,19 @@ pub struct JoinRequest {
     pub require_known_member_id: bool,
 }
 
+/// A SyncGroup as the state machine sees it.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    pub generation: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// v5+: must match the group's, when given.
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    /// The leader's assignment per member id (others send none).
+    pub assignments: Vec<(String, Bytes)>,
+}
+
 /// The answer to a JoinGroup.
 #[derive(Debug, Clone)]
 pub struct JoinOutcome {

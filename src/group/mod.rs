@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use self::classic::{Group, GroupState, JoinReply, SyncReply};
-use self::member::JoinRequest;
+use self::member::{JoinRequest, SyncRequest};
 use self::records::{GroupValue, OffsetValue, RecordKey, partition_for};
 use crate::broker::{Broker, now_ms};
 use crate::config::group::{GroupConfig, OFFSETS_TOPIC};
@@ -155,23 +155,11 @@ impl GroupCoordinator {
 
     /// SyncGroup. With [`SyncReply::Store`] the caller writes the value with [`store::write`]
     /// and reports back with [`GroupCoordinator::complete_sync`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn sync(
-        &self,
-        group: &str,
-        generation: i32,
-        member_id: &str,
-        instance: Option<&str>,
-        protocol_type: Option<&str>,
-        protocol: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-    ) -> Result<(SyncReply, Placement), ErrorCode> {
+    pub fn sync(&self, group: &str, req: SyncRequest) -> Result<(SyncReply, Placement), ErrorCode> {
         let mut st = self.lock();
         let at = st.placement(group)?;
         let g = st.groups.get_mut(group).ok_or(ErrorCode::UnknownMemberId)?;
-        let reply =
-            g.sync(generation, member_id, instance, protocol_type, protocol, assignments, now_ms());
-        Ok((reply, at))
+        Ok((g.sync(req, now_ms()), at))
     }
 
     pub fn complete_sync(&self, group: &str, generation: i32, stored: Result<(), ErrorCode>) {

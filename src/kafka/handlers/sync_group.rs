@@ -11,7 +11,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use super::sb;
 use crate::broker::Broker;
 use crate::group::classic::SyncReply;
-use crate::group::member::SyncOutcome;
+use crate::group::member::{SyncOutcome, SyncRequest};
 use crate::group::records::RecordKey;
 use crate::group::store;
 use crate::kafka::error_code::ErrorCode;
@@ -45,20 +45,19 @@ pub async fn handle(
 }
 
 async fn sync(broker: &Arc<Broker>, group: &str, request: SyncGroupRequest) -> SyncOutcome {
-    let assignments =
-        request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
-    let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
-    let protocol_type = request.protocol_type.as_ref().map(|p| p.to_string());
-    let protocol = request.protocol_name.as_ref().map(|p| p.to_string());
-    let reply = broker.groups.sync(
-        group,
-        request.generation_id,
-        &request.member_id,
-        instance.as_deref(),
-        protocol_type.as_deref(),
-        protocol.as_deref(),
-        assignments,
-    );
+    let req = SyncRequest {
+        generation: request.generation_id,
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        protocol_type: request.protocol_type.as_ref().map(|p| p.to_string()),
+        protocol: request.protocol_name.as_ref().map(|p| p.to_string()),
+        assignments: request
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    };
+    let reply = broker.groups.sync(group, req);
     let wait = match reply {
         Err(code) => return SyncOutcome::error(code),
         Ok((SyncReply::Now(o), _)) => return o,
