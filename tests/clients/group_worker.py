@@ -3,7 +3,9 @@
 
     python group_worker.py CLIENT BOOTSTRAP GROUP TOPIC [options]
 
-CLIENT is confluent, kafka-python or aiokafka. The worker prints one JSON object per line:
+CLIENT is confluent, kafka-python or aiokafka. The worker prints one JSON object per line, each
+with "t", the wall-clock time in seconds:
+  {"event": "subscribing"}                                 right before joining the group
   {"event": "assigned", "partitions": [p, ...]}           after every rebalance (sorted)
   {"event": "record", "p": p, "offset": o, "value": v}     per record processed
   {"event": "committed", "offsets": {p: next_offset}}      after each synchronous commit
@@ -25,6 +27,7 @@ import time
 
 
 def emit(**event):
+    event["t"] = time.time()
     print(json.dumps(event), flush=True)
 
 
@@ -77,6 +80,7 @@ def run_confluent(args):
     def on_assign(consumer, partitions):
         emit(event="assigned", partitions=sorted(p.partition for p in partitions))
 
+    emit(event="subscribing")
     c.subscribe([args.topic], on_assign=on_assign, on_revoke=lambda c, ps: emit(event="assigned", partitions=[]))
     t = Tracker(args)
     while not t.done():
@@ -118,6 +122,7 @@ def run_kafka_python(args):
         def on_partitions_assigned(self, assigned):
             emit(event="assigned", partitions=sorted(p.partition for p in assigned))
 
+    emit(event="subscribing")
     c.subscribe([args.topic], listener=Listener())
     t = Tracker(args)
     while not t.done():
@@ -158,6 +163,7 @@ async def run_aiokafka(args):
         session_timeout_ms=args.session_ms, heartbeat_interval_ms=max(args.session_ms // 3, 100),
         metadata_max_age_ms=1000, **kw)
     await c.start()
+    emit(event="subscribing")
     c.subscribe([args.topic], listener=Listener())
     t = Tracker(args)
     try:
