@@ -249,6 +249,21 @@ class GroupWorker:
         if self.proc.poll() is None:
             self.kill()
 
+    def history(self):
+        """Everything but the records, for failure messages."""
+        with self.lock:
+            return [e for e in self.events if e["event"] != "record"]
+
+
+def diagnose(workers, broker=None, lines=60):
+    """Prints the workers' group events and the broker log's tail (shown when a test fails)."""
+    for i, w in enumerate(workers):
+        print(f"worker {i} (exit {w.proc.poll()}): {w.history()}")
+    if broker is not None:
+        with open(broker.log_path, errors="replace") as f:
+            tail = [line for line in f if "openraft" not in line][-lines:]
+        print("broker log tail:\n" + "".join(tail))
+
 
 def wait_for(condition, timeout=60, interval=0.1, what="condition"):
     """Polls `condition` until it is truthy; fails with `what` after `timeout` seconds."""

@@ -18,6 +18,7 @@ Options:
   --session-ms MS    session.timeout.ms (heartbeats every MS/3)
   --instance-id ID   group.instance.id (static membership)
   --idle-exit-s S    close cleanly after S seconds without records (0: never)
+  --leave-after-s S  close cleanly S seconds after the first non-empty assignment
 """
 import argparse
 import asyncio
@@ -26,8 +27,13 @@ import sys
 import time
 
 
+FIRST_ASSIGNED = []
+
+
 def emit(**event):
     event["t"] = time.time()
+    if event["event"] == "assigned" and event["partitions"] and not FIRST_ASSIGNED:
+        FIRST_ASSIGNED.append(event["t"])
     print(json.dumps(event), flush=True)
 
 
@@ -43,6 +49,7 @@ def parse():
     a.add_argument("--session-ms", type=int, default=6000)
     a.add_argument("--instance-id")
     a.add_argument("--idle-exit-s", type=float, default=0)
+    a.add_argument("--leave-after-s", type=float, default=0)
     return a.parse_args()
 
 
@@ -61,6 +68,8 @@ class Tracker:
 
     def done(self):
         if self.args.max_records and self.count >= self.args.max_records:
+            return True
+        if self.args.leave_after_s and FIRST_ASSIGNED and time.time() - FIRST_ASSIGNED[0] > self.args.leave_after_s:
             return True
         return bool(self.args.idle_exit_s) and time.time() - self.last_record > self.args.idle_exit_s
 

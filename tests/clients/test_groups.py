@@ -2,7 +2,8 @@
 own process, see group_worker.py) and kcat's balanced consumer, against one `samsa dev` broker.
 
 What the Kafka literature teaches, checked per client: partitions are shared inside a group and a
-surplus member idles; a crashed member's partitions move after its session timeout; every group
+surplus member idles; a crashed member's partitions move after its session timeout, a leaving
+member's at once; every group
 gets every record; commit-after-processing resumes exactly where the last member stopped
 (at-least-once, here with a clean stop: exactly once); auto-commit stores what was consumed.
 """
@@ -15,7 +16,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 
-from conftest import SAMSA_BIN, GroupWorker, kcat, wait_for
+from conftest import SAMSA_BIN, GroupWorker, diagnose, kcat, wait_for
 
 CLIENTS = ["confluent", "kafka-python", "aiokafka"]
 PARTITIONS = 4
@@ -99,7 +100,11 @@ def test_a_crashed_members_partitions_move_after_its_session_timeout(group_broke
                  90, what="two members sharing four partitions")
         a.kill()  # no LeaveGroup: only the session timeout tells the coordinator
         killed_at = time.time()
-        wait_for(lambda: b.assignment == [0, 1, 2, 3], 60, what="the survivor owning every partition")
+        try:
+            wait_for(lambda: b.assignment == [0, 1, 2, 3], 60, what="the survivor owning every partition")
+        except AssertionError:
+            diagnose([a, b], group_broker)
+            raise
         elapsed = time.time() - killed_at
         print(f"{client}: partitions moved {elapsed:.2f}s after SIGKILL (session {session_ms} ms)")
         assert elapsed >= session_ms / 1000 * 0.8, "moved before the session could have expired"
@@ -109,6 +114,25 @@ def test_a_crashed_members_partitions_move_after_its_session_timeout(group_broke
     finally:
         a.stop()
         b.stop()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_leaving_member_hands_its_partitions_over_at_once(group_broker, topic, group, client):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    session_ms = 12000  # heartbeats every 4 s: the first rebalance waits for one
+    stays = GroupWorker(client, bs, group, topic, "--session-ms", session_ms)
+    leaves = GroupWorker(client, bs, group, topic, "--session-ms", session_ms, "--leave-after-s", 2)
+    try:
+        wait_for(lambda: stays.assignment and leaves.assignment and len(stays.assignment) + len(leaves.assignment) == 4,
+                 90, what="two members sharing four partitions")
+        leaves.close()  # a clean close sends LeaveGroup
+        left_at = time.time()
+        wait_for(lambda: stays.assignment == [0, 1, 2, 3], 20, what="the remaining member owning every partition")
+        assert time.time() - left_at < session_ms / 1000 / 2, "the rebalance waited for a session timeout"
+    finally:
+        stays.stop()
+        leaves.stop()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
