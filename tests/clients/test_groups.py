@@ -122,8 +122,11 @@ def test_a_leaving_member_hands_its_partitions_over_at_once(group_broker, topic,
     create_topic(bs, topic)
     session_ms = 12000  # heartbeats every 4 s: the first rebalance waits for one
     stays = GroupWorker(client, bs, group, topic, "--session-ms", session_ms)
-    leaves = GroupWorker(client, bs, group, topic, "--session-ms", session_ms, "--leave-after-s", 2)
+    leaves = None
     try:
+        wait_for(lambda: stays.assignment == [0, 1, 2, 3], 60, what="the first member owning every partition")
+        # Joins second, so its first assignment is a share; it leaves 2 s after getting it.
+        leaves = GroupWorker(client, bs, group, topic, "--session-ms", session_ms, "--leave-after-s", 2)
         wait_for(lambda: stays.assignment and leaves.assignment and len(stays.assignment) + len(leaves.assignment) == 4,
                  90, what="two members sharing four partitions")
         leaves.close()  # a clean close sends LeaveGroup
@@ -132,7 +135,8 @@ def test_a_leaving_member_hands_its_partitions_over_at_once(group_broker, topic,
         assert time.time() - left_at < session_ms / 1000 / 2, "the rebalance waited for a session timeout"
     finally:
         stays.stop()
-        leaves.stop()
+        if leaves:
+            leaves.stop()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
