@@ -406,6 +406,8 @@ impl Group {
         self.members[idx].update(&req);
         self.members[idx].touch(now_ms);
         if self.state == GroupState::Stable && self.select_protocol() == self.protocol {
+            // The new member id is stored, so a new coordinator does not fence the instance.
+            self.persist = Some(self.to_value(None, now_ms));
             let mut outcome = self.outcome_for(&new_id);
             outcome.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
             return JoinReply::Now(outcome);

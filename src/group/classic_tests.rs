@@ -209,6 +209,8 @@ fn a_static_member_rejoining_a_stable_group_keeps_its_assignment_and_fences_the_
     assert_eq!(o.generation, 1, "no rebalance");
     assert!(o.skip_assignment, "it leads: keep the current assignment");
     assert_eq!(g.state, GroupState::Stable);
+    let stored = g.take_persist().expect("the new member id is stored");
+    assert_eq!(stored.members[0].member_id, o.member_id);
     assert_eq!(g.heartbeat(1, &old, Some("i-1"), 2), ErrorCode::FencedInstanceId);
     assert_eq!(g.heartbeat(1, &o.member_id, Some("i-1"), 2), ErrorCode::None);
 }

@@ -268,3 +268,83 @@ def test_committed_offsets_survive_a_broker_crash(group_broker, topic, group):
     group_broker.kill()
     group_broker.start()
     assert wait_for(lambda: committed_offsets(bs, group), 30, what="offsets after the restart") == before
+
+
+def test_a_static_member_restarting_within_its_session_keeps_its_partitions(group_broker, topic, group):
+    """KIP-345 with librdkafka: a member with group.instance.id that restarts (no LeaveGroup) gets
+    its old partitions back without a rebalance of the others."""
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    opts = ("--session-ms", 10000)
+    a = GroupWorker("confluent", bs, group, topic, *opts, "--instance-id", "a")
+    b = GroupWorker("confluent", bs, group, topic, *opts, "--instance-id", "b")
+    try:
+        wait_for(lambda: a.assignment and b.assignment and len(a.assignment) + len(b.assignment) == 4,
+                 90, what="two static members sharing four partitions")
+        before = list(a.assignment)
+        b_events = len(b.history())
+        a.kill()
+        a = GroupWorker("confluent", bs, group, topic, *opts, "--instance-id", "a")
+        wait_for(lambda: a.assignment == before, 30, what="the restarted static member getting its partitions back")
+        time.sleep(1)
+        assert len(b.history()) == b_events, f"the other member rebalanced: {b.history()[b_events:]}"
+    finally:
+        a.stop()
+        b.stop()
+
+
+class KcatMember:
+    """`kcat -G` as a group member; its assignments come from kcat's rebalance lines on stderr."""
+
+    def __init__(self, bootstrap, group, topic):
+        import re
+        import threading
+        self.re = re
+        self.records, self.assignments = [], []
+        self.proc = subprocess.Popen(
+            ["kcat", "-u", "-b", bootstrap, "-G", group, topic, "-f", "%p %s\n", "-X", "session.timeout.ms=2000",
+             "-X", "heartbeat.interval.ms=500", "-X", "auto.offset.reset=earliest"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._out, daemon=True).start()
+        threading.Thread(target=self._err, daemon=True).start()
+
+    def _out(self):
+        for line in self.proc.stdout:
+            p, v = line.split()
+            self.records.append((int(p), v))
+
+    def _err(self):
+        for line in self.proc.stderr:
+            if "rebalanced" in line:
+                parts = [] if "revoked" in line else sorted(int(p) for p in self.re.findall(r"\[(\d+)\]", line))
+                self.assignments.append(parts)
+
+    @property
+    def assignment(self):
+        return self.assignments[-1] if self.assignments else None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def test_kcat_balanced_consumers_share_partitions_and_take_over_from_a_crashed_one(group_broker, topic, group):
+    bs = group_broker.bootstrap
+    create_topic(bs, topic)
+    k1, k2 = KcatMember(bs, group, topic), KcatMember(bs, group, topic)
+    try:
+        wait_for(lambda: k1.assignment and k2.assignment and len(k1.assignment) + len(k2.assignment) == 4,
+                 90, what="two kcat members sharing four partitions")
+        values = produce(bs, topic, 40)
+        wait_for(lambda: len(k1.records) + len(k2.records) >= 40, 30, what="both kcat members reading")
+        for k in (k1, k2):
+            assert {p for p, _ in k.records} <= set(k.assignment)
+        assert sorted(v for k in (k1, k2) for _, v in k.records) == sorted(values)
+        k1.kill()
+        wait_for(lambda: k2.assignment == [0, 1, 2, 3], 60, what="the surviving kcat owning every partition")
+        more = produce(bs, topic, 8, prefix="more")
+        wait_for(lambda: set(more) <= {v for _, v in k2.records}, 30, what="the survivor reading every partition")
+    finally:
+        k1.kill()
+        k2.kill()
