@@ -6,7 +6,9 @@
 //!  Kafka clients ──Kafka wire protocol──▶ kafka/      frames, one handler per API, the router
 //!                                          broker/     composition root: replicas, flusher, retention
 //!                                          metadata/   commands, pure apply, the image, the controller
+//!                                          group/      consumer-group coordinator (__consumer_offsets)
 //!                                          log/        partition storage: segments + indexes on disk
+//!  orchestrators, Prometheus ──HTTP──────▶ admin/      /healthz, /readyz, /metrics
 //!  CLI ──────────────────────────────────▶ cli/ + client/ (a small Kafka client of our own)
 //! ```
 //!
@@ -18,6 +20,7 @@
 //! * [`broker`] wires config → metadata → replicas → Kafka listener, and runs the background
 //!   flusher and retention tasks.
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod client;

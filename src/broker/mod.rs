@@ -59,6 +59,8 @@ pub struct Broker {
     /// Reaches the active controller, wherever it is.
     pub controller: ControllerClient,
     pub replicas: ReplicaManager,
+    /// Request, byte and ISR-change counters for `/metrics`.
+    pub metrics: crate::admin::metrics::Metrics,
     /// The consumer-group coordinator for the offsets partitions this broker leads.
     pub groups: crate::group::GroupCoordinator,
     raft: MetadataRaft,
@@ -168,6 +170,7 @@ impl Broker {
             metadata,
             controller,
             groups,
+            metrics: Default::default(),
             replicas,
             raft,
             local_controller: local,

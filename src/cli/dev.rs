@@ -63,15 +63,29 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         // A lone node on an ephemeral port: advertise what was bound.
         config.controller_advertised = controller_listener.local_addr()?.to_string();
     }
+    let admin = match config.admin_listener {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (admin.listener): is another samsa using that port?")
+        })?),
+        None => None,
+    };
     let data_dir = config.data_dir.clone();
     let broker = Broker::start(config, controller_listener).await?;
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = admin {
+        let mut stop = broker.shutdown_signal();
+        tokio::spawn(crate::admin::serve(listener, broker.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
     let cluster_id = broker.metadata.image().cluster_id.clone().unwrap_or_default();
     let kafka_addr = kafka
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .map_or("none".to_string(), |a| a.to_string());
+    let admin_note = admin_addr.map_or(String::new(), |a| format!(", admin http://{a}"));
     outln!(
-        "{what} ready: Kafka listener {kafka_addr}, node {}, cluster {cluster_id}, data in {}",
+        "{what} ready: Kafka listener {kafka_addr}, node {}, cluster {cluster_id}, data in {}{admin_note}",
         broker.config.node_id,
         data_dir.display()
     );

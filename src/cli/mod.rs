@@ -16,6 +16,7 @@ mod cluster;
 mod consume;
 mod dev;
 mod group;
+mod health;
 mod produce;
 mod topic;
 
@@ -49,6 +50,8 @@ pub enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Exit 0 if a node's admin listener says it is ready (`--live`: alive), else 1.
+    Health(health::HealthArgs),
     /// Inspect the cluster: `samsa cluster status`.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -106,5 +109,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Group(cmd) => group::run(cmd).await,
+        Command::Health(args) => health::run(args).await,
     }
 }

@@ -94,6 +94,9 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election_enable: bool,
+    /// `admin.listener` (samsa's own key): where `/healthz`, `/readyz` and `/metrics` are
+    /// served over HTTP, as `host:port`; none when unset.
+    pub admin_listener: Option<SocketAddr>,
     /// `group.*` and `offsets.*`: the consumer-group coordinator.
     pub group: super::group::GroupConfig,
 }
@@ -137,6 +140,7 @@ impl BrokerConfig {
             min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
             unclean_leader_election_enable: false,
+            admin_listener: None,
             group: super::group::GroupConfig::dev(),
         }
     }
@@ -196,6 +200,14 @@ impl BrokerConfig {
             "min.insync.replicas" => self.min_insync_replicas = long(1)?,
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = boolean()?,
+            "admin.listener" => {
+                self.admin_listener = match value.trim() {
+                    "" => None,
+                    v => Some(parse_host_port(v).ok_or_else(|| {
+                        invalid(key, value, "expected host:port, e.g. 0.0.0.0:9644")
+                    })?),
+                }
+            }
             _ => match self.group.set(key, value) {
                 Some(result) => result?,
                 None => return Err(ConfigError::UnknownKey(key.into())),
@@ -281,6 +293,19 @@ impl BrokerConfig {
         all.extend(self.group.describe());
         all
     }
+}
+
+/// Resolves `host:port` (an empty host or `0.0.0.0` binds every interface).
+fn parse_host_port(v: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let (host, port) = v.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = if host.is_empty() {
+        "0.0.0.0"
+    } else {
+        host.trim_start_matches('[').trim_end_matches(']')
+    };
+    (host, port).to_socket_addrs().ok()?.next()
 }
 
 /// Parses `process.roles`: `broker`, `controller` or both, comma separated.

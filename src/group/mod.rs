@@ -273,6 +273,17 @@ impl GroupCoordinator {
         })
     }
 
+    /// Every committed offset of the groups coordinated here: (group, topic, partition, offset).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let st = self.lock();
+        st.groups
+            .values()
+            .flat_map(|g| {
+                g.offsets.iter().map(|((t, p), c)| (g.id.clone(), t.clone(), *p, c.value.offset))
+            })
+            .collect()
+    }
+
     /// ListGroups: the groups of every loaded partition, and LOAD_IN_PROGRESS while any loads.
     pub fn list(&self) -> (ErrorCode, Vec<GroupListing>) {
         let st = self.lock();

@@ -144,6 +144,41 @@ fn encode_body<T: Encodable>(body: &T, version: i16) -> Result<BytesMut, String>
     Ok(buf)
 }
 
+/// Kafka's name of an API, for metrics labels.
+fn api_name(api: ApiKey) -> &'static str {
+    macro_rules! names {
+        ($($key:ident),*) => { match api { $(ApiKey::$key => stringify!($key),)* _ => "Other" } };
+    }
+    names!(
+        Produce,
+        Fetch,
+        ListOffsets,
+        Metadata,
+        OffsetCommit,
+        OffsetFetch,
+        FindCoordinator,
+        JoinGroup,
+        Heartbeat,
+        LeaveGroup,
+        SyncGroup,
+        DescribeGroups,
+        ListGroups,
+        ApiVersions,
+        CreateTopics,
+        DeleteTopics,
+        DeleteGroups,
+        InitProducerId,
+        OffsetForLeaderEpoch,
+        DescribeConfigs,
+        AlterConfigs,
+        CreatePartitions,
+        IncrementalAlterConfigs,
+        OffsetDelete,
+        DescribeCluster,
+        DescribeQuorum
+    )
+}
+
 /// The versions supported for `api`, if any.
 pub fn versions_of(api: ApiKey) -> Option<Versions> {
     SUPPORTED.iter().find(|(k, _)| *k == api).map(|(_, v)| *v)
@@ -184,7 +219,10 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, mut frame:
     // ApiVersions responses always use header v0 (KIP-511), whatever the request version.
     let response_header_version =
         if api == ApiKey::ApiVersions { 0 } else { api.response_header_version(version) };
-    match dispatch(broker, &ctx, api, version, frame).await {
+    let started = std::time::Instant::now();
+    let result = dispatch(broker, &ctx, api, version, frame).await;
+    broker.metrics.record_request(api_name(api), started.elapsed());
+    match result {
         Ok(Some(body)) => with_header(correlation_id, response_header_version, body),
         Ok(None) => Outcome::NoResponse,
         Err(why) => Outcome::Close(why),

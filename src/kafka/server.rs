@@ -97,8 +97,12 @@ async fn handle_connection(
     loop {
         // Answer every whole request already read, then write the responses together.
         while let Some(frame) = take_frame(&mut inbuf, max_frame)? {
+            broker.metrics.add_bytes_in(frame.len() + 4);
             match router::handle(&broker, peer, frame.freeze()).await {
-                Outcome::Respond(bytes) => append_frame(&mut outbuf, &bytes),
+                Outcome::Respond(bytes) => {
+                    broker.metrics.add_bytes_out(bytes.len() + 4);
+                    append_frame(&mut outbuf, &bytes)
+                }
                 Outcome::NoResponse => {}
                 Outcome::Close(why) => {
                     stream.write_all(&outbuf).await?;

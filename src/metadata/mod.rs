@@ -61,6 +61,8 @@ pub struct QuorumStatus {
     pub state: String,
     pub commit_index: u64,
     pub applied_index: u64,
+    /// The last raft log index this node holds (applied or not).
+    pub last_log_index: u64,
     /// Raft log entries up to here were purged after a snapshot (0: none yet).
     pub purged_index: u64,
     /// The index the latest snapshot covers (0: none yet).

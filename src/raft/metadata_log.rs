@@ -123,6 +123,7 @@ impl MetadataLog for RaftMetadataLog {
             state: format!("{:?}", m.state),
             commit_index: m.last_applied.map_or(0, |l| l.index),
             applied_index: m.last_applied.map_or(0, |l| l.index),
+            last_log_index: m.last_log_index.unwrap_or(0),
             purged_index: m.purged.map_or(0, |l| l.index),
             snapshot_index: m.snapshot.map_or(0, |l| l.index),
             voters: membership.voter_ids().map(member).collect(),

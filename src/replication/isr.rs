@@ -25,11 +25,17 @@ pub fn propose(broker: &Arc<Broker>, part: &Arc<Partition>, isr: Vec<NodeId>) {
         partition_epoch: st.partition_epoch,
         isr: isr.clone(),
     };
+    let expands = isr.len() > st.isr.len();
     let (broker, part) = (Arc::downgrade(broker), part.clone());
     tokio::spawn(async move {
         let Some(broker) = broker.upgrade() else { return };
         match broker.controller.execute(request).await {
-            Ok(_) => tracing::info!(partition = %part.tp, isr = ?isr, "ISR changed"),
+            Ok(_) => {
+                let counter =
+                    if expands { &broker.metrics.isr_expands } else { &broker.metrics.isr_shrinks };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(partition = %part.tp, isr = ?isr, "ISR changed");
+            }
             Err(e) => {
                 tracing::info!(partition = %part.tp, isr = ?isr, error = %e, "ISR change refused");
                 part.clear_isr_change();
