@@ -216,6 +216,17 @@ impl Broker {
                 fenced: false,
                 incarnation: self.incarnation,
                 replication_addr: self.config.controller_advertised.clone(),
+                endpoints: std::iter::once((
+                    self.config.listener_name.clone(),
+                    (self.config.advertised_host.clone(), self.config.advertised_port),
+                ))
+                .chain(
+                    self.config
+                        .extra_listeners
+                        .iter()
+                        .map(|l| (l.name.clone(), (l.advertised_host.clone(), l.advertised_port))),
+                )
+                .collect(),
             },
             raft_addr: self.config.controller_advertised.clone(),
             observer: !is_voter,

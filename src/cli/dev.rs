@@ -55,6 +55,21 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut extra = Vec::new();
+    for l in &mut config.extra_listeners {
+        let bound = TcpListener::bind(l.bind).await.with_context(|| {
+            format!(
+                "cannot listen on {} (listener {}): is another process using that port?",
+                l.bind, l.name
+            )
+        })?;
+        let addr = bound.local_addr()?;
+        if l.advertised_port == 0 || l.advertised_port == l.bind.port() {
+            l.advertised_port = addr.port();
+        }
+        l.bind = addr;
+        extra.push((l.name.clone(), bound));
+    }
     let controller_listener =
         TcpListener::bind(config.controller_listener).await.with_context(|| {
             format!("cannot listen on {} (controller listener)", config.controller_listener)
@@ -89,9 +104,23 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         broker.config.node_id,
         data_dir.display()
     );
+    let extra_servers: Vec<_> = extra
+        .into_iter()
+        .map(|(name, listener)| {
+            tokio::spawn(server::serve_named(
+                listener,
+                std::sync::Arc::from(name.as_str()),
+                broker.clone(),
+                shutdown_signal(),
+            ))
+        })
+        .collect();
     match kafka {
         Some(listener) => server::serve(listener, broker.clone(), shutdown_signal()).await,
         None => shutdown_signal().await,
+    }
+    for s in extra_servers {
+        let _ = s.await;
     }
     broker.shutdown().await;
     outln!("{what} stopped: logs flushed and closed");

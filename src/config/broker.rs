@@ -13,6 +13,15 @@ pub const MESSAGE_MAX_BYTES_DEFAULT: i64 = 1_048_588;
 pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: i64 = 104_857_600;
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// A Kafka listener besides the first: where it binds and what it advertises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaListener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+}
+
 /// `process.roles`: what a node does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessRoles {
@@ -57,6 +66,10 @@ pub struct BrokerConfig {
     /// The host and port clients are told to connect to (`advertised.listeners`).
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// The name of that first Kafka listener (`listeners`), e.g. `PLAINTEXT`.
+    pub listener_name: String,
+    /// Further Kafka listeners, e.g. an EXTERNAL one for clients outside a container network.
+    pub extra_listeners: Vec<KafkaListener>,
     /// `num.partitions`: partitions of an auto-created topic or of CreateTopics with -1.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -121,6 +134,8 @@ impl BrokerConfig {
             data_dir,
             advertised_host: listener.ip().to_string(),
             advertised_port: listener.port(),
+            listener_name: "PLAINTEXT".into(),
+            extra_listeners: Vec::new(),
             listener,
             num_partitions: 1,
             default_replication_factor: 1,

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use super::broker::BrokerConfig;
+use super::broker::{BrokerConfig, KafkaListener};
 
 /// Environment variables that are samsa's own, not configuration keys.
 const NOT_CONFIG_VARS: &[&str] = &["SAMSA_LOG", "SAMSA_BIN"];
@@ -121,7 +121,11 @@ pub fn load(
     config.group = crate::config::group::GroupConfig::default();
     for (k, v, source) in entries {
         match k.as_str() {
-            "listeners" | "advertised.listeners" | "controller.listener.names" => {
+            "listeners"
+            | "advertised.listeners"
+            | "controller.listener.names"
+            | "listener.security.protocol.map"
+            | "inter.broker.listener.name" => {
                 raw.insert(k, v);
             }
             _ => config.set(&k, &v).with_context(|| format!("from {source}"))?,
@@ -165,28 +169,70 @@ fn apply_listeners(
             controller.port
         ),
     };
+    check_security_protocols(raw)?;
     if config.process_roles.broker {
-        let kafka = listeners.iter().find(|l| l.name != controller_name).with_context(|| {
-            "a broker needs a client listener besides the controller one, e.g. listeners=PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"
+        let kafka: Vec<&Listener> =
+            listeners.iter().filter(|l| l.name != controller_name).collect();
+        if kafka.is_empty() {
+            bail!(
+                "a broker needs a client listener besides the controller one, e.g. listeners=PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"
+            );
+        }
+        if let Some(name) = raw.get("inter.broker.listener.name")
+            && !kafka.iter().any(|l| l.name == name.to_uppercase())
+        {
+            bail!("inter.broker.listener.name={name} is not one of the listeners");
+        }
+        let mut resolved = Vec::new();
+        for l in kafka {
+            let (host, port) = advertised_for(l, &advertised)?;
+            resolved.push(KafkaListener {
+                name: l.name.clone(),
+                bind: resolve(&l.host, l.port)?,
+                advertised_host: host,
+                advertised_port: port,
+            });
+        }
+        let first = resolved.remove(0);
+        config.listener = first.bind;
+        config.listener_name = first.name;
+        config.advertised_host = first.advertised_host;
+        config.advertised_port = first.advertised_port;
+        config.extra_listeners = resolved;
+    }
+    Ok(())
+}
+
+/// Where clients are told to reach listener `l`: its advertised entry, else its own host
+/// (refused when that is a wildcard: clients would be told to connect to 0.0.0.0).
+fn advertised_for(l: &Listener, advertised: &[Listener]) -> anyhow::Result<(String, u16)> {
+    match advertised.iter().find(|a| a.name == l.name) {
+        Some(a) => Ok((a.host.clone(), a.port)),
+        None if !l.host.is_empty() && l.host != "0.0.0.0" => Ok((l.host.clone(), l.port)),
+        None => bail!(
+            "listener {}://{}:{} binds all interfaces: set advertised.listeners={}://<host clients can reach>:{} so clients are not told to connect to 0.0.0.0",
+            l.name,
+            l.host,
+            l.port,
+            l.name,
+            l.port
+        ),
+    }
+}
+
+/// `listener.security.protocol.map`: samsa speaks PLAINTEXT only; anything else is refused
+/// rather than silently served without TLS or SASL.
+fn check_security_protocols(raw: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let Some(map) = raw.get("listener.security.protocol.map") else { return Ok(()) };
+    for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, protocol) = entry.split_once(':').with_context(|| {
+            format!("listener.security.protocol.map: '{entry}' is not NAME:PROTOCOL")
         })?;
-        config.listener = resolve(&kafka.host, kafka.port)?;
-        let adv = advertised.iter().find(|l| l.name == kafka.name);
-        let (host, port) = match adv {
-            Some(a) => (a.host.clone(), a.port),
-            None if !kafka.host.is_empty() && kafka.host != "0.0.0.0" => {
-                (kafka.host.clone(), kafka.port)
-            }
-            None => bail!(
-                "listener {}://{}:{} binds all interfaces: set advertised.listeners={}://<host clients can reach>:{} so clients are not told to connect to 0.0.0.0",
-                kafka.name,
-                kafka.host,
-                kafka.port,
-                kafka.name,
-                kafka.port
-            ),
-        };
-        config.advertised_host = host;
-        config.advertised_port = port;
+        if !protocol.trim().eq_ignore_ascii_case("PLAINTEXT") {
+            bail!(
+                "listener {name} uses {protocol}: samsa supports PLAINTEXT listeners only (no TLS or SASL yet)"
+            );
+        }
     }
     Ok(())
 }
@@ -275,5 +321,32 @@ mod tests {
         assert!(err(&["listeners=PLAINTEXT://127.0.0.1:19093"]).contains("CONTROLLER"));
         assert!(err(&["no.such.key=1"]).contains("unknown configuration key"));
         assert!(err(&["controller.quorum.voters=1@x"]).contains("controller.quorum.voters"));
+        assert!(
+            err(&["listener.security.protocol.map=PLAINTEXT:SASL_SSL,CONTROLLER:PLAINTEXT"])
+                .contains("PLAINTEXT listeners only")
+        );
+        assert!(err(&["inter.broker.listener.name=NOPE"]).contains("not one of the listeners"));
+    }
+
+    #[test]
+    fn internal_and_external_listeners_each_advertise_their_own_address() {
+        let o: Vec<String> = [
+            "listeners=INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092,CONTROLLER://0.0.0.0:9093",
+            "advertised.listeners=INTERNAL://samsa-1:9092,EXTERNAL://localhost:19092,CONTROLLER://samsa-1:9093",
+            "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=INTERNAL",
+            "node.id=1",
+            "controller.quorum.voters=1@samsa-1:9093",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = load(None, Vec::new(), &o).expect("load");
+        assert_eq!((c.listener_name.as_str(), c.listener.port()), ("INTERNAL", 9092));
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("samsa-1", 9092));
+        assert_eq!(c.extra_listeners.len(), 1);
+        let e = &c.extra_listeners[0];
+        assert_eq!((e.name.as_str(), e.bind.port()), ("EXTERNAL", 19092));
+        assert_eq!((e.advertised_host.as_str(), e.advertised_port), ("localhost", 19092));
     }
 }

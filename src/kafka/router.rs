@@ -67,6 +67,9 @@ impl Versions {
 pub struct RequestContext {
     pub client_id: String,
     pub client_host: String,
+    /// The name of the listener the request came in on (`PLAINTEXT`, `EXTERNAL`, ...): broker
+    /// addresses in answers are that listener's.
+    pub listener: Arc<str>,
 }
 
 macro_rules! call {
@@ -111,10 +114,8 @@ routes! {
     Produce => produce,
     Fetch => fetch,
     ListOffsets => list_offsets,
-    Metadata => metadata,
     OffsetCommit => offset_commit,
     OffsetFetch => offset_fetch,
-    FindCoordinator => find_coordinator,
     Heartbeat => heartbeat,
     LeaveGroup => leave_group,
     SyncGroup => sync_group,
@@ -131,10 +132,12 @@ routes! {
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
     OffsetDelete => offset_delete,
-    DescribeCluster => describe_cluster,
     DescribeQuorum => describe_quorum;
     with context:
+    Metadata => metadata,
+    FindCoordinator => find_coordinator,
     JoinGroup => join_group,
+    DescribeCluster => describe_cluster,
 }
 
 fn encode_body<T: Encodable>(body: &T, version: i16) -> Result<BytesMut, String> {
@@ -185,7 +188,12 @@ pub fn versions_of(api: ApiKey) -> Option<Versions> {
 }
 
 /// Handles one request frame from the client at `peer`.
-pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, mut frame: Bytes) -> Outcome {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    peer: std::net::SocketAddr,
+    listener: &Arc<str>,
+    mut frame: Bytes,
+) -> Outcome {
     if frame.len() < 8 {
         return Outcome::Close(format!("request frame of {} bytes is too short", frame.len()));
     }
@@ -215,6 +223,7 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, mut frame:
     let ctx = RequestContext {
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
+        listener: listener.clone(),
     };
     // ApiVersions responses always use header v0 (KIP-511), whatever the request version.
     let response_header_version =

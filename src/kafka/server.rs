@@ -26,8 +26,20 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Read buffer grown per read call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Serves Kafka clients on `listener` until `shutdown` resolves.
+/// Serves Kafka clients on the first Kafka listener until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    let name: Arc<str> = Arc::from(broker.config.listener_name.as_str());
+    serve_named(listener, name, broker, shutdown).await
+}
+
+/// Serves Kafka clients on `listener`, the one called `name` in `listeners`: clients are told
+/// broker addresses from that listener's `advertised.listeners` entry.
+pub async fn serve_named(
+    listener: TcpListener,
+    name: Arc<str>,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -44,8 +56,9 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
+                    let name = name.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle_connection(stream, peer, broker, stop).await {
+                        if let Err(e) = handle_connection(stream, peer, name, broker, stop).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                     });
@@ -88,6 +101,7 @@ enum ConnectionError {
 async fn handle_connection(
     mut stream: TcpStream,
     peer: std::net::SocketAddr,
+    listener: Arc<str>,
     broker: Arc<Broker>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
@@ -98,7 +112,7 @@ async fn handle_connection(
         // Answer every whole request already read, then write the responses together.
         while let Some(frame) = take_frame(&mut inbuf, max_frame)? {
             broker.metrics.add_bytes_in(frame.len() + 4);
-            match router::handle(&broker, peer, frame.freeze()).await {
+            match router::handle(&broker, peer, &listener, frame.freeze()).await {
                 Outcome::Respond(bytes) => {
                     broker.metrics.add_bytes_out(bytes.len() + 4);
                     append_frame(&mut outbuf, &bytes)

@@ -585,6 +585,7 @@ mod tests {
                     fenced: false,
                     incarnation: uuid::Uuid::nil(),
                     replication_addr: String::new(),
+                    endpoints: Default::default(),
                 }),
             );
             apply(&mut img, &MetadataCommand::UnfenceBroker { id: NodeId(id) });

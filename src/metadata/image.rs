@@ -25,6 +25,20 @@ pub struct BrokerRegistration {
     /// host:port where followers fetch partition data from this broker (gRPC).
     #[serde(default)]
     pub replication_addr: String,
+    /// Every Kafka listener's advertised address by listener name (`host`/`port` is the
+    /// first one's). Clients are told the addresses of the listener they connected to.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, (String, u16)>,
+}
+
+impl BrokerRegistration {
+    /// Where a client that connected through `listener` reaches this broker.
+    pub fn endpoint(&self, listener: &str) -> (&str, u16) {
+        match self.endpoints.get(listener) {
+            Some((host, port)) => (host, *port),
+            None => (&self.host, self.port),
+        }
+    }
 }
 
 /// One partition's replica placement and leadership.

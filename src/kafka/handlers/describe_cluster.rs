@@ -8,12 +8,13 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 
 use super::{AUTHORIZED_OPERATIONS_OMITTED, sb};
 use crate::broker::Broker;
-use crate::kafka::router::Versions;
+use crate::kafka::router::{RequestContext, Versions};
 
 pub const VERSIONS: Versions = Versions::new(0, 2);
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
@@ -30,8 +31,9 @@ pub async fn handle(
         .map(|b| {
             let mut d = DescribeClusterBroker::default();
             d.broker_id = BrokerId(b.id.0);
-            d.host = sb(b.host.clone());
-            d.port = i32::from(b.port);
+            let (host, port) = b.endpoint(&ctx.listener);
+            d.host = sb(host);
+            d.port = i32::from(port);
             d.rack = b.rack.clone().map(sb);
             if version >= 2 {
                 d.is_fenced = b.fenced;

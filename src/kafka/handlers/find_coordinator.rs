@@ -13,7 +13,7 @@ use crate::broker::Broker;
 use crate::config::group::OFFSETS_TOPIC;
 use crate::group::{ensure_offsets_topic, records::partition_for};
 use crate::kafka::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::router::{RequestContext, Versions};
 
 pub const VERSIONS: Versions = Versions::new(0, 6);
 
@@ -22,6 +22,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> Option<FindCoordinatorResponse> {
@@ -32,7 +33,7 @@ pub async fn handle(
     };
     let mut found = Vec::with_capacity(keys.len());
     for key in keys {
-        found.push(find(broker, request.key_type, key).await);
+        found.push(find(broker, &ctx.listener, request.key_type, key).await);
     }
     let mut r = FindCoordinatorResponse::default();
     if version >= 4 {
@@ -47,12 +48,12 @@ pub async fn handle(
     Some(r)
 }
 
-async fn find(broker: &Arc<Broker>, key_type: i8, key: String) -> Coordinator {
+async fn find(broker: &Arc<Broker>, listener: &str, key_type: i8, key: String) -> Coordinator {
     let mut c = Coordinator::default();
     c.key = sb(key.clone());
     c.node_id = BrokerId(-1);
     c.port = -1;
-    match locate(broker, key_type, &key).await {
+    match locate(broker, listener, key_type, &key).await {
         Ok((node, host, port)) => {
             c.node_id = BrokerId(node);
             c.host = sb(host);
@@ -68,6 +69,7 @@ async fn find(broker: &Arc<Broker>, key_type: i8, key: String) -> Coordinator {
 
 async fn locate(
     broker: &Arc<Broker>,
+    listener: &str,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, u16), (ErrorCode, String)> {
@@ -95,5 +97,6 @@ async fn locate(
         .get(&leader)
         .filter(|b| !b.fenced)
         .ok_or_else(|| unavailable("the group's coordinator is not available"))?;
-    Ok((b.id.0, b.host.clone(), b.port))
+    let (host, port) = b.endpoint(listener);
+    Ok((b.id.0, host.to_string(), port))
 }

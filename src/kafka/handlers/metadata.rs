@@ -14,7 +14,7 @@ use super::{AUTHORIZED_OPERATIONS_OMITTED, apply_metadata_now, sb, topic_name};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
 use crate::kafka::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::router::{RequestContext, Versions};
 use crate::metadata::decide::{TopicSpec, validate_topic_name};
 use crate::metadata::image::{MetadataImage, TopicImage};
 
@@ -38,6 +38,7 @@ fn wanted(version: i16, request: &MetadataRequest) -> Wanted {
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: MetadataRequest,
 ) -> Option<MetadataResponse> {
@@ -56,8 +57,9 @@ pub async fn handle(
         .map(|b| {
             let mut m = MetadataResponseBroker::default();
             m.node_id = BrokerId(b.id.0);
-            m.host = sb(b.host.clone());
-            m.port = i32::from(b.port);
+            let (host, port) = b.endpoint(&ctx.listener);
+            m.host = sb(host);
+            m.port = i32::from(port);
             m.rack = b.rack.clone().map(sb);
             m
         })
