@@ -11,18 +11,18 @@ scripts/test-setup.sh
 echo "== build"
 cargo build --workspace --all-targets --locked
 
+if command -v docker >/dev/null 2>&1; then
+  echo "== container image (testcontainers, docker-compose and Kubernetes tests)"
+  scripts/build-image.sh
+else
+  echo "== no Docker engine: the container tests will be skipped"
+fi
+
 echo "== rust tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
-fi
-
-if command -v docker >/dev/null 2>&1; then
-  echo "== container image (for the docker-compose tests)"
-  scripts/build-image.sh
-else
-  echo "== no Docker engine: the docker-compose tests will be skipped"
 fi
 
 echo "== real-client compatibility tests (kcat, confluent-kafka, kafka-python, aiokafka)"
