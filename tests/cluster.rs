@@ -114,9 +114,18 @@ async fn every_node_restarted_keeps_the_metadata() {
         assert!(status.success());
     }
     c.start_stopped().expect("all back");
-    let after = metadata(&c.bootstrap()).await;
+    // Each node is ready once its own heartbeat unfenced it; the node answering Metadata may
+    // apply the last unfencing a moment later.
+    let boot = c.bootstrap();
+    let after = eventually(Duration::from_secs(10), || {
+        let boot = boot.clone();
+        async move {
+            let md = metadata(&boot).await;
+            (broker_ids(&md) == vec![1, 2, 3]).then_some(md)
+        }
+    })
+    .await;
     assert_eq!(after.cluster_id, before.cluster_id);
-    assert_eq!(broker_ids(&after), vec![1, 2, 3]);
     let t = after
         .topics
         .iter()
