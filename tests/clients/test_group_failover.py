@@ -99,9 +99,9 @@ def test_the_group_survives_its_coordinators_sigkill_and_a_full_cluster_restart(
         wait_for(lambda: all(w.assignment for w in workers) and sum(len(w.assignment) for w in workers) == 4,
                  90, what="the group to form")
         wait_for(lambda: all(w.committed for w in workers), 30, what="commits from both members")
-        sampler.start()
         victim = coordinator_of(c.all, group)
         before = committed(c.all, group)
+        sampler.start()
         c.kill(victim)
         killed_at = time.time()
         # The group re-forms on another broker and commits move past what was committed before.
@@ -124,8 +124,11 @@ def test_the_group_survives_its_coordinators_sigkill_and_a_full_cluster_restart(
         stop_producing.set()
         for w in workers:
             w.stop()
-    assert len(sampler.samples) > 5, "the sampler read the committed offsets during the test"
-    for earlier, later in zip(sampler.samples, sampler.samples[1:]):
+    # Reads during the failover may time out (the sampler skips those); what was read, between
+    # the pre-kill and the final offsets, must never go backwards.
+    assert len(sampler.samples) >= 2, "the sampler read the committed offsets during the test"
+    history = [before, *sampler.samples, final]
+    for earlier, later in zip(history, history[1:]):
         for p, offset in earlier.items():
             assert later.get(p, -1) >= offset, f"committed offset of partition {p} went back: {offset} -> {later.get(p)}"
     c.restart_all()
