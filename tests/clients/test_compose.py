@@ -6,7 +6,6 @@ policy brings it back) with every acknowledged record intact.
 import os
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 
@@ -14,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import kcat, wait_for
+from conftest import sh, kcat, wait_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 COMPOSE = ["docker-compose", "-p", "samsacompose", "-f", os.path.join(ROOT, "deploy", "docker-compose.yml")]
@@ -25,11 +24,6 @@ NODES = [f"samsacompose_samsa-{i}_1" for i in (1, 2, 3)]
 pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="needs a Docker engine")
 
 
-def sh(*args, input=None, check=True, timeout=120):
-    r = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert r.returncode == 0, f"{args} failed: {r.stderr[-2000:]}"
-    return r
 
 
 def health(container):

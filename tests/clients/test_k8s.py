@@ -7,13 +7,12 @@ readiness probe's endpoint turns ready, and SIGTERM (pod termination) is a contr
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import wait_for
+from conftest import sh, wait_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 K8S = os.path.join(ROOT, "deploy", "k8s")
@@ -22,11 +21,6 @@ NETWORK = "samsak8s"
 KUBERNETES_VERSION = "1.30.0"
 
 
-def sh(*args, input=None, check=True, timeout=120):
-    r = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert r.returncode == 0, f"{args} failed: {r.stdout[-1000:]} {r.stderr[-2000:]}"
-    return r
 
 
 def load(name):
