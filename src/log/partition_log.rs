@@ -531,6 +531,13 @@ impl PartitionLog {
     /// Removes every record at or after `offset` (follower truncation, KIP-101).
     pub fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
         if offset >= self.log_end_offset() {
+            // No record goes, but an epoch that starts at the log end and holds no record goes:
+            // this replica led in it without appending anything, and a leader that never knew
+            // that epoch would otherwise report the same divergence forever (Kafka's
+            // `UnifiedLog.truncateTo` does the same).
+            if self.epochs.truncate_from_end(self.log_end_offset()) {
+                self.epochs.persist()?;
+            }
             return Ok(());
         }
         let offset = offset.max(self.log_start_offset());

@@ -390,7 +390,16 @@ pub fn register_broker(
                 ),
             ));
         }
-        Some(b) => b.epoch + 1,
+        Some(b) => {
+            // A new incarnation: the broker restarted. Unless it shut down cleanly (already
+            // fenced, its leaderships moved) it may have lost writes it never flushed, so, as
+            // Kafka does after an unclean shutdown, it leaves every ISR that has others in it and
+            // leads nothing until it has caught up and been re-admitted. Without this it would
+            // lead again at the same leader epoch, and followers would truncate to whatever its
+            // log still holds.
+            cmds.extend(fence_broker(image, registration.id));
+            b.epoch + 1
+        }
         None => 0,
     };
     cmds.push(MetadataCommand::RegisterBroker(BrokerRegistration {
@@ -724,6 +733,39 @@ mod tests {
                 assert_eq!(p.leader_epoch, old.leader_epoch, "leader unchanged, epoch unchanged");
             }
         }
+    }
+
+    #[test]
+    fn a_broker_restarted_before_its_session_expired_loses_its_leaderships_and_isr_seats() {
+        let mut img = unfenced(3);
+        for c in create_topic(&img, &spec("t", 3, 3), DEFAULTS, Uuid::from_u128(3), 0).expect("ok")
+        {
+            apply(&mut img, &c);
+        }
+        let before = img.topics["t"].partitions.clone();
+        assert!(before.iter().any(|p| p.leader == Some(NodeId(1))));
+        // SIGKILL and restart within the session: the same node registers a new incarnation.
+        let mut again = img.brokers[&NodeId(1)].clone();
+        again.incarnation = Uuid::from_u128(77);
+        let (cmds, epoch) = register_broker(&img, &again, None, "x").expect("registered");
+        assert_eq!(epoch, img.brokers[&NodeId(1)].epoch + 1);
+        for c in &cmds {
+            apply(&mut img, c);
+        }
+        assert!(img.brokers[&NodeId(1)].fenced, "registers fenced");
+        for (p, old) in img.topics["t"].partitions.iter().zip(&before) {
+            assert!(
+                !p.isr.contains(&NodeId(1)),
+                "it may have lost unflushed writes: out of the ISR"
+            );
+            assert_ne!(p.leader, Some(NodeId(1)));
+            if old.leader == Some(NodeId(1)) {
+                assert_eq!(p.leader_epoch.0, old.leader_epoch.0 + 1, "a new leader, a new epoch");
+            }
+        }
+        // The same incarnation registering again (a retried request) changes nothing.
+        let (cmds, _) = register_broker(&img, &again, None, "x").expect("registered");
+        assert!(cmds.is_empty());
     }
 
     #[test]

@@ -102,11 +102,18 @@ async fn fetch_loop(weak: Weak<Broker>, leader: NodeId) {
             continue;
         };
         let request = build_request(broker.config.node_id, &parts);
+        // Each partition's leader epoch as the request was built: the answer only counts for a
+        // partition still following this leader in that epoch.
+        let epochs: Vec<i32> = request.partitions.iter().map(|p| p.current_leader_epoch).collect();
         let mut req = tonic::Request::new(request);
         req.set_timeout(Duration::from_millis(FETCH_WAIT_MS as u64) + Duration::from_secs(5));
         match c.fetch(req).await {
             Ok(resp) => {
-                if !apply_response(&broker, &parts, resp.into_inner()) {
+                let applied = apply_response(leader, &parts, &epochs, resp.into_inner());
+                if applied.appended {
+                    broker.data_appended.notify_waiters();
+                }
+                if !applied.keep_going {
                     drop(broker);
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
@@ -142,16 +149,29 @@ fn build_request(replica_id: NodeId, parts: &[Arc<Partition>]) -> FetchRequest {
     }
 }
 
-/// Applies a fetch response; returns false when every partition failed (then back off).
+/// What applying one fetch answer did.
+struct Applied {
+    /// Some partition took the answer (waiters on new data may proceed).
+    appended: bool,
+    /// False when the fetcher should back off: every partition failed, or a divergence could
+    /// not be resolved.
+    keep_going: bool,
+}
+
+/// Applies a fetch answer from `leader` to `parts`, each asked for in leader epoch `epochs[i]`.
 fn apply_response(
-    broker: &Broker,
+    leader: NodeId,
     parts: &[Arc<Partition>],
+    epochs: &[i32],
     resp: super::pb::FetchResponse,
-) -> bool {
+) -> Applied {
     let mut any_ok = false;
+    let mut stuck = false;
     for pd in resp.partitions {
-        let Some(part) =
-            parts.iter().find(|p| p.tp.topic == pd.topic && p.tp.partition.0 == pd.partition)
+        let Some((part, epoch)) = parts
+            .iter()
+            .zip(epochs)
+            .find(|(p, _)| p.tp.topic == pd.topic && p.tp.partition.0 == pd.partition)
         else {
             continue;
         };
@@ -159,12 +179,29 @@ fn apply_response(
             tracing::debug!(partition = %part.tp, code = pd.error_code, "leader refused the fetch");
             continue;
         }
-        any_ok = true;
         let mut log = part.log();
+        // Checked under the log lock, which a new leadership takes to record its epoch: an answer
+        // that arrives after this replica stopped following `leader` in `epoch` (it became
+        // leader, or follows someone else now) is stale and must not touch the log. Applying it
+        // would put the deposed leader's records after the new leader's epoch start.
+        if part.is_leader() || part.leader() != Some(leader) || part.leader_epoch().0 != *epoch {
+            tracing::info!(partition = %part.tp, %leader, epoch = *epoch,
+                "ignoring a fetch answer from before a leadership change");
+            continue;
+        }
+        any_ok = true;
         let result = if let Some(d) = &pd.diverging {
             tracing::warn!(partition = %part.tp, epoch = d.epoch, end_offset = d.end_offset,
                 log_end_offset = %log.log_end_offset(), "log diverges from the leader; truncating");
-            log.truncate_to(Offset(d.end_offset)).map_err(|e| e.to_string())
+            let before = (log.log_end_offset(), log.latest_epoch());
+            let truncated = log.truncate_to(Offset(d.end_offset)).map_err(|e| e.to_string());
+            if truncated.is_ok() && (log.log_end_offset(), log.latest_epoch()) == before {
+                // Nothing changed, so the next fetch gets the same answer: back off rather than
+                // spin (a bug if it happens; the log says which partition).
+                tracing::error!(partition = %part.tp, "truncation changed nothing; backing off");
+                stuck = true;
+            }
+            truncated
         } else if !pd.records.is_empty() {
             log.append_as_follower(&pd.records, now_ms()).map(|_| ()).map_err(|e| e.to_string())
         } else {
@@ -177,8 +214,84 @@ fn apply_response(
         drop(log);
         part.set_follower_high_watermark(pd.high_watermark, leo);
     }
-    if any_ok {
-        broker.data_appended.notify_waiters();
+    Applied { appended: any_ok, keep_going: !stuck && (any_ok || parts.is_empty()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::replica_manager::ReplicaManager;
+    use crate::client::records::encode_batch;
+    use crate::config::broker::BrokerConfig;
+    use crate::metadata::commands::{MetadataCommand, apply};
+    use crate::metadata::image::MetadataImage;
+    use crate::types::LeaderEpoch;
+    use kafka_protocol::records::Compression;
+
+    fn led_by(img: &mut MetadataImage, leader: i32) {
+        apply(
+            img,
+            &MetadataCommand::ChangePartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: Some(NodeId(leader)),
+                isr: vec![NodeId(1), NodeId(2)],
+            },
+        );
     }
-    any_ok || parts.is_empty()
+
+    /// Found by the chaos suite: a follower's fetch was answered by a leader that had been
+    /// frozen (SIGSTOP) meanwhile; the answer arrived after the follower had become leader in a
+    /// newer epoch, and was appended: the deposed leader's records after the new epoch's start.
+    #[test]
+    fn an_answer_from_before_a_leadership_change_is_ignored() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config =
+            BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+        let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+        let mut img = MetadataImage::default();
+        apply(
+            &mut img,
+            &MetadataCommand::CreateTopic {
+                name: "t".into(),
+                id: uuid::Uuid::from_u128(1),
+                assignments: vec![vec![NodeId(2), NodeId(1)]],
+                configs: Default::default(),
+            },
+        );
+        led_by(&mut img, 2);
+        rm.reconcile(&img, &config).expect("follower of 2");
+        let part = rm.get("t", 0).expect("replica");
+        let asked_in = part.leader_epoch().0;
+        let recs = vec![(None, Some(bytes::Bytes::from_static(b"old leader's")))];
+        let mut batch = encode_batch(&recs, 0, Compression::None).expect("batch").to_vec();
+        crate::log::batch::assign_offset(&mut batch, Offset(0), LeaderEpoch(asked_in));
+        let answer = || super::super::pb::FetchResponse {
+            partitions: vec![super::super::pb::PartitionData {
+                topic: "t".into(),
+                partition: 0,
+                high_watermark: 0,
+                log_end_offset: 1,
+                records: batch.clone().into(),
+                ..Default::default()
+            }],
+        };
+        // Node 2 is deposed while the answer is in flight; this node leads a newer epoch.
+        led_by(&mut img, 1);
+        rm.reconcile(&img, &config).expect("leader now");
+        assert!(part.is_leader());
+        let applied = apply_response(NodeId(2), std::slice::from_ref(&part), &[asked_in], answer());
+        assert!(!applied.appended);
+        assert_eq!(part.log().log_end_offset(), Offset(0), "the stale answer left the log alone");
+        // Following node 2 again, in a newer epoch than the answer was asked in: still stale.
+        led_by(&mut img, 2);
+        rm.reconcile(&img, &config).expect("follower again");
+        apply_response(NodeId(2), std::slice::from_ref(&part), &[asked_in], answer());
+        assert_eq!(part.log().log_end_offset(), Offset(0));
+        // An answer to a request of the current epoch is applied.
+        let current = part.leader_epoch().0;
+        let applied = apply_response(NodeId(2), std::slice::from_ref(&part), &[current], answer());
+        assert!(applied.appended);
+        assert_eq!(part.log().log_end_offset(), Offset(1));
+    }
 }

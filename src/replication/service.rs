@@ -201,4 +201,32 @@ mod tests {
         assert_eq!(b.end_offset_for_epoch(LeaderEpoch(0)), Some((LeaderEpoch(0), Offset(10))));
         assert_eq!(divergence(&a, 1, 99), Some((1, 13)), "ahead of the leader in its epoch");
     }
+
+    /// Found by the chaos suite: B led epoch 1 without appending anything (its epoch cache ends
+    /// with an empty epoch 1 at its log end), then A led epoch 2. A never knew epoch 1, so it
+    /// answers "epoch 0 ends at your log end"; truncating to the log end must drop B's empty
+    /// epoch 1, or B asks again with last epoch 1 and loops forever outside the ISR.
+    #[test]
+    fn an_empty_epoch_at_the_followers_log_end_is_dropped_and_fetching_goes_on() {
+        let (ad, bd) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+        let mut a = PartitionLog::open(ad.path(), LogConfig::for_tests()).expect("open").0;
+        let mut b = PartitionLog::open(bd.path(), LogConfig::for_tests()).expect("open").0;
+        b.append_as_leader(&batch(4, "e0"), LeaderEpoch(0), 0).expect("append");
+        let shared = b.read(Offset(0), Offset(4), 1 << 20, true).expect("read");
+        a.append_as_follower(&shared, 0).expect("replicate");
+        b.start_leader_epoch(LeaderEpoch(1)).expect("b leads epoch 1, writes nothing");
+        a.start_leader_epoch(LeaderEpoch(2)).expect("a leads epoch 2");
+        a.append_as_leader(&batch(2, "e2"), LeaderEpoch(2), 0).expect("append");
+        let last = b.latest_epoch().map_or(-1, |e| e.0);
+        assert_eq!(last, 1);
+        let (epoch, end) = divergence(&a, last, b.log_end_offset().0).expect("diverges");
+        assert_eq!((epoch, end), (0, 4));
+        b.truncate_to(Offset(end)).expect("truncate");
+        let last = b.latest_epoch().map_or(-1, |e| e.0);
+        assert_eq!(last, 0, "the empty epoch is gone");
+        assert_eq!(divergence(&a, last, b.log_end_offset().0), None, "B is a prefix of A again");
+        let rest = a.read(Offset(4), a.log_end_offset(), 1 << 20, true).expect("read");
+        b.append_as_follower(&rest, 0).expect("catch up");
+        assert_eq!(b.log_end_offset(), a.log_end_offset());
+    }
 }

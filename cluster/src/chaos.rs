@@ -1,0 +1,590 @@
+//! The chaos runner: starts a cluster on a target, runs the workload, injects the seeded fault
+//! schedule until the duration is spent, heals everything, reads every partition back, compares
+//! the replicas, and checks the whole recorded history.
+//!
+//! One fault at a time: inject, hold, heal, wait (bounded) until the cluster is healthy again
+//! (every workload partition led, ISR complete, a controller known), pause, next. A cluster that
+//! does not recover within [`ChaosConfig::recovery_timeout`] is a violation, and the run goes on.
+//!
+//! The runner thread drives faults (blocking calls); two tasks on a small tokio runtime watch the
+//! cluster: the observer records every leadership and controller change, the sampler reads the
+//! group's committed offsets. Everything lands in the run directory (`runner.jsonl`, one
+//! `<worker>.jsonl` per workload process, the nodes' logs), which `samsa-chaos check DIR` checks
+//! again later.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::availability::{self, KindAvailability};
+use crate::checker::{self, Report};
+use crate::history::{self, Event, Offsets, Recorder, now_ms};
+use crate::probe::{ClusterView, Probe};
+use crate::schedule::{FaultKind, Schedule, Step, Victim, seeded_order};
+use crate::target::{ContainerTarget, ProcessTarget, Target};
+use crate::workload::{Workload, WorkloadConfig};
+
+/// The workload topic.
+pub const TOPIC: &str = "chaos";
+/// The workload's consumer group.
+pub const GROUP: &str = "chaos-group";
+/// How often the observer asks every node who leads.
+const OBSERVE_EVERY: Duration = Duration::from_millis(200);
+/// How often the sampler reads the group's committed offsets.
+const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+/// How long replicas may take to converge after the run before they count as different.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Workload warm-up before the first fault.
+const WARM_UP: Duration = Duration::from_secs(3);
+
+/// Broker settings of a chaos cluster: short sessions so faults are noticed within seconds, RF 3
+/// with min.insync.replicas 2 everywhere, preferred-leader elections during the run.
+pub const CHAOS_SETTINGS: [&str; 9] = [
+    "broker.session.timeout.ms=3000",
+    "broker.heartbeat.interval.ms=500",
+    "replica.lag.time.max.ms=5000",
+    "default.replication.factor=3",
+    "min.insync.replicas=2",
+    "offsets.topic.replication.factor=3",
+    "offsets.topic.num.partitions=10",
+    "group.initial.rebalance.delay.ms=0",
+    "leader.imbalance.check.interval.seconds=30",
+];
+
+/// Where the cluster runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Processes,
+    Containers,
+}
+
+impl TargetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Processes => "processes",
+            TargetKind::Containers => "containers",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChaosConfig {
+    pub target: TargetKind,
+    pub duration: Duration,
+    pub seed: u64,
+    pub faults: Vec<FaultKind>,
+    pub out_dir: PathBuf,
+    /// The samsa binary (processes target).
+    pub samsa_bin: PathBuf,
+    /// The image (containers target).
+    pub image: String,
+    pub python: PathBuf,
+    pub worker_script: PathBuf,
+    pub nodes: usize,
+    pub partitions: i32,
+    pub producers: usize,
+    pub consumers: usize,
+    /// Writes per second per producer.
+    pub rate: u32,
+    pub recovery_timeout: Duration,
+}
+
+/// What a run found.
+pub struct Outcome {
+    pub report: Report,
+    pub availability: Vec<KindAvailability>,
+    pub faults: BTreeMap<String, usize>,
+    pub elapsed: Duration,
+    pub target: String,
+}
+
+/// A checked history.
+pub struct Checked {
+    pub report: Report,
+    pub availability: Vec<KindAvailability>,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, usize>,
+}
+
+/// Checks a stored run directory (again).
+pub fn check_dir(dir: &Path) -> anyhow::Result<Checked> {
+    let (events, unreadable) = history::load(dir)?;
+    let mut report = checker::check(&events);
+    if unreadable > 0 {
+        report.violations.push(checker::Violation::Incomplete {
+            detail: format!("{unreadable} history lines could not be read as events"),
+        });
+    }
+    let recoveries = availability::recoveries(&events);
+    let mut faults = BTreeMap::new();
+    for r in &recoveries {
+        *faults.entry(r.kind.clone()).or_insert(0) += 1;
+    }
+    Ok(Checked { report, availability: availability::by_kind(&recoveries), faults })
+}
+
+fn stamp(start: Instant) -> String {
+    let s = start.elapsed().as_secs();
+    format!("[{:02}:{:02}]", s / 60, s % 60)
+}
+
+/// The runner's state during a run.
+struct Runner<'a> {
+    cfg: &'a ChaosConfig,
+    rt: tokio::runtime::Runtime,
+    target: Box<dyn Target>,
+    probe: Probe,
+    rec: Recorder,
+    start: Instant,
+}
+
+impl Runner<'_> {
+    fn view(&mut self) -> ClusterView {
+        self.rt.block_on(self.probe.view(TOPIC))
+    }
+
+    /// Polls until the cluster is healthy; Err(reason) after `limit`.
+    fn wait_healthy(&mut self, limit: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut view = ClusterView::default();
+        while started.elapsed() < limit {
+            view = self.view();
+            if view.healthy(self.cfg.partitions) && view.answered.len() == self.target.ids().len() {
+                return Ok(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!(
+            "after {limit:?}: {}; nodes answering {:?}",
+            view.unhealthy_reason(self.cfg.partitions),
+            view.answered
+        ))
+    }
+
+    fn resolve(&self, view: &ClusterView, victim: Victim) -> Vec<i32> {
+        let ids = self.target.ids();
+        let any = |n: u64| ids[(n % ids.len() as u64) as usize];
+        match victim {
+            Victim::LeaderOf(n) => {
+                let p = (n % self.cfg.partitions as u64) as i32;
+                match view.partitions.get(&p).map(|v| v.leader).filter(|l| ids.contains(l)) {
+                    Some(l) => vec![l],
+                    None => vec![any(n)],
+                }
+            }
+            Victim::Controller => match view.controller.map(|(c, _)| c).filter(|c| ids.contains(c))
+            {
+                Some(c) => vec![c],
+                None => vec![any(0)],
+            },
+            Victim::Node(n) => vec![any(n)],
+            Victim::All(n) => seeded_order(&ids, n),
+        }
+    }
+
+    fn record_fault(&self, n: u64, step: &Step, phase: &str, nodes: &[i32], detail: String) {
+        self.rec.record(&Event::Fault {
+            t: now_ms(),
+            n,
+            kind: step.kind.name().into(),
+            phase: phase.into(),
+            nodes: nodes.to_vec(),
+            led: Offsets::new(),
+            term: None,
+            detail,
+        });
+    }
+
+    /// Injects, holds and heals one fault, then waits for recovery.
+    fn run_step(&mut self, n: u64, step: &Step) {
+        let view = self.view();
+        let victims = self.resolve(&view, step.victim);
+        let led: Offsets = view
+            .partitions
+            .iter()
+            .filter(|(_, v)| victims.contains(&v.leader))
+            .map(|(p, v)| (p.to_string(), i64::from(v.epoch)))
+            .collect();
+        let term = view.controller.filter(|(c, _)| victims.contains(c)).map(|(_, t)| t);
+        let mut roles = Vec::new();
+        if !led.is_empty() {
+            roles.push(format!(
+                "leads {}",
+                led.keys().map(|p| format!("p{p}")).collect::<Vec<_>>().join(",")
+            ));
+        }
+        if term.is_some() {
+            roles.push("active controller".to_string());
+        }
+        let detail = format!("nodes {victims:?} ({}), hold {:?}", roles.join(", "), step.hold);
+        println!("{} #{n} {} {detail}", stamp(self.start), step.kind);
+        self.rec.record(&Event::Fault {
+            t: now_ms(),
+            n,
+            kind: step.kind.name().into(),
+            phase: "inject".into(),
+            nodes: victims.clone(),
+            led,
+            term,
+            detail,
+        });
+        let result = self.act(step, &victims);
+        self.record_fault(n, step, "heal", &victims, String::new());
+        let outcome = match result {
+            Ok(()) => self.wait_healthy(self.cfg.recovery_timeout),
+            Err(e) => Err(format!("the fault could not be carried out: {e:#}")),
+        };
+        match outcome {
+            Ok(took) => self.record_fault(
+                n,
+                step,
+                "recovered",
+                &victims,
+                format!("{} ms", took.as_millis()),
+            ),
+            Err(reason) => {
+                println!("{} #{n} NOT RECOVERED: {reason}", stamp(self.start));
+                self.record_fault(n, step, "not_recovered", &victims, reason);
+                if let Err(e) = self.restore() {
+                    println!("{} cannot restore the cluster: {e:#}", stamp(self.start));
+                }
+            }
+        }
+        for node in self.target.crashed() {
+            println!("{} node {node} CRASHED; restarting it", stamp(self.start));
+            self.rec.record(&Event::Crash { t: now_ms(), node });
+            let _ = self.restore();
+        }
+        std::thread::sleep(step.gap);
+    }
+
+    /// Carries out one fault on its victims.
+    fn act(&mut self, step: &Step, victims: &[i32]) -> anyhow::Result<()> {
+        let t = &mut self.target;
+        match step.kind {
+            FaultKind::KillLeader | FaultKind::KillController => {
+                for v in victims {
+                    t.kill(*v)?;
+                }
+                std::thread::sleep(step.hold);
+                for v in victims {
+                    t.start(*v)?;
+                }
+                for v in victims {
+                    t.wait_ready(*v)?;
+                }
+            }
+            FaultKind::Pause => {
+                for v in victims {
+                    t.pause(*v)?;
+                }
+                std::thread::sleep(step.hold);
+                for v in victims {
+                    t.resume(*v)?;
+                }
+            }
+            FaultKind::Partition => {
+                for v in victims {
+                    t.isolate(*v)?;
+                }
+                std::thread::sleep(step.hold);
+                for v in victims {
+                    t.heal(*v)?;
+                }
+            }
+            FaultKind::RollingRestart => {
+                for v in victims {
+                    self.target.stop(*v)?;
+                    self.target.start(*v)?;
+                    self.target.wait_ready(*v)?;
+                    // As an operator does: the next node only once nothing is under-replicated.
+                    self.wait_healthy(self.cfg.recovery_timeout).map_err(anyhow::Error::msg)?;
+                }
+            }
+            FaultKind::KillAll => {
+                for v in victims {
+                    t.kill(*v)?;
+                }
+                std::thread::sleep(step.hold);
+                for v in victims {
+                    t.start(*v)?;
+                }
+                for v in victims {
+                    t.wait_ready(*v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every node back: resumed, healed, started. Errors of nodes already fine are
+    /// ignored (resuming a running process, healing an intact network).
+    fn restore(&mut self) -> anyhow::Result<()> {
+        for id in self.target.ids() {
+            let _ = self.target.resume(id);
+            if self.target.can_partition() {
+                let _ = self.target.heal(id);
+            }
+        }
+        let stopped: Vec<i32> =
+            self.target.ids().into_iter().filter(|id| !self.target.is_running(*id)).collect();
+        for id in &stopped {
+            self.target.start(*id)?;
+        }
+        for id in &stopped {
+            self.target.wait_ready(*id)?;
+        }
+        Ok(())
+    }
+}
+
+fn start_target(cfg: &ChaosConfig) -> anyhow::Result<Box<dyn Target>> {
+    let partitions_wanted = cfg.faults.contains(&FaultKind::Partition);
+    Ok(match cfg.target {
+        TargetKind::Processes => Box::new(ProcessTarget::start(
+            &cfg.samsa_bin,
+            cfg.nodes,
+            &CHAOS_SETTINGS,
+            partitions_wanted,
+        )?),
+        TargetKind::Containers => {
+            Box::new(ContainerTarget::start(&cfg.image, cfg.nodes, &CHAOS_SETTINGS)?)
+        }
+    })
+}
+
+/// Watches leadership and the controller until `stop`, recording every change.
+async fn observe(mut probe: Probe, rec: Recorder, stop: Arc<AtomicBool>) {
+    let mut last = ClusterView::default();
+    while !stop.load(Ordering::Relaxed) {
+        let view = probe.view(TOPIC).await;
+        let t = now_ms();
+        for (p, v) in &view.partitions {
+            if last.partitions.get(p) != Some(v) {
+                rec.record(&Event::Leader {
+                    t,
+                    p: *p,
+                    leader: v.leader,
+                    epoch: v.epoch,
+                    isr: v.isr.clone(),
+                });
+                last.partitions.insert(*p, v.clone());
+            }
+        }
+        if let Some((node, term)) = view.controller
+            && last.controller != view.controller
+        {
+            rec.record(&Event::Controller { t, node, term });
+            last.controller = view.controller;
+        }
+        tokio::time::sleep(OBSERVE_EVERY).await;
+    }
+}
+
+/// Reads the group's committed offsets until `stop`.
+async fn sample_offsets(mut probe: Probe, rec: Recorder, partitions: i32, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = now_ms();
+        if let Some(offsets) = probe.committed(GROUP, TOPIC, partitions).await {
+            let offsets = offsets.into_iter().map(|(p, o)| (p.to_string(), o)).collect();
+            rec.record(&Event::Offsets { t: now_ms(), t0, group: GROUP.into(), offsets });
+        }
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+}
+
+/// The concatenated segment files of one replica.
+fn replica_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "log"));
+    files.sort();
+    files.iter().flat_map(|f| std::fs::read(f).unwrap_or_default()).collect()
+}
+
+/// Runs the whole chaos run described by `cfg`.
+pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(&cfg.out_dir)
+        .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
+    let rec = Recorder::create(&cfg.out_dir.join("runner.jsonl"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let start = Instant::now();
+    println!("chaos: starting {} nodes ({})", cfg.nodes, cfg.target.name());
+    let target = start_target(cfg)?;
+    let target_name = target.describe();
+    let nodes: Vec<(i32, String)> =
+        target.ids().into_iter().filter_map(|id| Some((id, target.kafka_addr(id).ok()?))).collect();
+    let bootstrap = target.bootstrap();
+    println!("{} chaos: {target_name} up; bootstrap {bootstrap}", stamp(start));
+    let mut runner =
+        Runner { cfg, rt, target, probe: Probe::new(nodes.clone()), rec: rec.clone(), start };
+    runner.rt.block_on(runner.probe.create_topic(
+        TOPIC,
+        cfg.partitions,
+        3,
+        &[("min.insync.replicas", "2")],
+    ))?;
+    runner
+        .wait_healthy(cfg.recovery_timeout)
+        .map_err(anyhow::Error::msg)
+        .context("the new cluster never became healthy")?;
+
+    let watching = Arc::new(AtomicBool::new(false));
+    let observer =
+        runner.rt.spawn(observe(Probe::new(nodes.clone()), rec.clone(), watching.clone()));
+    let sampler = runner.rt.spawn(sample_offsets(
+        Probe::new(nodes.clone()),
+        rec.clone(),
+        cfg.partitions,
+        watching.clone(),
+    ));
+    let wcfg = WorkloadConfig {
+        python: cfg.python.clone(),
+        script: cfg.worker_script.clone(),
+        bootstrap: bootstrap.clone(),
+        topic: TOPIC.into(),
+        partitions: cfg.partitions,
+        group: GROUP.into(),
+        producers: cfg.producers,
+        consumers: cfg.consumers,
+        rate: cfg.rate,
+        admin_prefix: "chaos-admin".into(),
+    };
+    let mut workload = Workload::start(&wcfg, &cfg.out_dir, true)?;
+    println!(
+        "{} chaos: workload started: {} producers, {} consumers, 1 admin client",
+        stamp(start),
+        cfg.producers,
+        cfg.consumers
+    );
+    std::thread::sleep(WARM_UP);
+
+    let deadline = Instant::now() + cfg.duration;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (n, step) in Schedule::new(cfg.seed, &cfg.faults).enumerate() {
+        if Instant::now() >= deadline || interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        runner.run_step(n as u64, &step);
+        *counts.entry(step.kind.name().to_string()).or_insert(0) += 1;
+        for dead in workload.dead() {
+            let detail = format!("workload process {dead} exited during the run");
+            println!("{} {detail}", stamp(start));
+            rec.record(&Event::Incomplete { t: now_ms(), detail });
+        }
+    }
+
+    println!(
+        "{} chaos: faults done ({}); stopping the producers",
+        stamp(start),
+        summary_counts(&counts)
+    );
+    for name in workload.stop_producers() {
+        rec.record(&Event::Incomplete {
+            t: now_ms(),
+            detail: format!("producer {name} did not stop cleanly"),
+        });
+    }
+    if let Err(e) = runner.restore() {
+        println!("{} chaos: cannot restore the cluster: {e:#}", stamp(start));
+    }
+    if let Err(reason) = runner.wait_healthy(cfg.recovery_timeout) {
+        rec.record(&Event::Incomplete {
+            t: now_ms(),
+            detail: format!("unhealthy at the end: {reason}"),
+        });
+    }
+    for name in workload.stop_rest() {
+        // Their histories are complete line by line; only a hanging close was cut short.
+        println!(
+            "{} chaos: {name} did not close within {:?}; killed",
+            stamp(start),
+            crate::workload::OTHER_STOP_TIMEOUT
+        );
+    }
+    // One last committed-offsets read, then the watchers stop.
+    std::thread::sleep(SAMPLE_EVERY * 2);
+    watching.store(true, Ordering::Relaxed);
+    let _ = runner.rt.block_on(observer);
+    let _ = runner.rt.block_on(sampler);
+
+    println!("{} chaos: reading every partition back and comparing replicas", stamp(start));
+    final_checks(&mut runner)?;
+    rec.flush();
+    runner.target.save_logs(&cfg.out_dir);
+    drop(runner);
+
+    let checked = check_dir(&cfg.out_dir)?;
+    Ok(Outcome {
+        report: checked.report,
+        availability: checked.availability,
+        faults: counts,
+        elapsed: start.elapsed(),
+        target: target_name,
+    })
+}
+
+fn summary_counts(counts: &BTreeMap<String, usize>) -> String {
+    counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The final read, the replica comparison and the topic list.
+fn final_checks(runner: &mut Runner<'_>) -> anyhow::Result<()> {
+    let cfg = runner.cfg;
+    let rec = runner.rec.clone();
+    let final_file = Recorder::create(&cfg.out_dir.join("final.jsonl"))?;
+    let view = runner.view();
+    for p in 0..cfg.partitions {
+        let Some(leader) = view.partitions.get(&p).map(|v| v.leader).filter(|l| *l >= 0) else {
+            rec.record(&Event::Incomplete {
+                t: now_ms(),
+                detail: format!("p{p} has no leader at the end"),
+            });
+            continue;
+        };
+        match runner.rt.block_on(runner.probe.read_partition(TOPIC, p, leader)) {
+            Ok((records, hw)) => {
+                for (o, v) in records {
+                    final_file.record(&Event::Final { p, o, v });
+                }
+                final_file.record(&Event::FinalEnd { t: now_ms(), p, high_watermark: hw });
+            }
+            Err(e) => rec.record(&Event::Incomplete {
+                t: now_ms(),
+                detail: format!("final read of p{p}: {e:#}"),
+            }),
+        }
+    }
+    final_file.flush();
+    for p in 0..cfg.partitions {
+        let replicas = view.partitions.get(&p).map(|v| v.replicas.clone()).unwrap_or_default();
+        let started = Instant::now();
+        let (identical, detail) = loop {
+            let copies: Vec<(i32, Vec<u8>)> = replicas
+                .iter()
+                .map(|r| {
+                    (*r, replica_bytes(&runner.target.data_dir(*r).join(format!("{TOPIC}-{p}"))))
+                })
+                .collect();
+            let same = copies.windows(2).all(|w| w[0].1 == w[1].1);
+            if same || started.elapsed() > CONVERGE_TIMEOUT {
+                let sizes: Vec<String> =
+                    copies.iter().map(|(r, b)| format!("node {r}: {} bytes", b.len())).collect();
+                break (same, sizes.join(", "));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        rec.record(&Event::Replicas { t: now_ms(), p, identical, detail });
+    }
+    match runner.rt.block_on(runner.probe.topics()) {
+        Some(topics) => rec.record(&Event::Topics { t: now_ms(), topics }),
+        None => rec
+            .record(&Event::Incomplete { t: now_ms(), detail: "no topic list at the end".into() }),
+    }
+    Ok(())
+}

@@ -1,0 +1,670 @@
+//! The history checker: a pure function from a recorded history to the invariants of
+//! DESIGN.md it breaks. It trusts nothing but the history; the final read (each partition read
+//! from its leader after every fault was healed) is the reference every other observation is
+//! held against.
+//!
+//! - Lost: an acknowledged write is not in the final log (invariant 1).
+//! - Duplicated: one write is at more than one offset (invariant 5: idempotent producers).
+//! - Divergent: two observations disagree on the record at one offset, or a write was
+//!   acknowledged at an offset the final log holds something else at (invariant 2).
+//! - Vanished: a reader saw a record at an offset the final log does not reach (invariant 2: no
+//!   reader sees a record that later disappears).
+//! - Out of order: within one assignment, a reader's offsets of a partition did not go up one by
+//!   one (invariant 2: in order, nothing skipped).
+//! - Committed offsets: a group's committed offset went backwards between two reads, or a read
+//!   sent after a commit was acknowledged shows less than that commit.
+//! - Admin: an acknowledged topic creation, partition increase or deletion is not reflected in
+//!   the topics after the run.
+//! - Replicas that differ after the run, nodes that crashed without being told to, faults the
+//!   cluster did not recover from, and an incomplete history (no final read).
+//!
+//! Writes that failed are indeterminate: they may or may not be in the log, but never twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::history::Event;
+
+/// One broken invariant, with enough detail to find it in the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    Lost { p: i32, o: i64, v: String },
+    Duplicated { p: i32, v: String, offsets: Vec<i64> },
+    Divergent { p: i32, o: i64, expected: String, seen: String, by: String },
+    Vanished { p: i32, o: i64, v: String, by: String },
+    OutOfOrder { by: String, p: i32, prev: i64, next: i64 },
+    CommitWentBack { p: i32, from: i64, to: i64, t: i64 },
+    CommitLost { by: String, p: i32, committed: i64, read: i64, t: i64 },
+    AdminLost { op: String, topic: String, detail: String },
+    ReplicasDiffer { p: i32, detail: String },
+    Crashed { node: i32, t: i64 },
+    NotRecovered { n: u64, kind: String, detail: String },
+    Incomplete { detail: String },
+}
+
+impl Violation {
+    /// The summary row the violation counts in.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Violation::Lost { .. } => "lost",
+            Violation::Duplicated { .. } => "duplicated",
+            Violation::Divergent { .. } => "divergent",
+            Violation::Vanished { .. } => "vanished",
+            Violation::OutOfOrder { .. } => "out of order",
+            Violation::CommitWentBack { .. } | Violation::CommitLost { .. } => {
+                "committed offset went back"
+            }
+            Violation::AdminLost { .. } => "admin operation lost",
+            Violation::ReplicasDiffer { .. } => "replicas differ",
+            Violation::Crashed { .. } => "node crashed",
+            Violation::NotRecovered { .. } => "not recovered",
+            Violation::Incomplete { .. } => "history incomplete",
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Lost { p, o, v } => {
+                write!(f, "lost: {v} acknowledged at p{p}@{o} is not in the final log")
+            }
+            Violation::Duplicated { p, v, offsets } => {
+                write!(f, "duplicated: {v} is in p{p} at offsets {offsets:?}")
+            }
+            Violation::Divergent { p, o, expected, seen, by } => write!(
+                f,
+                "divergent: p{p}@{o} holds {expected} in the final log, {by} saw {seen} there"
+            ),
+            Violation::Vanished { p, o, v, by } => {
+                write!(f, "vanished: {by} read {v} at p{p}@{o}, beyond the final log's end")
+            }
+            Violation::OutOfOrder { by, p, prev, next } => {
+                write!(f, "out of order: {by} read p{p}@{next} right after p{p}@{prev}")
+            }
+            Violation::CommitWentBack { p, from, to, t } => {
+                write!(f, "committed offset of p{p} went back from {from} to {to} (at {t})")
+            }
+            Violation::CommitLost { by, p, committed, read, t } => write!(
+                f,
+                "commit of p{p} at {committed} by {by} acknowledged at {t}, later read as {read}"
+            ),
+            Violation::AdminLost { op, topic, detail } => {
+                write!(f, "admin: acknowledged {op} of {topic} lost: {detail}")
+            }
+            Violation::ReplicasDiffer { p, detail } => {
+                write!(f, "replicas of p{p} differ: {detail}")
+            }
+            Violation::Crashed { node, t } => write!(f, "node {node} crashed (at {t})"),
+            Violation::NotRecovered { n, kind, detail } => {
+                write!(f, "fault #{n} ({kind}): the cluster did not recover: {detail}")
+            }
+            Violation::Incomplete { detail } => write!(f, "history incomplete: {detail}"),
+        }
+    }
+}
+
+/// Counts for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Writes the producers attempted (from their `done` lines; acks + failures when missing).
+    pub attempted: u64,
+    pub acknowledged: u64,
+    /// Acknowledged without an offset (librdkafka, after a timed-out request; see history.rs).
+    pub acknowledged_without_offset: u64,
+    /// Writes that failed (indeterminate).
+    pub failed: u64,
+    /// Failed writes found in the final log anyway (legal: the failure was indeterminate).
+    pub failed_but_written: u64,
+    pub reads: u64,
+    pub read_sessions: u64,
+    pub commits: u64,
+    pub offset_reads: u64,
+    pub admin_ok: u64,
+    pub admin_failed: u64,
+    pub final_records: u64,
+    pub partitions: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub stats: Stats,
+    pub violations: Vec<Violation>,
+}
+
+impl Report {
+    pub fn count(&self, class: &str) -> usize {
+        self.violations.iter().filter(|v| v.class() == class).count()
+    }
+
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The final log: partition → offset → value, and value → offsets.
+#[derive(Default)]
+struct FinalLog {
+    by_offset: BTreeMap<i32, BTreeMap<i64, String>>,
+    by_value: HashMap<(i32, String), Vec<i64>>,
+    /// Partitions whose final read completed, with their high watermark.
+    read: BTreeMap<i32, i64>,
+}
+
+impl FinalLog {
+    fn new(events: &[Event]) -> Self {
+        let mut log = FinalLog::default();
+        for e in events {
+            match e {
+                Event::Final { p, o, v } => {
+                    log.by_offset.entry(*p).or_default().insert(*o, v.clone());
+                    log.by_value.entry((*p, v.clone())).or_default().push(*o);
+                }
+                Event::FinalEnd { p, high_watermark, .. } => {
+                    log.read.insert(*p, *high_watermark);
+                }
+                _ => {}
+            }
+        }
+        log
+    }
+
+    fn at(&self, p: i32, o: i64) -> Option<&String> {
+        self.by_offset.get(&p).and_then(|m| m.get(&o))
+    }
+}
+
+/// Checks a whole history.
+pub fn check(events: &[Event]) -> Report {
+    let log = FinalLog::new(events);
+    let mut r = Report::default();
+    r.stats.partitions = log.read.len() as u64;
+    r.stats.final_records = log.by_offset.values().map(|m| m.len() as u64).sum();
+    check_writes(events, &log, &mut r);
+    check_reads(events, &log, &mut r);
+    check_commits(events, &mut r);
+    check_admin(events, &mut r);
+    check_run(events, &mut r);
+    r
+}
+
+fn check_writes(events: &[Event], log: &FinalLog, r: &mut Report) {
+    let mut attempted = 0;
+    let mut done_workers = 0;
+    let mut partitions_written = std::collections::BTreeSet::new();
+    for e in events {
+        match e {
+            Event::Ack { w, p, o, v, .. } => {
+                r.stats.acknowledged += 1;
+                partitions_written.insert(*p);
+                let at = log.by_value.get(&(*p, v.clone()));
+                let Some(o) = o else {
+                    // Acknowledged without an offset: it must be there, anywhere.
+                    r.stats.acknowledged_without_offset += 1;
+                    if at.is_none() && log.read.contains_key(p) {
+                        r.violations.push(Violation::Lost { p: *p, o: -1, v: v.clone() });
+                    }
+                    continue;
+                };
+                match at {
+                    None if log.read.contains_key(p) => {
+                        r.violations.push(Violation::Lost { p: *p, o: *o, v: v.clone() })
+                    }
+                    None => {}
+                    Some(offsets) if !offsets.contains(o) => {
+                        let expected = log.at(*p, *o).cloned().unwrap_or_else(|| "nothing".into());
+                        r.violations.push(Violation::Divergent {
+                            p: *p,
+                            o: *o,
+                            expected,
+                            seen: v.clone(),
+                            by: format!("{w}'s acknowledgement"),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            Event::Fail { p, v, .. } => {
+                r.stats.failed += 1;
+                if log.by_value.contains_key(&(*p, v.clone())) {
+                    r.stats.failed_but_written += 1;
+                }
+            }
+            Event::Done { sent, .. } => {
+                attempted += sent;
+                done_workers += 1;
+            }
+            _ => {}
+        }
+    }
+    r.stats.attempted =
+        if done_workers > 0 { attempted } else { r.stats.acknowledged + r.stats.failed };
+    for p in partitions_written {
+        if !log.read.contains_key(&p) {
+            r.violations.push(Violation::Incomplete {
+                detail: format!("partition {p} was written but never read back at the end"),
+            });
+        }
+    }
+    for ((p, v), offsets) in &log.by_value {
+        if offsets.len() > 1 {
+            let mut offsets = offsets.clone();
+            offsets.sort();
+            r.violations.push(Violation::Duplicated { p: *p, v: v.clone(), offsets });
+        }
+    }
+}
+
+fn check_reads(events: &[Event], log: &FinalLog, r: &mut Report) {
+    // (reader, partition) → last offset read in the reader's current session.
+    let mut last: HashMap<(String, i32), i64> = HashMap::new();
+    for e in events {
+        match e {
+            Event::Assigned { w, .. } => {
+                r.stats.read_sessions += 1;
+                last.retain(|(reader, _), _| reader != w);
+            }
+            Event::Read { w, p, o, v, .. } => {
+                r.stats.reads += 1;
+                if let Some(prev) = last.insert((w.clone(), *p), *o)
+                    && *o != prev + 1
+                {
+                    r.violations.push(Violation::OutOfOrder {
+                        by: w.clone(),
+                        p: *p,
+                        prev,
+                        next: *o,
+                    });
+                }
+                let Some(hw) = log.read.get(p) else { continue };
+                match log.at(*p, *o) {
+                    Some(expected) if expected != v => r.violations.push(Violation::Divergent {
+                        p: *p,
+                        o: *o,
+                        expected: expected.clone(),
+                        seen: v.clone(),
+                        by: w.clone(),
+                    }),
+                    Some(_) => {}
+                    None if *o >= *hw => r.violations.push(Violation::Vanished {
+                        p: *p,
+                        o: *o,
+                        v: v.clone(),
+                        by: w.clone(),
+                    }),
+                    None => r.violations.push(Violation::Divergent {
+                        p: *p,
+                        o: *o,
+                        expected: "a gap".into(),
+                        seen: v.clone(),
+                        by: w.clone(),
+                    }),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_commits(events: &[Event], r: &mut Report) {
+    // Acknowledged commits per partition, in time order: (t, offset, by).
+    let mut acked: BTreeMap<i32, Vec<(i64, i64, String)>> = BTreeMap::new();
+    let mut samples = Vec::new();
+    for e in events {
+        match e {
+            Event::Commit { t, w, offsets } => {
+                r.stats.commits += 1;
+                for (p, o) in offsets {
+                    if let Ok(p) = p.parse::<i32>() {
+                        acked.entry(p).or_default().push((*t, *o, w.clone()));
+                    }
+                }
+            }
+            Event::Offsets { t, t0, offsets, .. } => samples.push((*t0, *t, offsets)),
+            _ => {}
+        }
+    }
+    r.stats.offset_reads = samples.len() as u64;
+    for list in acked.values_mut() {
+        list.sort();
+    }
+    samples.sort_by_key(|(t0, t, _)| (*t, *t0));
+    let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
+    for (t0, t, offsets) in samples {
+        let read = |p: i32| offsets.get(&p.to_string()).copied().unwrap_or(-1);
+        for (p, o) in offsets {
+            let Ok(p) = p.parse::<i32>() else { continue };
+            let prev = highest.entry(p).or_insert(*o);
+            if *o < *prev {
+                r.violations.push(Violation::CommitWentBack { p, from: *prev, to: *o, t });
+            }
+            *prev = (*prev).max(*o);
+        }
+        // Every commit acknowledged before this read was sent must show in it.
+        for (p, list) in &acked {
+            let before = list.partition_point(|(ta, _, _)| *ta < t0);
+            if let Some((ta, committed, by)) =
+                list[..before].iter().max_by_key(|(_, o, _)| *o).cloned()
+                && read(*p) < committed
+            {
+                r.violations.push(Violation::CommitLost {
+                    by,
+                    p: *p,
+                    committed,
+                    read: read(*p),
+                    t: ta,
+                });
+            }
+        }
+    }
+}
+
+/// (operation, partitions asked for, acknowledged).
+type AdminOp<'a> = (&'a str, Option<i32>, bool);
+
+fn check_admin(events: &[Event], r: &mut Report) {
+    let final_topics = events.iter().rev().find_map(|e| match e {
+        Event::Topics { topics, .. } => Some(topics),
+        _ => None,
+    });
+    let mut ops: BTreeMap<&str, Vec<AdminOp<'_>>> = BTreeMap::new();
+    for e in events {
+        if let Event::Admin { op, topic, partitions, ok, .. } = e {
+            if *ok {
+                r.stats.admin_ok += 1;
+            } else {
+                r.stats.admin_failed += 1;
+            }
+            ops.entry(topic).or_default().push((op, *partitions, *ok));
+        }
+    }
+    if ops.is_empty() {
+        return;
+    }
+    let Some(topics) = final_topics else {
+        r.violations.push(Violation::Incomplete { detail: "no topic list after the run".into() });
+        return;
+    };
+    for (topic, list) in ops {
+        // Names are never reused: any deletion attempt, acknowledged or not, may have happened.
+        let delete_tried = list.iter().any(|(op, _, _)| *op == "delete");
+        let deleted = list.iter().any(|(op, _, ok)| *op == "delete" && *ok);
+        let exists = topics.get(topic);
+        let lost = |detail: String, op: &str| Violation::AdminLost {
+            op: op.to_string(),
+            topic: topic.to_string(),
+            detail,
+        };
+        if deleted && exists.is_some() {
+            r.violations.push(lost("the topic still exists".into(), "delete"));
+        }
+        if delete_tried {
+            continue;
+        }
+        for (op, partitions, ok) in &list {
+            match (*op, ok, exists) {
+                ("create", true, None) => {
+                    r.violations.push(lost("the topic does not exist".into(), op))
+                }
+                ("create_partitions", true, None) => {
+                    r.violations.push(lost("the topic does not exist".into(), op))
+                }
+                ("create_partitions", true, Some(n))
+                    if partitions.is_some_and(|want| *n < want) =>
+                {
+                    r.violations.push(lost(format!("it has {n} partitions"), op))
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn check_run(events: &[Event], r: &mut Report) {
+    let mut replica_checks = 0;
+    for e in events {
+        match e {
+            Event::Replicas { p, identical, detail, .. } => {
+                replica_checks += 1;
+                if !identical {
+                    r.violations.push(Violation::ReplicasDiffer { p: *p, detail: detail.clone() });
+                }
+            }
+            Event::Crash { node, t } => {
+                r.violations.push(Violation::Crashed { node: *node, t: *t })
+            }
+            Event::Incomplete { detail, .. } => {
+                r.violations.push(Violation::Incomplete { detail: detail.clone() })
+            }
+            Event::Fault { n, kind, phase, detail, .. } if phase == "not_recovered" => {
+                r.violations.push(Violation::NotRecovered {
+                    n: *n,
+                    kind: kind.clone(),
+                    detail: detail.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    if r.stats.partitions == 0 {
+        r.violations.push(Violation::Incomplete { detail: "no partition was read back".into() });
+    } else if replica_checks == 0 {
+        r.violations.push(Violation::Incomplete { detail: "replicas were not compared".into() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(p: i32, o: i64, v: &str) -> Event {
+        Event::Ack { t: 10, w: "p1".into(), p, o: Some(o), v: v.into(), c: 5 }
+    }
+    fn fin(p: i32, o: i64, v: &str) -> Event {
+        Event::Final { p, o, v: v.into() }
+    }
+    fn end(p: i32, hw: i64) -> Event {
+        Event::FinalEnd { t: 100, p, high_watermark: hw }
+    }
+    fn read(w: &str, p: i32, o: i64, v: &str) -> Event {
+        Event::Read { t: 20, w: w.into(), p, o, v: v.into() }
+    }
+    fn replicas(p: i32) -> Event {
+        Event::Replicas { t: 100, p, identical: true, detail: String::new() }
+    }
+    fn offsets(t0: i64, t: i64, pairs: &[(i32, i64)]) -> Event {
+        Event::Offsets {
+            t,
+            t0,
+            group: "g".into(),
+            offsets: pairs.iter().map(|(p, o)| (p.to_string(), *o)).collect(),
+        }
+    }
+
+    /// Three acknowledged writes, read by one consumer, all in the final log.
+    fn clean() -> Vec<Event> {
+        vec![
+            ack(0, 0, "a"),
+            ack(0, 1, "b"),
+            ack(1, 0, "c"),
+            Event::Assigned { t: 1, w: "c1".into(), ps: vec![0, 1] },
+            read("c1", 0, 0, "a"),
+            read("c1", 0, 1, "b"),
+            read("c1", 1, 0, "c"),
+            Event::Commit { t: 30, w: "c1".into(), offsets: [("0".into(), 2)].into() },
+            offsets(40, 41, &[(0, 2)]),
+            fin(0, 0, "a"),
+            fin(0, 1, "b"),
+            fin(1, 0, "c"),
+            end(0, 2),
+            end(1, 1),
+            replicas(0),
+            replicas(1),
+        ]
+    }
+
+    #[test]
+    fn a_clean_history_passes() {
+        let r = check(&clean());
+        assert!(r.passed(), "{:?}", r.violations);
+        assert_eq!(r.stats.acknowledged, 3);
+        assert_eq!(r.stats.reads, 3);
+        assert_eq!(r.stats.final_records, 3);
+    }
+
+    #[test]
+    fn a_lost_write_is_reported() {
+        let mut h = clean();
+        h.push(ack(1, 1, "d")); // acknowledged, never in the final log
+        let r = check(&h);
+        assert_eq!(r.violations, vec![Violation::Lost { p: 1, o: 1, v: "d".into() }]);
+        assert_eq!(r.count("lost"), 1);
+    }
+
+    #[test]
+    fn an_acknowledgement_without_an_offset_only_needs_the_write_to_be_there() {
+        let mut h = clean();
+        h.push(Event::Ack { t: 10, w: "p1".into(), p: 1, o: None, v: "c".into(), c: 5 });
+        assert!(check(&h).passed());
+        h.push(Event::Ack { t: 10, w: "p1".into(), p: 1, o: None, v: "gone".into(), c: 5 });
+        assert_eq!(check(&h).count("lost"), 1);
+    }
+
+    #[test]
+    fn a_duplicate_is_reported() {
+        let mut h = clean();
+        h.retain(|e| !matches!(e, Event::FinalEnd { p: 0, .. }));
+        h.push(fin(0, 2, "a")); // the idempotent producer's retry written twice
+        h.push(end(0, 3));
+        let r = check(&h);
+        assert_eq!(
+            r.violations,
+            vec![Violation::Duplicated { p: 0, v: "a".into(), offsets: vec![0, 2] }]
+        );
+    }
+
+    #[test]
+    fn a_divergent_offset_is_reported() {
+        let mut h = clean();
+        // A reader saw "x" at p0@1, where the final log (and the acknowledgement) has "b".
+        h.insert(6, read("c2", 0, 1, "x"));
+        let r = check(&h);
+        assert_eq!(r.count("divergent"), 1, "{:?}", r.violations);
+        assert!(
+            matches!(&r.violations[0], Violation::Divergent { p: 0, o: 1, by, .. } if by == "c2")
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_at_the_wrong_offset_is_divergent() {
+        let mut h = clean();
+        h[1] = ack(0, 5, "b"); // acked at 5, but the log has it at 1
+        let r = check(&h);
+        assert_eq!(r.count("divergent"), 1, "{:?}", r.violations);
+    }
+
+    #[test]
+    fn a_record_read_beyond_the_final_log_vanished() {
+        let mut h = clean();
+        h.insert(7, read("c1", 1, 1, "ghost"));
+        let r = check(&h);
+        assert_eq!(
+            r.violations,
+            vec![Violation::Vanished { p: 1, o: 1, v: "ghost".into(), by: "c1".into() }]
+        );
+    }
+
+    #[test]
+    fn readers_must_go_forward_one_by_one_within_a_session() {
+        let mut h = clean();
+        h.insert(6, read("c1", 0, 0, "a")); // p0@0 again right after p0@1, no rebalance
+        let r = check(&h);
+        assert_eq!(r.count("out of order"), 1, "{:?}", r.violations);
+        // After a new assignment, starting over is fine (at-least-once).
+        let mut h = clean();
+        h.insert(6, Event::Assigned { t: 25, w: "c1".into(), ps: vec![0] });
+        h.insert(7, read("c1", 0, 0, "a"));
+        assert!(check(&h).passed());
+    }
+
+    #[test]
+    fn committed_offsets_that_go_back_or_lose_a_commit_are_reported() {
+        let mut h = clean();
+        h.push(offsets(50, 51, &[(0, 1)]));
+        let r = check(&h);
+        assert_eq!(r.count("committed offset went back"), 2, "{:?}", r.violations);
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| matches!(v, Violation::CommitLost { committed: 2, read: 1, .. }))
+        );
+        // A read sent before the commit was acknowledged may miss it.
+        let mut h = clean();
+        h.insert(8, offsets(29, 31, &[(0, 0)]));
+        assert!(check(&h).passed(), "{:?}", check(&h).violations);
+    }
+
+    #[test]
+    fn failed_writes_are_indeterminate_but_never_twice() {
+        let mut h = clean();
+        h.push(Event::Fail { t: 5, w: "p1".into(), p: 1, v: "c".into(), err: "timed out".into() });
+        h.push(Event::Fail { t: 5, w: "p1".into(), p: 1, v: "z".into(), err: "timed out".into() });
+        let r = check(&h);
+        assert!(r.passed(), "{:?}", r.violations);
+        assert_eq!((r.stats.failed, r.stats.failed_but_written), (2, 1));
+    }
+
+    #[test]
+    fn acknowledged_admin_operations_must_be_reflected() {
+        let admin = |op: &str, topic: &str, partitions: Option<i32>, ok: bool| Event::Admin {
+            t: 5,
+            w: "admin".into(),
+            op: op.into(),
+            topic: topic.into(),
+            partitions,
+            ok,
+            err: None,
+        };
+        let mut h = clean();
+        h.push(admin("create", "kept", None, true));
+        h.push(admin("create_partitions", "kept", Some(3), true));
+        h.push(admin("create", "gone", None, true));
+        h.push(admin("delete", "gone", None, true));
+        h.push(admin("create", "maybe", None, false));
+        h.push(Event::Topics { t: 100, topics: [("kept".to_string(), 3)].into() });
+        assert!(check(&h).passed(), "{:?}", check(&h).violations);
+        h.push(Event::Topics {
+            t: 101,
+            topics: [("kept".to_string(), 2), ("gone".into(), 1)].into(),
+        });
+        let r = check(&h);
+        assert_eq!(r.count("admin operation lost"), 2, "{:?}", r.violations);
+    }
+
+    #[test]
+    fn no_final_read_is_an_incomplete_history() {
+        let h = vec![ack(0, 0, "a")];
+        let r = check(&h);
+        assert!(r.count("history incomplete") >= 1);
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn crashes_unrecovered_faults_and_differing_replicas_fail_the_run() {
+        let mut h = clean();
+        h.push(Event::Crash { t: 5, node: 2 });
+        h.push(Event::Replicas { t: 100, p: 0, identical: false, detail: "node 3".into() });
+        h.push(Event::Fault {
+            t: 5,
+            n: 4,
+            kind: "pause".into(),
+            phase: "not_recovered".into(),
+            nodes: vec![1],
+            led: Default::default(),
+            term: None,
+            detail: "p0 has no leader".into(),
+        });
+        let r = check(&h);
+        assert_eq!(r.violations.len(), 3, "{:?}", r.violations);
+    }
+}
