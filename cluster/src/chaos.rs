@@ -357,11 +357,20 @@ fn start_target(cfg: &ChaosConfig) -> anyhow::Result<Box<dyn Target>> {
     })
 }
 
+/// The active controller as the observer last saw it (-1: none known).
+type SharedController = Arc<std::sync::atomic::AtomicI32>;
+
 /// Watches leadership and the controller until `stop`, recording every change.
-async fn observe(mut probe: Probe, rec: Recorder, stop: Arc<AtomicBool>) {
+async fn observe(
+    mut probe: Probe,
+    rec: Recorder,
+    controller: SharedController,
+    stop: Arc<AtomicBool>,
+) {
     let mut last = ClusterView::default();
     while !stop.load(Ordering::Relaxed) {
         let view = probe.view(TOPIC).await;
+        controller.store(view.controller.map_or(-1, |(c, _)| c), Ordering::Relaxed);
         let t = now_ms();
         for (p, v) in &view.partitions {
             if last.partitions.get(p) != Some(v) {
@@ -385,15 +394,53 @@ async fn observe(mut probe: Probe, rec: Recorder, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Reads the group's committed offsets until `stop`.
-async fn sample_offsets(mut probe: Probe, rec: Recorder, partitions: i32, stop: Arc<AtomicBool>) {
+/// Reads the group's committed offsets from the coordinator the active controller names, until
+/// `stop`.
+async fn sample_offsets(
+    mut probe: Probe,
+    rec: Recorder,
+    partitions: i32,
+    controller: SharedController,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::Relaxed) {
         let t0 = now_ms();
-        if let Some(offsets) = probe.committed(GROUP, TOPIC, partitions).await {
+        let via = controller.load(Ordering::Relaxed);
+        if via >= 0
+            && let Some(offsets) = probe.committed(GROUP, TOPIC, partitions, via).await
+        {
             let offsets = offsets.into_iter().map(|(p, o)| (p.to_string(), o)).collect();
             rec.record(&Event::Offsets { t: now_ms(), t0, group: GROUP.into(), offsets });
         }
         tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+}
+
+/// Where the first copy that differs from the first one starts to differ.
+fn describe_difference(copies: &[(i32, Vec<u8>)]) -> String {
+    let Some((base_node, base)) = copies.first() else { return String::new() };
+    for (node, bytes) in &copies[1..] {
+        if let Some(at) = base.iter().zip(bytes).position(|(a, b)| a != b) {
+            return format!("node {node} differs from node {base_node} at byte {at}");
+        }
+        if bytes.len() != base.len() {
+            return format!("node {node} and node {base_node} differ in length");
+        }
+    }
+    String::new()
+}
+
+/// Copies the replicas of a partition that differ into the run directory, for a post-mortem.
+fn keep_replicas(runner: &Runner<'_>, p: i32, replicas: &[i32]) {
+    for r in replicas {
+        let from = runner.target.data_dir(*r).join(format!("{TOPIC}-{p}"));
+        let to = runner.cfg.out_dir.join("replicas").join(format!("{TOPIC}-{p}-node{r}"));
+        if std::fs::create_dir_all(&to).is_err() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&from).into_iter().flatten().flatten() {
+            let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+        }
     }
 }
 
@@ -435,12 +482,18 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         .context("the new cluster never became healthy")?;
 
     let watching = Arc::new(AtomicBool::new(false));
-    let observer =
-        runner.rt.spawn(observe(Probe::new(nodes.clone()), rec.clone(), watching.clone()));
+    let controller: SharedController = Arc::new(std::sync::atomic::AtomicI32::new(-1));
+    let observer = runner.rt.spawn(observe(
+        Probe::new(nodes.clone()),
+        rec.clone(),
+        controller.clone(),
+        watching.clone(),
+    ));
     let sampler = runner.rt.spawn(sample_offsets(
         Probe::new(nodes.clone()),
         rec.clone(),
         cfg.partitions,
+        controller,
         watching.clone(),
     ));
     let wcfg = WorkloadConfig {
@@ -573,9 +626,13 @@ fn final_checks(runner: &mut Runner<'_>) -> anyhow::Result<()> {
                 .collect();
             let same = copies.windows(2).all(|w| w[0].1 == w[1].1);
             if same || started.elapsed() > CONVERGE_TIMEOUT {
-                let sizes: Vec<String> =
+                let mut detail: Vec<String> =
                     copies.iter().map(|(r, b)| format!("node {r}: {} bytes", b.len())).collect();
-                break (same, sizes.join(", "));
+                if !same {
+                    detail.push(describe_difference(&copies));
+                    keep_replicas(runner, p, &replicas);
+                }
+                break (same, detail.join(", "));
             }
             std::thread::sleep(Duration::from_millis(500));
         };

@@ -225,24 +225,21 @@ impl Probe {
         out
     }
 
-    /// The group's committed offsets of `topic` (partition → next offset; absent when none).
+    /// The group's committed offsets of `topic` (partition → next offset; absent when none),
+    /// from the coordinator that node `via` names. Asking the active controller's node gives the
+    /// cluster's current coordinator: a coordinator cut off from its peers still believes it is
+    /// one, and answers with what it knew when it was cut off (Kafka's brokers do the same).
     pub async fn committed(
         &mut self,
         group: &str,
         topic: &str,
         partitions: i32,
+        via: i32,
     ) -> Option<BTreeMap<i32, i64>> {
         let mut find = FindCoordinatorRequest::default();
         find.key = StrBytes::from_string(group.to_string());
-        let mut coordinator = None;
-        for (id, _) in self.nodes.clone() {
-            if let Some(r) = self.ask(id, &find, 3).await
-                && r.error_code == 0
-            {
-                coordinator = Some(r.node_id.0);
-                break;
-            }
-        }
+        let r = self.ask(via, &find, 3).await?;
+        let coordinator = (r.error_code == 0).then_some(r.node_id.0);
         let mut req = OffsetFetchRequest::default();
         req.group_id = GroupId(StrBytes::from_string(group.to_string()));
         let mut t = OffsetFetchRequestTopic::default();

@@ -87,9 +87,10 @@ impl Worker {
         }
     }
 
-    /// SIGTERM, then waits up to `limit` for a clean exit; Ok(false) if it had to be killed.
-    pub fn stop(&mut self, limit: Duration) -> anyhow::Result<bool> {
-        self.signal("-TERM");
+    /// Waits up to `limit` for the exit after a SIGTERM; Ok(false) if it had to be killed or
+    /// did not exit cleanly. (A second SIGTERM could land while Python shuts down, after its
+    /// handler is gone, and kill it mid-flush: it is sent once, by the caller.)
+    fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<bool> {
         let Some(mut child) = self.child.take() else { return Ok(true) };
         let deadline = Instant::now() + limit;
         loop {
@@ -183,7 +184,7 @@ fn stop_all(workers: &mut [Worker], limit: Duration) -> Vec<String> {
     }
     workers
         .iter_mut()
-        .filter_map(|w| match w.stop(limit) {
+        .filter_map(|w| match w.wait_exit(limit) {
             Ok(true) => None,
             _ => Some(w.name.clone()),
         })

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::broker::BrokerConfig;
-use crate::log::{LogConfig, PartitionLog};
+use crate::log::{AppendError, AppendOutcome, LogConfig, PartitionLog};
 use crate::metadata::image::{MetadataImage, PartitionImage};
 use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
 
@@ -30,6 +30,27 @@ pub struct FollowerProgress {
     /// When it last fetched at or beyond the leader's log end offset.
     pub caught_up_ms: i64,
 }
+
+/// Why [`Partition::append_as_leader`] refused.
+#[derive(Debug)]
+pub enum LeaderAppendError {
+    NotLeader,
+    NotEnoughReplicas { isr: i32, min_isr: i32 },
+    Append(AppendError),
+}
+
+/// Why [`Partition::wait_for_commit`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitWait {
+    /// This replica no longer leads in the write's epoch: the write's fate is unknown here.
+    NotLeader,
+    /// The ISR did not confirm the write before the deadline.
+    TimedOut,
+}
+
+/// How often a commit wait re-checks leadership even if nothing wakes it (a leadership change
+/// also wakes it at once).
+const LEADERSHIP_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A partition's replication state on this node, from metadata plus follower fetches.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +101,83 @@ impl Partition {
     }
     pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
         self.hw.subscribe()
+    }
+
+    /// Leader: appends a producer's records stamped with the epoch this replica leads in, and
+    /// raises the HW when the leader is alone in the ISR. With `acks_all`, refuses while the ISR
+    /// is smaller than `min.insync.replicas`.
+    ///
+    /// Leadership and epoch are read together under the log lock. (Reading them apart once let a
+    /// replica that had just become a follower stamp a write with its new leader's epoch: a
+    /// divergence no epoch check sees, which left a follower out of the ISR for good. Found by
+    /// the chaos suite.) A leadership that ends right after the read leaves a record of the old
+    /// epoch, which followers' epoch checks truncate.
+    pub fn append_as_leader(
+        &self,
+        records: &[u8],
+        acks_all: bool,
+        now_ms: i64,
+    ) -> Result<(AppendOutcome, LeaderEpoch), LeaderAppendError> {
+        let mut log = self.log();
+        let epoch = self.epoch_if_leader().ok_or(LeaderAppendError::NotLeader)?;
+        let min_isr = log.config().min_insync_replicas;
+        let isr = self.isr_len();
+        if acks_all && isr < min_isr {
+            return Err(LeaderAppendError::NotEnoughReplicas { isr, min_isr });
+        }
+        let out =
+            log.append_as_leader(records, epoch, now_ms).map_err(LeaderAppendError::Append)?;
+        let leo = log.log_end_offset();
+        drop(log);
+        self.advance_high_watermark(leo);
+        Ok((out, epoch))
+    }
+
+    /// The leader epoch, if this replica is the leader; both from one reading of the state.
+    pub fn epoch_if_leader(&self) -> Option<LeaderEpoch> {
+        let st = self.state();
+        (st.leader == Some(self.local)).then_some(st.leader_epoch)
+    }
+
+    /// Whether this replica leads in `epoch` (not a later one).
+    pub fn leads_in(&self, epoch: LeaderEpoch) -> bool {
+        let st = self.state();
+        st.leader == Some(self.local) && st.leader_epoch == epoch
+    }
+
+    /// Leader: waits until the high watermark covers `target` (an offset one past the write)
+    /// while this replica still leads in `epoch`, the epoch the write was appended in.
+    ///
+    /// Only the leadership that appended a write may acknowledge it: once this replica follows
+    /// (or leads a later epoch), its tail may have been truncated and replaced, and the high
+    /// watermark it copies from the new leader says nothing about that write. Found by the
+    /// chaos suite: a leader frozen with a produce queued appended it on waking, was deposed,
+    /// truncated the write, and answered success once the new leader's HW passed the offset.
+    pub async fn wait_for_commit(
+        &self,
+        target: i64,
+        epoch: LeaderEpoch,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), CommitWait> {
+        let mut hw = self.hw.subscribe();
+        loop {
+            if !self.leads_in(epoch) {
+                return Err(CommitWait::NotLeader);
+            }
+            if *hw.borrow_and_update() >= target {
+                // Checked again after reading the HW: it must be this leadership's HW.
+                return if self.leads_in(epoch) { Ok(()) } else { Err(CommitWait::NotLeader) };
+            }
+            let wake = deadline.min(tokio::time::Instant::now() + LEADERSHIP_RECHECK);
+            match tokio::time::timeout_at(wake, hw.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(CommitWait::NotLeader), // the replica was removed
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(CommitWait::TimedOut);
+                }
+                Err(_) => {}
+            }
+        }
     }
     pub fn leader_epoch(&self) -> LeaderEpoch {
         self.state().leader_epoch
@@ -222,6 +320,11 @@ impl Partition {
         st.partition_epoch = p.partition_epoch;
         st.replicas = p.replicas.clone();
         st.isr = p.isr.clone();
+        drop(st);
+        if new_epoch {
+            // Wakes writes waiting for their commit: they belong to the previous leadership.
+            self.hw.send_modify(|_| {});
+        }
     }
 }
 
@@ -462,5 +565,128 @@ mod tests {
         let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
         rm.reconcile(&image(2), &broker).expect("reconcile");
         assert_eq!(rm.get("t", 0).expect("replica").high_watermark(), Offset(7));
+    }
+
+    /// Found by the chaos suite (see [`Partition::wait_for_commit`]): a write waiting for its
+    /// commit is not acknowledged by the high watermark this replica copies as a follower.
+    #[tokio::test]
+    async fn a_write_waiting_for_its_commit_fails_when_leadership_moves() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let broker =
+            BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+        let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+        rm.reconcile(&image(1), &broker).expect("leader");
+        let part = rm.get("t", 0).expect("replica");
+        let epoch = part.leader_epoch();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let waiter = {
+            let part = part.clone();
+            tokio::spawn(async move { part.wait_for_commit(5, epoch, deadline).await })
+        };
+        tokio::task::yield_now().await;
+        // Deposed; as a follower it adopts the new leader's HW, which passes the target.
+        let mut img = image(1);
+        apply(
+            &mut img,
+            &MetadataCommand::ChangePartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: Some(NodeId(2)),
+                isr: vec![NodeId(2), NodeId(1)],
+            },
+        );
+        rm.reconcile(&img, &broker).expect("follower");
+        part.set_follower_high_watermark(10, Offset(10));
+        let old_epoch = epoch;
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("joined");
+        assert_eq!(outcome, Err(CommitWait::NotLeader));
+
+        // Leading again (a later epoch): the leader's own HW acknowledges its own writes.
+        apply(
+            &mut img,
+            &MetadataCommand::ChangePartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: Some(NodeId(1)),
+                isr: vec![NodeId(1), NodeId(2)],
+            },
+        );
+        rm.reconcile(&img, &broker).expect("leader again");
+        let epoch = part.leader_epoch();
+        assert!(epoch > old_epoch, "a later epoch");
+        part.set_follower_high_watermark(0, Offset(0));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+        assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Err(CommitWait::TimedOut));
+        {
+            let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+            let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+            part.log().append_as_leader(&batch, epoch, 0).expect("append");
+        }
+        part.advance_high_watermark(Offset(1));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        // ISR [1, 2]: node 2 must confirm first.
+        assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Err(CommitWait::TimedOut));
+        part.record_follower_fetch(NodeId(2), 1, Offset(1), 0);
+        part.advance_high_watermark(Offset(1));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Ok(()));
+    }
+
+    /// Writes race leadership changes; every record must carry an epoch this replica led in
+    /// (a record stamped with another leader's epoch is a divergence no epoch check sees).
+    #[test]
+    fn appends_racing_leadership_changes_carry_the_epoch_of_their_range() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let broker =
+            BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+        let rm = Arc::new(ReplicaManager::new(NodeId(1), dir.path().to_path_buf()));
+        let mut img = image(1);
+        rm.reconcile(&img, &broker).expect("leader");
+        let part = rm.get("t", 0).expect("replica");
+        let mut led = std::collections::HashSet::from([part.leader_epoch().0]);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (part, stop) = (part.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+                let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = part.append_as_leader(&batch, false, 0);
+                }
+            })
+        };
+        for round in 0..200 {
+            let leader = if round % 2 == 0 { 2 } else { 1 };
+            apply(
+                &mut img,
+                &MetadataCommand::ChangePartition {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader: Some(NodeId(leader)),
+                    isr: vec![NodeId(1), NodeId(2)],
+                },
+            );
+            rm.reconcile(&img, &broker).expect("reconcile");
+            if leader == 1 {
+                led.insert(part.leader_epoch().0);
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().expect("writer");
+        let log = part.log();
+        let bytes = log.read(Offset(0), log.log_end_offset(), usize::MAX, true).expect("read");
+        let mut at = 0usize;
+        while at + 61 <= bytes.len() {
+            let base = i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8"));
+            let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+            let stamped = i32::from_be_bytes(bytes[at + 12..at + 16].try_into().expect("4"));
+            assert!(led.contains(&stamped), "record at {base} carries epoch {stamped}, led by 2");
+            let (covering, _) = log.epochs_covering(Offset(base)).expect("an epoch");
+            assert_eq!(stamped, covering.0, "record at {base} outside its epoch's range");
+            at += 12 + len;
+        }
     }
 }

@@ -57,7 +57,9 @@ impl ControllerClient {
                 Some(leader) if leader.id == self.node_id => {
                     Some(self.local.execute(request.clone()).await)
                 }
-                Some(leader) => Some(forward(&leader.addr, &request).await),
+                Some(leader) => {
+                    Some(self.forward_while_leading(leader.id, &leader.addr, &request).await)
+                }
             };
             match attempt {
                 Some(Ok(executed)) => {
@@ -77,6 +79,38 @@ impl ControllerClient {
         Err(last_error)
     }
 }
+
+impl ControllerClient {
+    /// [`forward`] to `leader`, given up as soon as this node learns of another leader: a frozen
+    /// or cut-off controller never answers, and a broker whose heartbeat waited on it would be
+    /// fenced by the new controller for silence (found by the chaos suite: every broker, the new
+    /// controller's own included, fenced right after a controller failover).
+    async fn forward_while_leading(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        request: &ControllerRequest,
+    ) -> Result<Executed, ApiError> {
+        let deposed = async {
+            loop {
+                tokio::time::sleep(LEADER_RECHECK).await;
+                if self.log.leader().map(|l| l.id) != Some(leader) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            reply = forward(addr, request) => reply,
+            () = deposed => Err(ApiError::new(
+                ErrorCode::NotController,
+                format!("node {leader} stopped being the active controller"),
+            )),
+        }
+    }
+}
+
+/// How often a forwarded request checks whether its controller is still the leader.
+const LEADER_RECHECK: Duration = Duration::from_millis(100);
 
 /// Sends a request to the controller at `addr`. Transport failures read as NOT_CONTROLLER so
 /// the caller retries after the next election.

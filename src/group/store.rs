@@ -11,7 +11,7 @@ use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::records::RecordKey;
-use crate::broker::replica_manager::Partition;
+use crate::broker::replica_manager::{CommitWait, Partition};
 use crate::broker::{Broker, now_ms};
 use crate::config::group::OFFSETS_TOPIC;
 use crate::kafka::error_code::ErrorCode;
@@ -50,6 +50,10 @@ pub async fn write(
         .map_err(|_| ErrorCode::UnknownServerError)?;
     let (base, target) = {
         let mut log = part.log();
+        // Checked again under the log lock, in one reading of the state (see produce.rs).
+        if part.epoch_if_leader() != Some(epoch) {
+            return Err(ErrorCode::NotCoordinator);
+        }
         if part.isr_len() < log.config().min_insync_replicas {
             return Err(ErrorCode::CoordinatorNotAvailable);
         }
@@ -61,11 +65,13 @@ pub async fn write(
     };
     broker.data_appended.notify_waiters();
     let timeout = Duration::from_millis(broker.config.group.offsets_commit_timeout_ms as u64);
-    let mut hw = part.subscribe_high_watermark();
-    match tokio::time::timeout(timeout, hw.wait_for(|h| *h >= target)).await {
-        Ok(Ok(_)) => Ok(base),
+    let deadline = tokio::time::Instant::now() + timeout;
+    match part.wait_for_commit(target, epoch, deadline).await {
+        Ok(()) => Ok(base),
+        // The coordinator moved with the partition's leadership; the write's fate is unknown.
+        Err(CommitWait::NotLeader) => Err(ErrorCode::NotCoordinator),
         // Kafka answers a commit the replicas did not confirm in time with this.
-        _ => Err(ErrorCode::CoordinatorNotAvailable),
+        Err(CommitWait::TimedOut) => Err(ErrorCode::CoordinatorNotAvailable),
     }
 }
 

@@ -261,6 +261,11 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The epoch whose range holds `offset` (per the epoch cache), with that range's start.
+    pub fn epochs_covering(&self, offset: Offset) -> Option<(LeaderEpoch, Offset)> {
+        self.epochs.entries().iter().rev().find(|(_, start)| *start <= offset).copied()
+    }
+
     /// KIP-101: the largest epoch ≤ `epoch` and the offset where it ended.
     pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
         self.epochs.end_offset_for(epoch, self.log_end_offset())

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::replica_manager::Partition;
+use crate::broker::replica_manager::{CommitWait, LeaderAppendError, Partition};
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -17,6 +17,7 @@ use crate::kafka::router::{Reply, Versions};
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
 use crate::log::{AppendError, AppendOutcome};
+use crate::types::LeaderEpoch;
 
 pub const VERSIONS: Versions = Versions::new(3, 11);
 
@@ -69,10 +70,10 @@ pub async fn handle(
             let mut p = partition_response(pd.index);
             let result = append(broker, &name, pd.index, acks, pd.records.as_deref());
             match result {
-                Ok((out, part)) => {
+                Ok((out, part, epoch)) => {
                     if acks == -1 {
                         let at = (response.responses.len(), t.partition_responses.len());
-                        waits.push((at, part, out.last_offset.0 + 1));
+                        waits.push((at, part, epoch, out.last_offset.0 + 1));
                     }
                     p.base_offset = out.base_offset.0;
                     p.log_append_time_ms = out.log_append_time_ms;
@@ -100,19 +101,32 @@ pub async fn handle(
         let timeout =
             Duration::from_millis(request.timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
         let deadline = tokio::time::Instant::now() + timeout;
-        for ((ti, pi), part, target) in waits {
-            let mut hw = part.subscribe_high_watermark();
-            let reached = tokio::time::timeout_at(deadline, hw.wait_for(|h| *h >= target)).await;
-            if !matches!(reached, Ok(Ok(_))) {
-                let p = &mut response.responses[ti].partition_responses[pi];
-                p.error_code = ErrorCode::RequestTimedOut.code();
-                if version >= 8 {
-                    p.error_message = Some(sb(format!(
+        for ((ti, pi), part, epoch, target) in waits {
+            let (code, message) = match part.wait_for_commit(target, epoch, deadline).await {
+                Ok(()) => continue,
+                Err(CommitWait::TimedOut) => (
+                    ErrorCode::RequestTimedOut,
+                    format!(
                         "the in-sync replicas did not confirm offset {} within {} ms",
                         target - 1,
                         timeout.as_millis()
-                    )));
-                }
+                    ),
+                ),
+                // Kafka answers a delayed produce whose leadership moved with this; the
+                // idempotent producer retries it on the new leader.
+                Err(CommitWait::NotLeader) => (
+                    ErrorCode::NotLeaderOrFollower,
+                    format!(
+                        "leadership of {} moved before offset {} was committed",
+                        part.tp,
+                        target - 1
+                    ),
+                ),
+            };
+            let p = &mut response.responses[ti].partition_responses[pi];
+            p.error_code = code.code();
+            if version >= 8 {
+                p.error_message = Some(sb(message));
             }
         }
     }
@@ -134,7 +148,7 @@ fn append(
     partition: i32,
     acks: i16,
     records: Option<&[u8]>,
-) -> Result<(AppendOutcome, Arc<Partition>), (ErrorCode, String)> {
+) -> Result<(AppendOutcome, Arc<Partition>, LeaderEpoch), (ErrorCode, String)> {
     if !matches!(acks, -1..=1) {
         return Err((ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")));
     }
@@ -159,20 +173,16 @@ fn append(
     let Some(records) = records else {
         return Err((ErrorCode::CorruptMessage, "the record set is null".into()));
     };
-    let mut log = part.log();
-    let min_isr = log.config().min_insync_replicas;
-    if acks == -1 && part.isr_len() < min_isr {
-        return Err((
-            ErrorCode::NotEnoughReplicas,
-            format!("ISR has {} replicas, min.insync.replicas is {min_isr}", part.isr_len()),
-        ));
-    }
-    let out = log
-        .append_as_leader(records, part.leader_epoch(), now_ms())
-        .map_err(|e| (error_code(&e), e.to_string()))?;
-    let leo = log.log_end_offset();
-    drop(log);
-    // With the leader alone in the ISR this moves the HW at once; otherwise followers' fetches do.
-    part.advance_high_watermark(leo);
-    Ok((out, part))
+    let (out, epoch) =
+        part.append_as_leader(records, acks == -1, now_ms()).map_err(|e| match e {
+            LeaderAppendError::NotLeader => {
+                (ErrorCode::NotLeaderOrFollower, format!("not the leader of {topic}-{partition}"))
+            }
+            LeaderAppendError::NotEnoughReplicas { isr, min_isr } => (
+                ErrorCode::NotEnoughReplicas,
+                format!("ISR has {isr} replicas, min.insync.replicas is {min_isr}"),
+            ),
+            LeaderAppendError::Append(e) => (error_code(&e), e.to_string()),
+        })?;
+    Ok((out, part, epoch))
 }
