@@ -157,6 +157,63 @@ async fn killing_the_active_controller_elects_another_and_admin_requests_succeed
     assert_eq!(voters, vec![1, 2, 3]);
 }
 
+/// (leader, leader epoch) of every partition of `topic`, from `addr`.
+async fn leaderships(addr: &str, topic: &str) -> Vec<(i32, i32)> {
+    let md = metadata(addr).await;
+    let t = md.topics.iter().find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic));
+    let mut ps: Vec<(i32, i32, i32)> = t
+        .map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition_index, p.leader_id.0, p.leader_epoch))
+                .collect()
+        })
+        .unwrap_or_default();
+    ps.sort();
+    ps.into_iter().map(|(_, l, e)| (l, e)).collect()
+}
+
+/// Found by the chaos suite: brokers kept forwarding heartbeats to the frozen old controller
+/// and the new one, hearing nothing for a session, fenced every broker (its own included),
+/// moving every leadership. Now a forwarded request gives up when its controller is deposed.
+#[tokio::test(flavor = "multi_thread")]
+async fn freezing_the_active_controller_fences_it_alone() {
+    let c = LocalCluster::start(BIN.as_ref(), 3, 0, FAST).expect("cluster");
+    let all = c.bootstrap();
+    assert_eq!(create_topic(&all, "steady", 3, 3).await, 0);
+    let before = eventually(Duration::from_secs(20), || async {
+        let l = leaderships(&all, "steady").await;
+        (l.len() == 3 && l.iter().all(|(leader, _)| *leader > 0)).then_some(l)
+    })
+    .await;
+    let (frozen, _, _, _) = quorum(&all).await;
+    let live: String = c
+        .nodes
+        .iter()
+        .filter(|(id, _)| **id != frozen)
+        .map(|(_, n)| n.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    c.nodes.get(&frozen).expect("controller").pause().expect("sigstop");
+    // Three sessions long: the frozen controller is fenced, and nobody else may be.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (new_controller, _, _, _) = quorum(&live).await;
+    let during = leaderships(&live, "steady").await;
+    c.nodes.get(&frozen).expect("controller").resume().expect("sigcont");
+    assert_ne!(new_controller, frozen);
+    for ((old_leader, old_epoch), now) in before.iter().zip(&during) {
+        if *old_leader != frozen {
+            assert_eq!(
+                now,
+                &(*old_leader, *old_epoch),
+                "a live broker's leadership moved: {before:?} -> {during:?}"
+            );
+        } else {
+            assert_ne!(now.0, frozen, "the frozen broker's leadership moved");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_only_node_follows_the_metadata_log_and_serves_metadata() {
     let c = LocalCluster::start(BIN.as_ref(), 3, 1, FAST).expect("cluster");

@@ -222,8 +222,10 @@ impl Runner<'_> {
         }
         let detail = format!("nodes {victims:?} ({}), hold {:?}", roles.join(", "), step.hold);
         println!("{} #{n} {} {detail}", stamp(self.start), step.kind);
-        self.rec.record(&Event::Fault {
-            t: now_ms(),
+        // Recorded once the fault is in place (a container's kill takes a while, and writes
+        // acknowledged meanwhile say nothing about recovery).
+        let mut injected = Some(Event::Fault {
+            t: 0,
             n,
             kind: step.kind.name().into(),
             phase: "inject".into(),
@@ -232,7 +234,8 @@ impl Runner<'_> {
             term,
             detail,
         });
-        let result = self.act(step, &victims);
+        let result = self.act(step, &victims, &mut injected);
+        self.took_effect(&mut injected);
         self.record_fault(n, step, "heal", &victims, String::new());
         let outcome = match result {
             Ok(()) => self.wait_healthy(self.cfg.recovery_timeout),
@@ -263,62 +266,68 @@ impl Runner<'_> {
     }
 
     /// Carries out one fault on its victims.
-    fn act(&mut self, step: &Step, victims: &[i32]) -> anyhow::Result<()> {
-        let t = &mut self.target;
+    fn act(
+        &mut self,
+        step: &Step,
+        victims: &[i32],
+        injected: &mut Option<Event>,
+    ) -> anyhow::Result<()> {
         match step.kind {
-            FaultKind::KillLeader | FaultKind::KillController => {
+            FaultKind::KillLeader | FaultKind::KillController | FaultKind::KillAll => {
                 for v in victims {
-                    t.kill(*v)?;
+                    self.target.kill(*v)?;
                 }
+                self.took_effect(injected);
                 std::thread::sleep(step.hold);
                 for v in victims {
-                    t.start(*v)?;
+                    self.target.start(*v)?;
                 }
                 for v in victims {
-                    t.wait_ready(*v)?;
+                    self.target.wait_ready(*v)?;
                 }
             }
             FaultKind::Pause => {
                 for v in victims {
-                    t.pause(*v)?;
+                    self.target.pause(*v)?;
                 }
+                self.took_effect(injected);
                 std::thread::sleep(step.hold);
                 for v in victims {
-                    t.resume(*v)?;
+                    self.target.resume(*v)?;
                 }
             }
             FaultKind::Partition => {
                 for v in victims {
-                    t.isolate(*v)?;
+                    self.target.isolate(*v)?;
                 }
+                self.took_effect(injected);
                 std::thread::sleep(step.hold);
                 for v in victims {
-                    t.heal(*v)?;
+                    self.target.heal(*v)?;
                 }
             }
             FaultKind::RollingRestart => {
                 for v in victims {
                     self.target.stop(*v)?;
+                    self.took_effect(injected);
                     self.target.start(*v)?;
                     self.target.wait_ready(*v)?;
                     // As an operator does: the next node only once nothing is under-replicated.
                     self.wait_healthy(self.cfg.recovery_timeout).map_err(anyhow::Error::msg)?;
                 }
             }
-            FaultKind::KillAll => {
-                for v in victims {
-                    t.kill(*v)?;
-                }
-                std::thread::sleep(step.hold);
-                for v in victims {
-                    t.start(*v)?;
-                }
-                for v in victims {
-                    t.wait_ready(*v)?;
-                }
-            }
         }
         Ok(())
+    }
+
+    /// Records the pending injection event, stamped now (once).
+    fn took_effect(&self, injected: &mut Option<Event>) {
+        if let Some(mut e) = injected.take() {
+            if let Event::Fault { t, .. } = &mut e {
+                *t = now_ms();
+            }
+            self.rec.record(&e);
+        }
     }
 
     /// Brings every node back: resumed, healed, started. Errors of nodes already fine are

@@ -72,7 +72,7 @@ pub fn render(
     if missing > 0 {
         let _ = writeln!(
             out,
-            "  ({missing} faults were followed by no write on a partition they hit before the run ended)"
+            "  ({missing} faults: some partition they hit took no new write before the next fault)"
         );
     }
     let _ = writeln!(

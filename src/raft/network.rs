@@ -25,11 +25,22 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest raft message accepted or sent (snapshots of a large image).
 pub const RAFT_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// How often an HTTP/2 connection to a peer is pinged, idle or not.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// A connection whose ping goes unanswered this long is dropped and dialled again. Without it a
+/// connection that lost packets during a network cut stays stuck in TCP's retransmission
+/// backoff for seconds after the network heals (measured by the chaos suite: writes resumed
+/// about 6 s after a 2 s partition was healed).
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A lazily connecting channel to `addr` (host:port).
 pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .connect_lazy())
 }
 

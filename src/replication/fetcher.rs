@@ -21,6 +21,9 @@ use crate::types::{NodeId, Offset};
 pub const FETCH_WAIT_MS: i32 = 500;
 /// Bytes per follower fetch (`replica.fetch.response.max.bytes`-like).
 pub const FETCH_BYTES_MAX: i32 = 16 * 1024 * 1024;
+/// How long a fetch may take beyond the leader's long-poll wait before it is abandoned and
+/// sent again (a request lost in a network cut must not hold replication up for long).
+const FETCH_SLACK: Duration = Duration::from_secs(3);
 /// Pause after a failed fetch (leader down, moving, unreachable).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -106,7 +109,7 @@ async fn fetch_loop(weak: Weak<Broker>, leader: NodeId) {
         // partition still following this leader in that epoch.
         let epochs: Vec<i32> = request.partitions.iter().map(|p| p.current_leader_epoch).collect();
         let mut req = tonic::Request::new(request);
-        req.set_timeout(Duration::from_millis(FETCH_WAIT_MS as u64) + Duration::from_secs(5));
+        req.set_timeout(Duration::from_millis(FETCH_WAIT_MS as u64) + FETCH_SLACK);
         match c.fetch(req).await {
             Ok(resp) => {
                 let applied = apply_response(leader, &parts, &epochs, resp.into_inner());
