@@ -9,8 +9,9 @@
 #
 # Usage: scripts/chaos.sh [--duration D] [--seed S] [--faults kill-leader,kill-controller,pause,
 #                          partition,rolling-restart,kill-all] [--target processes|containers]
-#                         [--out DIR] [--rate N]
-#   D like 90s, 30m, 1h30m (default 90s). Same seed, same fault schedule.
+#                         [--rounds N] [--out DIR] [--rate N]
+#   D like 90s, 30m, 1h30m (default 90s). Same seed, same fault schedule. --rounds N runs N rounds
+#   instead, each with every fault kind once (N faults of every kind).
 #   processes: each node a process in its own network namespace (partitions need root).
 #   containers: the samsa:latest image on a peer and a client network (needs Docker).
 # The history, the workers' and the nodes' logs stay in --out (default target/chaos/<target>-<seed>);

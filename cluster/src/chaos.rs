@@ -75,6 +75,8 @@ impl TargetKind {
 pub struct ChaosConfig {
     pub target: TargetKind,
     pub duration: Duration,
+    /// Run exactly this many rounds (every enabled kind once per round) instead of `duration`.
+    pub rounds: Option<usize>,
     pub seed: u64,
     pub faults: Vec<FaultKind>,
     pub out_dir: PathBuf,
@@ -463,10 +465,25 @@ fn replica_bytes(dir: &Path) -> Vec<u8> {
     files.iter().flat_map(|f| std::fs::read(f).unwrap_or_default()).collect()
 }
 
+/// Removes what an earlier run left in `dir` (its histories would be checked with this one's).
+fn clear_earlier_run(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        let ours = path.extension().is_some_and(|x| x == "jsonl" || x == "log");
+        if ours {
+            std::fs::remove_file(&path)?;
+        } else if path.file_name().is_some_and(|n| n == "replicas") {
+            std::fs::remove_dir_all(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the whole chaos run described by `cfg`.
 pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
+    clear_earlier_run(&cfg.out_dir)?;
     let rec = Recorder::create(&cfg.out_dir.join("runner.jsonl"))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let start = Instant::now();
@@ -528,8 +545,14 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
 
     let deadline = Instant::now() + cfg.duration;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let kinds: std::collections::BTreeSet<FaultKind> = cfg.faults.iter().copied().collect();
+    let steps_max = cfg.rounds.map(|r| r * kinds.len());
     for (n, step) in Schedule::new(cfg.seed, &cfg.faults).enumerate() {
-        if Instant::now() >= deadline || interrupted.load(Ordering::Relaxed) {
+        let done = match steps_max {
+            Some(max) => n >= max,
+            None => Instant::now() >= deadline,
+        };
+        if done || interrupted.load(Ordering::Relaxed) {
             break;
         }
         runner.run_step(n as u64, &step);

@@ -25,7 +25,7 @@ use samsa::client::records::{decode_records, fetch_request};
 use tokio::task::JoinSet;
 
 /// How long one request (connect included) may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Largest slice of a partition one fetch of the final read asks for.
 const FETCH_BYTES_MAX: i32 = 4 << 20;
 /// TOPIC_ALREADY_EXISTS: a retried creation that had succeeded.
@@ -87,6 +87,8 @@ impl ClusterView {
 pub struct Probe {
     nodes: Vec<(i32, String)>,
     conns: HashMap<i32, KafkaClient>,
+    /// A second connection per node for DescribeQuorum, asked alongside Metadata.
+    quorum_conns: HashMap<i32, KafkaClient>,
 }
 
 /// One bounded request on a connection; the connection is dropped on any failure.
@@ -117,18 +119,34 @@ fn topic_name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-/// What one node says: its partitions of `topic`, and the quorum leader and term.
+/// What one node says: its partitions of `topic`, and the quorum leader and term. The two
+/// questions go out at once, each on its own connection, so a slow answer to one (a node still
+/// starting) does not delay the other.
 async fn node_view(
-    mut conn: Option<KafkaClient>,
+    conns: (Option<KafkaClient>, Option<KafkaClient>),
     addr: String,
     topic: String,
-) -> (Option<KafkaClient>, Option<BTreeMap<i32, PartitionView>>, Option<(i32, i64)>) {
+) -> (
+    (Option<KafkaClient>, Option<KafkaClient>),
+    Option<BTreeMap<i32, PartitionView>>,
+    Option<(i32, i64)>,
+) {
+    let (mut md_conn, mut q_conn) = conns;
     let mut md = MetadataRequest::default();
     let mut t = MetadataRequestTopic::default();
     t.name = Some(topic_name(&topic));
     md.topics = Some(vec![t]);
     md.allow_auto_topic_creation = false;
-    let partitions = call(&mut conn, &addr, &md, 12).await.map(|resp| {
+    let mut q = DescribeQuorumRequest::default();
+    let mut part = PartitionData::default();
+    part.partition_index = 0;
+    let mut td = TopicData::default();
+    td.topic_name = topic_name(METADATA_TOPIC);
+    td.partitions = vec![part];
+    q.topics = vec![td];
+    let (metadata, quorum) =
+        tokio::join!(call(&mut md_conn, &addr, &md, 12), call(&mut q_conn, &addr, &q, 2));
+    let partitions = metadata.map(|resp| {
         let mut out = BTreeMap::new();
         for t in resp.topics.iter().filter(|t| t.error_code == 0) {
             for p in &t.partitions {
@@ -145,39 +163,35 @@ async fn node_view(
         }
         out
     });
-    let mut q = DescribeQuorumRequest::default();
-    let mut part = PartitionData::default();
-    part.partition_index = 0;
-    let mut td = TopicData::default();
-    td.topic_name = topic_name(METADATA_TOPIC);
-    td.partitions = vec![part];
-    q.topics = vec![td];
-    let controller = call(&mut conn, &addr, &q, 2).await.and_then(|resp| {
+    let controller = quorum.and_then(|resp| {
         let p = resp.topics.first()?.partitions.first()?;
         (p.leader_id.0 >= 0).then_some((p.leader_id.0, i64::from(p.leader_epoch)))
     });
-    (conn, partitions, controller)
+    ((md_conn, q_conn), partitions, controller)
 }
 
 impl Probe {
     /// `nodes`: (node id, Kafka address).
     pub fn new(nodes: Vec<(i32, String)>) -> Self {
-        Probe { nodes, conns: HashMap::new() }
+        Probe { nodes, conns: HashMap::new(), quorum_conns: HashMap::new() }
     }
 
     /// Asks every node at once and merges the answers.
     pub async fn view(&mut self, topic: &str) -> ClusterView {
         let mut set = JoinSet::new();
         for (id, addr) in &self.nodes {
-            let conn = self.conns.remove(id);
+            let conns = (self.conns.remove(id), self.quorum_conns.remove(id));
             let (id, addr, topic) = (*id, addr.clone(), topic.to_string());
-            set.spawn(async move { (id, node_view(conn, addr, topic).await) });
+            set.spawn(async move { (id, node_view(conns, addr, topic).await) });
         }
         let mut answers = Vec::new();
         while let Some(joined) = set.join_next().await {
-            let Ok((id, (conn, partitions, controller))) = joined else { continue };
-            if let Some(c) = conn {
+            let Ok((id, ((md_conn, q_conn), partitions, controller))) = joined else { continue };
+            if let Some(c) = md_conn {
                 self.conns.insert(id, c);
+            }
+            if let Some(c) = q_conn {
+                self.quorum_conns.insert(id, c);
             }
             answers.push((id, partitions, controller));
         }

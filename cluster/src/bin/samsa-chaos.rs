@@ -34,6 +34,10 @@ struct Cli {
     /// How long to inject faults (e.g. 90s, 30m, 1h30m); the fault in progress finishes.
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     duration: Duration,
+    /// Run this many rounds instead (each round injects every fault kind once, in a seeded
+    /// order): `--rounds 100` gives at least 100 faults of every kind.
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Seed of the fault schedule (default: from the clock; printed so the run can be repeated).
     #[arg(long)]
     seed: Option<u64>,
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
     let cfg = ChaosConfig {
         target,
         duration: cli.duration,
+        rounds: cli.rounds,
         seed,
         faults: cli.faults.clone(),
         out_dir: out.clone(),
@@ -124,10 +129,13 @@ fn main() -> ExitCode {
         recovery_timeout: Duration::from_secs(cli.recovery_timeout_s),
     };
     let faults: Vec<&str> = cfg.faults.iter().map(|f| f.name()).collect();
+    let length = match cfg.rounds {
+        Some(r) => format!("{r} rounds"),
+        None => format!("duration {:?}", cfg.duration),
+    };
     println!(
-        "chaos: target {}, seed {seed}, duration {:?}, faults {}; history in {}",
+        "chaos: target {}, seed {seed}, {length}, faults {}; history in {}",
         target.name(),
-        cfg.duration,
         faults.join(","),
         out.display()
     );
