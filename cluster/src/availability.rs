@@ -3,8 +3,9 @@
 //! - writes resume: every partition the victims led (all partitions when they led none) has an
 //!   acknowledged write again;
 //! - a new leader: every partition a victim led has a leader with a higher leader epoch;
-//! - a new controller: when a victim was the active controller, a controller of a higher raft
-//!   term is known.
+//! - the controller back: when a victim was the active controller, a controller of a higher
+//!   raft term is known, or one is known again after none was (openraft restores a restarted
+//!   leader at its term, so after a kill of every node the same controller may return).
 //!
 //! Times run from the injection; a fault after which something never happened (the run ended,
 //! or a pause too short for anyone to notice) is counted as such, not measured.
@@ -126,10 +127,14 @@ pub fn recoveries(events: &[Event]) -> Vec<Recovery> {
                 .and_then(|v| v.into_iter().max())
         };
         let controller_ms = term.and_then(|term0| {
-            controllers
-                .iter()
-                .find(|(tc, n, tm)| in_window(*tc) && *n >= 0 && *tm > term0)
-                .map(|(tc, _, _)| tc - t)
+            let mut unknown = false;
+            controllers.iter().filter(|(tc, _, _)| in_window(*tc)).find_map(|(tc, n, tm)| {
+                if *n < 0 {
+                    unknown = true;
+                    return None;
+                }
+                (*tm > term0 || unknown).then_some(tc - t)
+            })
         });
         out.push(Recovery {
             kind: kind.clone(),
@@ -239,6 +244,17 @@ mod tests {
         let r = recoveries(&h);
         assert_eq!((r[0].writes_ms, r[0].leader_ms), (None, None));
         assert_eq!(r[1].writes_ms, Some(600));
+    }
+
+    #[test]
+    fn a_controller_restored_at_its_term_counts_once_none_was_known() {
+        let h = vec![
+            fault(1000, &[], Some(5)),
+            Event::Controller { t: 1100, node: 2, term: 5 }, // still the old one: not yet
+            Event::Controller { t: 1200, node: -1, term: 5 },
+            Event::Controller { t: 2500, node: 2, term: 5 },
+        ];
+        assert_eq!(recoveries(&h)[0].controller_ms, Some(1500));
     }
 
     #[test]

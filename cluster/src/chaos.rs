@@ -27,17 +27,12 @@ use crate::probe::{ClusterView, Probe};
 use crate::schedule::{FaultKind, Schedule, Step, Victim, seeded_order};
 use crate::target::{ContainerTarget, ProcessTarget, Target};
 use crate::workload::{Workload, WorkloadConfig};
+use crate::{verify, watch};
 
 /// The workload topic.
 pub const TOPIC: &str = "chaos";
 /// The workload's consumer group.
 pub const GROUP: &str = "chaos-group";
-/// How often the observer asks every node who leads.
-const OBSERVE_EVERY: Duration = Duration::from_millis(200);
-/// How often the sampler reads the group's committed offsets.
-const SAMPLE_EVERY: Duration = Duration::from_millis(500);
-/// How long replicas may take to converge after the run before they count as different.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Workload warm-up before the first fault.
 const WARM_UP: Duration = Duration::from_secs(3);
 
@@ -368,103 +363,6 @@ fn start_target(cfg: &ChaosConfig) -> anyhow::Result<Box<dyn Target>> {
     })
 }
 
-/// The active controller as the observer last saw it (-1: none known).
-type SharedController = Arc<std::sync::atomic::AtomicI32>;
-
-/// Watches leadership and the controller until `stop`, recording every change.
-async fn observe(
-    mut probe: Probe,
-    rec: Recorder,
-    controller: SharedController,
-    stop: Arc<AtomicBool>,
-) {
-    let mut last = ClusterView::default();
-    while !stop.load(Ordering::Relaxed) {
-        let view = probe.view(TOPIC).await;
-        controller.store(view.controller.map_or(-1, |(c, _)| c), Ordering::Relaxed);
-        let t = now_ms();
-        for (p, v) in &view.partitions {
-            if last.partitions.get(p) != Some(v) {
-                rec.record(&Event::Leader {
-                    t,
-                    p: *p,
-                    leader: v.leader,
-                    epoch: v.epoch,
-                    isr: v.isr.clone(),
-                });
-                last.partitions.insert(*p, v.clone());
-            }
-        }
-        if let Some((node, term)) = view.controller
-            && last.controller != view.controller
-        {
-            rec.record(&Event::Controller { t, node, term });
-            last.controller = view.controller;
-        }
-        tokio::time::sleep(OBSERVE_EVERY).await;
-    }
-}
-
-/// Reads the group's committed offsets from the coordinator the active controller names, until
-/// `stop`.
-async fn sample_offsets(
-    mut probe: Probe,
-    rec: Recorder,
-    partitions: i32,
-    controller: SharedController,
-    stop: Arc<AtomicBool>,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        let t0 = now_ms();
-        let via = controller.load(Ordering::Relaxed);
-        if via >= 0
-            && let Some(offsets) = probe.committed(GROUP, TOPIC, partitions, via).await
-        {
-            let offsets = offsets.into_iter().map(|(p, o)| (p.to_string(), o)).collect();
-            rec.record(&Event::Offsets { t: now_ms(), t0, group: GROUP.into(), offsets });
-        }
-        tokio::time::sleep(SAMPLE_EVERY).await;
-    }
-}
-
-/// Where the first copy that differs from the first one starts to differ.
-fn describe_difference(copies: &[(i32, Vec<u8>)]) -> String {
-    let Some((base_node, base)) = copies.first() else { return String::new() };
-    for (node, bytes) in &copies[1..] {
-        if let Some(at) = base.iter().zip(bytes).position(|(a, b)| a != b) {
-            return format!("node {node} differs from node {base_node} at byte {at}");
-        }
-        if bytes.len() != base.len() {
-            return format!("node {node} and node {base_node} differ in length");
-        }
-    }
-    String::new()
-}
-
-/// Copies the replicas of a partition that differ into the run directory, for a post-mortem.
-fn keep_replicas(runner: &Runner<'_>, p: i32, replicas: &[i32]) {
-    for r in replicas {
-        let from = runner.target.data_dir(*r).join(format!("{TOPIC}-{p}"));
-        let to = runner.cfg.out_dir.join("replicas").join(format!("{TOPIC}-{p}-node{r}"));
-        if std::fs::create_dir_all(&to).is_err() {
-            continue;
-        }
-        for entry in std::fs::read_dir(&from).into_iter().flatten().flatten() {
-            let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
-        }
-    }
-}
-
-/// The concatenated segment files of one replica.
-fn replica_bytes(dir: &Path) -> Vec<u8> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|x| x == "log"));
-    files.sort();
-    files.iter().flat_map(|f| std::fs::read(f).unwrap_or_default()).collect()
-}
-
 /// Removes what an earlier run left in `dir` (its histories would be checked with this one's).
 fn clear_earlier_run(dir: &Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)?.flatten() {
@@ -508,14 +406,14 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         .context("the new cluster never became healthy")?;
 
     let watching = Arc::new(AtomicBool::new(false));
-    let controller: SharedController = Arc::new(std::sync::atomic::AtomicI32::new(-1));
-    let observer = runner.rt.spawn(observe(
+    let controller: watch::SharedController = Arc::new(std::sync::atomic::AtomicI32::new(-1));
+    let observer = runner.rt.spawn(watch::observe(
         Probe::new(nodes.clone()),
         rec.clone(),
         controller.clone(),
         watching.clone(),
     ));
-    let sampler = runner.rt.spawn(sample_offsets(
+    let sampler = runner.rt.spawn(watch::sample_offsets(
         Probe::new(nodes.clone()),
         rec.clone(),
         cfg.partitions,
@@ -593,13 +491,20 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         );
     }
     // One last committed-offsets read, then the watchers stop.
-    std::thread::sleep(SAMPLE_EVERY * 2);
+    std::thread::sleep(watch::SAMPLE_EVERY * 2);
     watching.store(true, Ordering::Relaxed);
     let _ = runner.rt.block_on(observer);
     let _ = runner.rt.block_on(sampler);
 
     println!("{} chaos: reading every partition back and comparing replicas", stamp(start));
-    final_checks(&mut runner)?;
+    verify::final_checks(
+        &runner.rt,
+        &mut runner.probe,
+        runner.target.as_ref(),
+        &rec,
+        &cfg.out_dir,
+        cfg.partitions,
+    )?;
     rec.flush();
     runner.target.save_logs(&cfg.out_dir);
     drop(runner);
@@ -616,64 +521,4 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
 
 fn summary_counts(counts: &BTreeMap<String, usize>) -> String {
     counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
-}
-
-/// The final read, the replica comparison and the topic list.
-fn final_checks(runner: &mut Runner<'_>) -> anyhow::Result<()> {
-    let cfg = runner.cfg;
-    let rec = runner.rec.clone();
-    let final_file = Recorder::create(&cfg.out_dir.join("final.jsonl"))?;
-    let view = runner.view();
-    for p in 0..cfg.partitions {
-        let Some(leader) = view.partitions.get(&p).map(|v| v.leader).filter(|l| *l >= 0) else {
-            rec.record(&Event::Incomplete {
-                t: now_ms(),
-                detail: format!("p{p} has no leader at the end"),
-            });
-            continue;
-        };
-        match runner.rt.block_on(runner.probe.read_partition(TOPIC, p, leader)) {
-            Ok((records, hw)) => {
-                for (o, v) in records {
-                    final_file.record(&Event::Final { p, o, v });
-                }
-                final_file.record(&Event::FinalEnd { t: now_ms(), p, high_watermark: hw });
-            }
-            Err(e) => rec.record(&Event::Incomplete {
-                t: now_ms(),
-                detail: format!("final read of p{p}: {e:#}"),
-            }),
-        }
-    }
-    final_file.flush();
-    for p in 0..cfg.partitions {
-        let replicas = view.partitions.get(&p).map(|v| v.replicas.clone()).unwrap_or_default();
-        let started = Instant::now();
-        let (identical, detail) = loop {
-            let copies: Vec<(i32, Vec<u8>)> = replicas
-                .iter()
-                .map(|r| {
-                    (*r, replica_bytes(&runner.target.data_dir(*r).join(format!("{TOPIC}-{p}"))))
-                })
-                .collect();
-            let same = copies.windows(2).all(|w| w[0].1 == w[1].1);
-            if same || started.elapsed() > CONVERGE_TIMEOUT {
-                let mut detail: Vec<String> =
-                    copies.iter().map(|(r, b)| format!("node {r}: {} bytes", b.len())).collect();
-                if !same {
-                    detail.push(describe_difference(&copies));
-                    keep_replicas(runner, p, &replicas);
-                }
-                break (same, detail.join(", "));
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        };
-        rec.record(&Event::Replicas { t: now_ms(), p, identical, detail });
-    }
-    match runner.rt.block_on(runner.probe.topics()) {
-        Some(topics) => rec.record(&Event::Topics { t: now_ms(), topics }),
-        None => rec
-            .record(&Event::Incomplete { t: now_ms(), detail: "no topic list at the end".into() }),
-    }
-    Ok(())
 }

@@ -14,6 +14,8 @@
 //!  checker.rs   invariants over a history (pure)
 //!  availability.rs  recovery times per fault (pure)
 //!  chaos.rs     the runner: cluster + workload + schedule → history → report
+//!  watch.rs     the runner's observer (leaders, controller) and committed-offsets sampler
+//!  verify.rs    the end of a run: final read, replica comparison, topic list
 //!  summary.rs   the table at the end
 //! ```
 //!
@@ -31,6 +33,8 @@ pub mod process;
 pub mod schedule;
 pub mod summary;
 pub mod target;
+pub mod verify;
+pub mod watch;
 pub mod workload;
 
 pub use process::{LocalCluster, Network, Node, Ports, READY_TIMEOUT, STOP_TIMEOUT, free_port};

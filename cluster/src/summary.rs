@@ -52,7 +52,7 @@ pub fn render(
     let _ = writeln!(
         out,
         "  {:<16} {:>5}   {:<28}   {:<28}   {:<28}",
-        "kind", "count", "writes resume", "new partition leader", "new active controller"
+        "kind", "count", "writes resume", "new partition leader", "controller back"
     );
     for row in availability {
         let count = faults.get(&row.kind).copied().unwrap_or(row.count);

@@ -1,0 +1,118 @@
+//! The end of a chaos run, once every fault is healed: each workload partition read back from
+//! its leader up to the high watermark (the reference the checker holds every other observation
+//! against), each partition's replicas compared byte for byte (followers store the leader's
+//! batches verbatim, so after catching up they must be identical), and the final topic list
+//! (for the admin operations' checks). Results go into the history; nothing here judges.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::chaos::TOPIC;
+use crate::history::{Event, Recorder, now_ms};
+use crate::probe::Probe;
+use crate::target::Target;
+
+/// How long replicas may take to converge after the run before they count as different.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the first copy that differs from the first one starts to differ.
+fn describe_difference(copies: &[(i32, Vec<u8>)]) -> String {
+    let Some((base_node, base)) = copies.first() else { return String::new() };
+    for (node, bytes) in &copies[1..] {
+        if let Some(at) = base.iter().zip(bytes).position(|(a, b)| a != b) {
+            return format!("node {node} differs from node {base_node} at byte {at}");
+        }
+        if bytes.len() != base.len() {
+            return format!("node {node} and node {base_node} differ in length");
+        }
+    }
+    String::new()
+}
+
+/// Copies the replicas of a partition that differ into the run directory, for a post-mortem.
+fn keep_replicas(target: &dyn Target, out_dir: &Path, p: i32, replicas: &[i32]) {
+    for r in replicas {
+        let from = target.data_dir(*r).join(format!("{TOPIC}-{p}"));
+        let to = out_dir.join("replicas").join(format!("{TOPIC}-{p}-node{r}"));
+        if std::fs::create_dir_all(&to).is_err() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&from).into_iter().flatten().flatten() {
+            let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+        }
+    }
+}
+
+/// The concatenated segment files of one replica.
+fn replica_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "log"));
+    files.sort();
+    files.iter().flat_map(|f| std::fs::read(f).unwrap_or_default()).collect()
+}
+
+/// After the faults, with the cluster healed: reads every workload partition back from its
+/// leader (`final.jsonl`), compares each partition's replicas, and lists the topics.
+pub(crate) fn final_checks(
+    rt: &tokio::runtime::Runtime,
+    probe: &mut Probe,
+    target: &dyn Target,
+    rec: &Recorder,
+    out_dir: &Path,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let final_file = Recorder::create(&out_dir.join("final.jsonl"))?;
+    let view = rt.block_on(probe.view(TOPIC));
+    for p in 0..partitions {
+        let Some(leader) = view.partitions.get(&p).map(|v| v.leader).filter(|l| *l >= 0) else {
+            rec.record(&Event::Incomplete {
+                t: now_ms(),
+                detail: format!("p{p} has no leader at the end"),
+            });
+            continue;
+        };
+        match rt.block_on(probe.read_partition(TOPIC, p, leader)) {
+            Ok((records, hw)) => {
+                for (o, v) in records {
+                    final_file.record(&Event::Final { p, o, v });
+                }
+                final_file.record(&Event::FinalEnd { t: now_ms(), p, high_watermark: hw });
+            }
+            Err(e) => rec.record(&Event::Incomplete {
+                t: now_ms(),
+                detail: format!("final read of p{p}: {e:#}"),
+            }),
+        }
+    }
+    final_file.flush();
+    for p in 0..partitions {
+        let replicas = view.partitions.get(&p).map(|v| v.replicas.clone()).unwrap_or_default();
+        let started = Instant::now();
+        let (identical, detail) = loop {
+            let copies: Vec<(i32, Vec<u8>)> = replicas
+                .iter()
+                .map(|r| (*r, replica_bytes(&target.data_dir(*r).join(format!("{TOPIC}-{p}")))))
+                .collect();
+            let same = copies.windows(2).all(|w| w[0].1 == w[1].1);
+            if same || started.elapsed() > CONVERGE_TIMEOUT {
+                let mut detail: Vec<String> =
+                    copies.iter().map(|(r, b)| format!("node {r}: {} bytes", b.len())).collect();
+                if !same {
+                    detail.push(describe_difference(&copies));
+                    keep_replicas(target, out_dir, p, &replicas);
+                }
+                break (same, detail.join(", "));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        rec.record(&Event::Replicas { t: now_ms(), p, identical, detail });
+    }
+    match rt.block_on(probe.topics()) {
+        Some(topics) => rec.record(&Event::Topics { t: now_ms(), topics }),
+        None => rec
+            .record(&Event::Incomplete { t: now_ms(), detail: "no topic list at the end".into() }),
+    }
+    Ok(())
+}
