@@ -28,18 +28,76 @@ use crate::history::Event;
 /// One broken invariant, with enough detail to find it in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
-    Lost { p: i32, o: i64, v: String },
-    Duplicated { p: i32, v: String, offsets: Vec<i64> },
-    Divergent { p: i32, o: i64, expected: String, seen: String, by: String },
-    Vanished { p: i32, o: i64, v: String, by: String },
-    OutOfOrder { by: String, p: i32, prev: i64, next: i64 },
-    CommitWentBack { p: i32, from: i64, to: i64, t: i64 },
-    CommitLost { by: String, p: i32, committed: i64, read: i64, t: i64 },
-    AdminLost { op: String, topic: String, detail: String },
-    ReplicasDiffer { p: i32, detail: String },
-    Crashed { node: i32, t: i64 },
-    NotRecovered { n: u64, kind: String, detail: String },
-    Incomplete { detail: String },
+    Lost {
+        p: i32,
+        o: i64,
+        v: String,
+    },
+    Duplicated {
+        p: i32,
+        v: String,
+        offsets: Vec<i64>,
+    },
+    Divergent {
+        p: i32,
+        o: i64,
+        expected: String,
+        seen: String,
+        by: String,
+    },
+    Vanished {
+        p: i32,
+        o: i64,
+        v: String,
+        by: String,
+    },
+    OutOfOrder {
+        by: String,
+        p: i32,
+        prev: i64,
+        next: i64,
+    },
+    CommitWentBack {
+        p: i32,
+        from: i64,
+        to: i64,
+        t: i64,
+    },
+    CommitLost {
+        by: String,
+        p: i32,
+        committed: i64,
+        read: i64,
+        t: i64,
+    },
+    AdminLost {
+        op: String,
+        topic: String,
+        detail: String,
+    },
+    ReplicasDiffer {
+        p: i32,
+        detail: String,
+    },
+    Crashed {
+        node: i32,
+        t: i64,
+    },
+    /// A producer went this long without an acknowledged write (liveness, not safety: every
+    /// fault heals and recovers well within it).
+    Stalled {
+        by: String,
+        from: i64,
+        to: i64,
+    },
+    NotRecovered {
+        n: u64,
+        kind: String,
+        detail: String,
+    },
+    Incomplete {
+        detail: String,
+    },
 }
 
 impl Violation {
@@ -57,6 +115,7 @@ impl Violation {
             Violation::AdminLost { .. } => "admin operation lost",
             Violation::ReplicasDiffer { .. } => "replicas differ",
             Violation::Crashed { .. } => "node crashed",
+            Violation::Stalled { .. } => "writes stalled",
             Violation::NotRecovered { .. } => "not recovered",
             Violation::Incomplete { .. } => "history incomplete",
         }
@@ -96,6 +155,11 @@ impl fmt::Display for Violation {
                 write!(f, "replicas of p{p} differ: {detail}")
             }
             Violation::Crashed { node, t } => write!(f, "node {node} crashed (at {t})"),
+            Violation::Stalled { by, from, to } => write!(
+                f,
+                "{by} had no write acknowledged for {} s (from {from} to {to})",
+                (to - from) / 1000
+            ),
             Violation::NotRecovered { n, kind, detail } => {
                 write!(f, "fault #{n} ({kind}): the cluster did not recover: {detail}")
             }
@@ -184,6 +248,7 @@ pub fn check(events: &[Event]) -> Report {
     check_reads(events, &log, &mut r);
     check_commits(events, &mut r);
     check_admin(events, &mut r);
+    check_stalls(events, &mut r);
     check_run(events, &mut r);
     r
 }
@@ -420,6 +485,42 @@ fn check_admin(events: &[Event], r: &mut Report) {
     }
 }
 
+/// Longest a producer may go without an acknowledged write: above the longest fault (hold
+/// 10 s) plus the recovery bound (60 s) plus the pause between faults.
+pub const STALL_MS_MAX: i64 = 90_000;
+
+/// Liveness: each producer's acknowledgements, from its first event to its last, have no gap
+/// longer than [`STALL_MS_MAX`].
+fn check_stalls(events: &[Event], r: &mut Report) {
+    let mut spans: BTreeMap<&str, (i64, i64, Vec<i64>)> = BTreeMap::new();
+    for e in events {
+        let (w, t, ack) = match e {
+            Event::Ack { w, t, .. } => (w, *t, true),
+            Event::Fail { w, t, .. } | Event::Done { w, t, .. } => (w, *t, false),
+            _ => continue,
+        };
+        let span = spans.entry(w.as_str()).or_insert((t, t, Vec::new()));
+        span.0 = span.0.min(t);
+        span.1 = span.1.max(t);
+        if ack {
+            span.2.push(t);
+        }
+    }
+    for (w, (first, last, mut acks)) in spans {
+        if acks.is_empty() && last - first <= STALL_MS_MAX {
+            continue;
+        }
+        acks.sort_unstable();
+        let mut prev = first;
+        for t in acks.into_iter().chain(std::iter::once(last)) {
+            if t - prev > STALL_MS_MAX {
+                r.violations.push(Violation::Stalled { by: w.to_string(), from: prev, to: t });
+            }
+            prev = prev.max(t);
+        }
+    }
+}
+
 fn check_run(events: &[Event], r: &mut Report) {
     let mut replica_checks = 0;
     for e in events {
@@ -639,6 +740,24 @@ mod tests {
         });
         let r = check(&h);
         assert_eq!(r.count("admin operation lost"), 2, "{:?}", r.violations);
+    }
+
+    #[test]
+    fn a_producer_without_acknowledgements_for_too_long_stalled() {
+        let fail = |t: i64| Event::Fail {
+            t,
+            w: "p1".into(),
+            p: 0,
+            v: format!("x{t}"),
+            err: "timed out".into(),
+        };
+        let mut h = clean();
+        h.push(fail(10 + STALL_MS_MAX + 1));
+        let r = check(&h);
+        assert_eq!(r.count("writes stalled"), 1, "{:?}", r.violations);
+        let mut h = clean();
+        h.push(fail(10 + STALL_MS_MAX - 1));
+        assert!(check(&h).passed());
     }
 
     #[test]

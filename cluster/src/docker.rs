@@ -379,38 +379,25 @@ impl ContainerCluster {
 
     /// Removes containers and networks of earlier runs whose process no longer exists.
     pub fn sweep_stale() {
-        let filter = format!("label={LABEL}");
-        let containers = docker(&[
-            "ps",
-            "-a",
-            "--filter",
-            &filter,
-            "--format",
-            &format!("{{{{.ID}}}} {{{{.Label \"{LABEL}\"}}}}"),
-        ])
-        .unwrap_or_default();
-        for line in containers.lines() {
-            if let Some((id, pid)) = line.split_once(' ')
-                && !Path::new(&format!("/proc/{pid}")).exists()
-            {
-                let _ = docker(&["rm", "-f", "-v", id]);
-            }
-        }
-        let networks = docker(&[
-            "network",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            &format!("{{{{.ID}}}} {{{{.Label \"{LABEL}\"}}}}"),
-        ])
-        .unwrap_or_default();
-        for line in networks.lines() {
-            if let Some((id, pid)) = line.split_once(' ')
-                && !Path::new(&format!("/proc/{pid}")).exists()
-            {
-                let _ = docker(&["network", "rm", id]);
-            }
+        sweep(&["ps", "-a"], &["rm", "-f", "-v"]);
+        sweep(&["network", "ls"], &["network", "rm"]);
+    }
+}
+
+/// Lists what `list` shows with the run label, and removes with `remove` each item whose
+/// creating process is gone.
+fn sweep(list: &[&str], remove: &[&str]) {
+    let filter = format!("label={LABEL}");
+    let format = format!("{{{{.ID}}}} {{{{.Label \"{LABEL}\"}}}}");
+    let mut args = list.to_vec();
+    args.extend(["--filter", &filter, "--format", &format]);
+    for line in docker(&args).unwrap_or_default().lines() {
+        if let Some((id, pid)) = line.split_once(' ')
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let mut args = remove.to_vec();
+            args.push(id);
+            let _ = docker(&args);
         }
     }
 }

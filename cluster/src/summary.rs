@@ -7,7 +7,7 @@ use crate::availability::{Figures, KindAvailability};
 use crate::checker::Report;
 
 /// Every violation class, in the order the table lists them.
-const CLASSES: [&str; 11] = [
+const CLASSES: [&str; 12] = [
     "lost",
     "duplicated",
     "divergent",
@@ -17,6 +17,7 @@ const CLASSES: [&str; 11] = [
     "admin operation lost",
     "replicas differ",
     "node crashed",
+    "writes stalled",
     "not recovered",
     "history incomplete",
 ];

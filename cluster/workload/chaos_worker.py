@@ -13,8 +13,8 @@ cluster/src/history.rs for every field):
   consumer  a member of group G; commits synchronously after each batch it processed.
             {"e":"assigned",ps} on every rebalance, {"e":"read",p,o,v} per record,
             {"e":"commit",offsets} per acknowledged commit, {"e":"commit_failed",err}.
-  admin     every 2 s creates a topic, grows an older one to 2 partitions, deletes an older one
-            and lists topics: {"e":"admin",op,topic,partitions,ok,err}; ok=false is "unknown".
+  admin     every 2 s creates a topic, grows the previous one to 2 partitions, deletes the oldest
+            beyond 5 and lists topics: {"e":"admin",op,topic,partitions,ok,err}; ok=false is "unknown".
 SIGTERM ends a worker: a producer stops writing and waits (bounded) for its outstanding writes,
 then every worker writes {"e":"done","sent":N} and exits 0.
 """
@@ -32,6 +32,7 @@ FLUSH_S = 60            # how long a stopping producer waits for outstanding wri
 OUT_FLUSH_S = 0.5       # history file flush interval
 ADMIN_INTERVAL_S = 2.0  # one admin round per interval
 ADMIN_TIMEOUT_S = 15    # one admin call's bound
+ADMIN_TOPICS_MAX = 5    # live admin topics: older ones are deleted, so a long run's metadata stays small
 
 
 def now_ms():
@@ -112,7 +113,7 @@ def run_producer(a, h):
         "bootstrap.servers": a.bootstrap, "acks": "all", "enable.idempotence": True,
         "linger.ms": 5, "message.timeout.ms": 30000, "request.timeout.ms": 5000,
         "retry.backoff.ms": 100, "topic.metadata.refresh.interval.ms": 1000,
-        "queue.buffering.max.messages": 10000,
+        "queue.buffering.max.messages": 10000, **DEBUG,
     }
     inst = ProducerInstance(conf, h)
     seq = 0
@@ -212,7 +213,7 @@ def run_admin(a, h):
             grow = created[-2]
             f = admin.create_partitions([NewPartitions(grow, 2)], operation_timeout=10)[grow]
             outcome("create_partitions", grow, f, partitions=2)
-        if k % 3 == 2 and len(created) >= 3:
+        if len(created) > ADMIN_TOPICS_MAX:
             gone = created.pop(0)
             f = admin.delete_topics([gone], operation_timeout=10)[gone]
             outcome("delete", gone, f)

@@ -542,6 +542,20 @@ mod tests {
         img
     }
 
+    /// Moves the leadership of t-0 to `leader` (a new leader epoch), ISR both brokers.
+    fn move_leader(img: &mut MetadataImage, leader: i32) {
+        let other = if leader == 1 { 2 } else { 1 };
+        apply(
+            img,
+            &MetadataCommand::ChangePartition {
+                topic: "t".into(),
+                partition: 0,
+                leader: Some(NodeId(leader)),
+                isr: vec![NodeId(leader), NodeId(other)],
+            },
+        );
+    }
+
     #[test]
     fn the_high_watermark_survives_a_restart_bounded_by_the_log() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -586,15 +600,7 @@ mod tests {
         tokio::task::yield_now().await;
         // Deposed; as a follower it adopts the new leader's HW, which passes the target.
         let mut img = image(1);
-        apply(
-            &mut img,
-            &MetadataCommand::ChangePartition {
-                topic: "t".into(),
-                partition: 0,
-                leader: Some(NodeId(2)),
-                isr: vec![NodeId(2), NodeId(1)],
-            },
-        );
+        move_leader(&mut img, 2);
         rm.reconcile(&img, &broker).expect("follower");
         part.set_follower_high_watermark(10, Offset(10));
         let old_epoch = epoch;
@@ -605,15 +611,7 @@ mod tests {
         assert_eq!(outcome, Err(CommitWait::NotLeader));
 
         // Leading again (a later epoch): the leader's own HW acknowledges its own writes.
-        apply(
-            &mut img,
-            &MetadataCommand::ChangePartition {
-                topic: "t".into(),
-                partition: 0,
-                leader: Some(NodeId(1)),
-                isr: vec![NodeId(1), NodeId(2)],
-            },
-        );
+        move_leader(&mut img, 1);
         rm.reconcile(&img, &broker).expect("leader again");
         let epoch = part.leader_epoch();
         assert!(epoch > old_epoch, "a later epoch");
@@ -660,15 +658,7 @@ mod tests {
         };
         for round in 0..200 {
             let leader = if round % 2 == 0 { 2 } else { 1 };
-            apply(
-                &mut img,
-                &MetadataCommand::ChangePartition {
-                    topic: "t".into(),
-                    partition: 0,
-                    leader: Some(NodeId(leader)),
-                    isr: vec![NodeId(1), NodeId(2)],
-                },
-            );
+            move_leader(&mut img, leader);
             rm.reconcile(&img, &broker).expect("reconcile");
             if leader == 1 {
                 led.insert(part.leader_epoch().0);
