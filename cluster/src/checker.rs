@@ -4,7 +4,13 @@
 //! held against.
 //!
 //! - Lost: an acknowledged write is not in the final log (invariant 1).
-//! - Duplicated: one write is at more than one offset (invariant 5: idempotent producers).
+//! - Duplicated: one write is at more than one offset within one producer session (invariant
+//!   5: idempotent producers). A broker deduplicates by (producer id, epoch, sequence), so copies
+//!   written in different sessions of one producer were re-sent as new writes by the client: after
+//!   an OUT_OF_ORDER_SEQUENCE_NUMBER on a pipelined request, librdkafka bumps its epoch and
+//!   re-sends every unacknowledged batch, including ones whose earlier attempt was written
+//!   (librdkafka issue #4953, open; Kafka brokers store the same copies). Those are counted and
+//!   listed, not violations; copies in one session, or without a session, are.
 //! - Divergent: two observations disagree on the record at one offset, or a write was
 //!   acknowledged at an offset the final log holds something else at (invariant 2).
 //! - Vanished: a reader saw a record at an offset the final log does not reach (invariant 2: no
@@ -188,12 +194,17 @@ pub struct Stats {
     pub admin_failed: u64,
     pub final_records: u64,
     pub partitions: u64,
+    /// Writes in the final log more than once, each copy in a different producer session.
+    pub resent_in_new_session: u64,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub stats: Stats,
     pub violations: Vec<Violation>,
+    /// The writes counted in `stats.resent_in_new_session`, as "v in pP at offsets [..] in
+    /// sessions [..]".
+    pub resent: Vec<String>,
 }
 
 impl Report {
@@ -211,6 +222,8 @@ impl Report {
 struct FinalLog {
     by_offset: BTreeMap<i32, BTreeMap<i64, String>>,
     by_value: HashMap<(i32, String), Vec<i64>>,
+    /// (partition, offset) → (producer id, producer epoch) of the record's batch.
+    session: HashMap<(i32, i64), (i64, i16)>,
     /// Partitions whose final read completed, with their high watermark.
     read: BTreeMap<i32, i64>,
 }
@@ -220,9 +233,12 @@ impl FinalLog {
         let mut log = FinalLog::default();
         for e in events {
             match e {
-                Event::Final { p, o, v } => {
+                Event::Final { p, o, v, session } => {
                     log.by_offset.entry(*p).or_default().insert(*o, v.clone());
                     log.by_value.entry((*p, v.clone())).or_default().push(*o);
+                    if let Some(s) = session {
+                        log.session.insert((*p, *o), *s);
+                    }
                 }
                 Event::FinalEnd { p, high_watermark, .. } => {
                     log.read.insert(*p, *high_watermark);
@@ -311,10 +327,20 @@ fn check_writes(events: &[Event], log: &FinalLog, r: &mut Report) {
             });
         }
     }
-    for ((p, v), offsets) in &log.by_value {
-        if offsets.len() > 1 {
-            let mut offsets = offsets.clone();
-            offsets.sort();
+    let mut duplicates: Vec<_> = log.by_value.iter().filter(|(_, o)| o.len() > 1).collect();
+    duplicates.sort();
+    for ((p, v), offsets) in duplicates {
+        let mut offsets = offsets.clone();
+        offsets.sort();
+        let sessions: Vec<Option<(i64, i16)>> =
+            offsets.iter().map(|o| log.session.get(&(*p, *o)).copied()).collect();
+        let mut distinct: Vec<(i64, i16)> = sessions.iter().flatten().copied().collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() == offsets.len() {
+            r.stats.resent_in_new_session += 1;
+            r.resent.push(format!("{v} in p{p} at offsets {offsets:?} in sessions {distinct:?}"));
+        } else {
             r.violations.push(Violation::Duplicated { p: *p, v: v.clone(), offsets });
         }
     }
@@ -562,7 +588,10 @@ mod tests {
         Event::Ack { t: 10, w: "p1".into(), p, o: Some(o), v: v.into(), c: 5 }
     }
     fn fin(p: i32, o: i64, v: &str) -> Event {
-        Event::Final { p, o, v: v.into() }
+        Event::Final { p, o, v: v.into(), session: None }
+    }
+    fn fin_in(p: i32, o: i64, v: &str, session: (i64, i16)) -> Event {
+        Event::Final { p, o, v: v.into(), session: Some(session) }
     }
     fn end(p: i32, hw: i64) -> Event {
         Event::FinalEnd { t: 100, p, high_watermark: hw }
@@ -642,6 +671,36 @@ mod tests {
             r.violations,
             vec![Violation::Duplicated { p: 0, v: "a".into(), offsets: vec![0, 2] }]
         );
+    }
+
+    #[test]
+    fn a_duplicate_within_one_producer_session_is_reported() {
+        let mut h = clean();
+        h.retain(|e| !matches!(e, Event::FinalEnd { p: 1, .. } | Event::Final { p: 1, .. }));
+        // Same producer id and epoch: the broker should have recognised the retry.
+        h.push(fin_in(1, 0, "c", (7, 0)));
+        h.push(fin_in(1, 1, "c", (7, 0)));
+        h.push(end(1, 2));
+        let r = check(&h);
+        assert_eq!(
+            r.violations,
+            vec![Violation::Duplicated { p: 1, v: "c".into(), offsets: vec![0, 1] }]
+        );
+        assert_eq!(r.stats.resent_in_new_session, 0);
+    }
+
+    #[test]
+    fn a_copy_re_sent_under_a_new_producer_epoch_is_counted_not_a_violation() {
+        let mut h = clean();
+        h.retain(|e| !matches!(e, Event::FinalEnd { p: 1, .. } | Event::Final { p: 1, .. }));
+        // The client bumped its epoch and re-sent a batch whose first attempt was written.
+        h.push(fin_in(1, 0, "c", (7, 0)));
+        h.push(fin_in(1, 1, "c", (7, 1)));
+        h.push(end(1, 2));
+        let r = check(&h);
+        assert!(r.passed(), "{:?}", r.violations);
+        assert_eq!(r.stats.resent_in_new_session, 1);
+        assert_eq!(r.resent, vec!["c in p1 at offsets [0, 1] in sessions [(7, 0), (7, 1)]"]);
     }
 
     #[test]

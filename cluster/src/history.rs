@@ -144,11 +144,15 @@ pub enum Event {
         t: i64,
         detail: String,
     },
-    /// Record `v` at offset `o` of partition `p`, read from the leader after the run.
+    /// Record `v` at offset `o` of partition `p`, read from the leader after the run, with the
+    /// producer session (producer id, producer epoch) of its batch when it was written by an
+    /// idempotent producer (absent in histories recorded before it was kept).
     Final {
         p: i32,
         o: i64,
         v: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<(i64, i16)>,
     },
     /// The final read of partition `p` reached its high watermark.
     FinalEnd {

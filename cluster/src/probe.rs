@@ -24,6 +24,15 @@ use samsa::client::KafkaClient;
 use samsa::client::records::{decode_records, fetch_request};
 use tokio::task::JoinSet;
 
+/// One record of a final read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalRecord {
+    pub offset: i64,
+    pub value: String,
+    /// (producer id, producer epoch) of the record's batch; None without a producer id.
+    pub session: Option<(i64, i16)>,
+}
+
 /// How long one request (connect included) may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Largest slice of a partition one fetch of the final read asks for.
@@ -345,14 +354,14 @@ impl Probe {
         bail!("cannot create topic {topic}: {last}")
     }
 
-    /// Every record of `topic`-`p` from its leader `leader`, up to the high watermark, as
-    /// (offset, value), and the high watermark.
+    /// Every record of `topic`-`p` from its leader `leader`, up to the high watermark, and the
+    /// high watermark.
     pub async fn read_partition(
         &mut self,
         topic: &str,
         p: i32,
         leader: i32,
-    ) -> anyhow::Result<(Vec<(i64, String)>, i64)> {
+    ) -> anyhow::Result<(Vec<FinalRecord>, i64)> {
         let addr = self.addr(leader).with_context(|| format!("no node {leader}"))?;
         let mut c = KafkaClient::connect(&addr).await?;
         let mut out = Vec::new();
@@ -382,8 +391,9 @@ impl Probe {
             for r in recs {
                 if r.offset >= offset && r.offset < hw {
                     offset = r.offset + 1;
-                    let v = String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned();
-                    out.push((r.offset, v));
+                    let value = String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned();
+                    let session = (r.producer_id >= 0).then_some((r.producer_id, r.producer_epoch));
+                    out.push(FinalRecord { offset: r.offset, value, session });
                 }
             }
             if offset == before {

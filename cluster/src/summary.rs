@@ -88,6 +88,17 @@ pub fn render(
         report.count("duplicated"),
         report.count("divergent")
     );
+    if s.resent_in_new_session > 0 {
+        let _ = writeln!(
+            out,
+            "         re-sent by the client in a new producer session {} (not deduplicable by a \
+             broker; librdkafka #4953):",
+            s.resent_in_new_session
+        );
+        for line in report.resent.iter().take(LISTED_MAX) {
+            let _ = writeln!(out, "           {line}");
+        }
+    }
     let _ = writeln!(
         out,
         "reads    {} by consumers in {} assignments; final log {} records in {} partitions",

@@ -75,8 +75,13 @@ pub(crate) fn final_checks(
         };
         match rt.block_on(probe.read_partition(TOPIC, p, leader)) {
             Ok((records, hw)) => {
-                for (o, v) in records {
-                    final_file.record(&Event::Final { p, o, v });
+                for r in records {
+                    final_file.record(&Event::Final {
+                        p,
+                        o: r.offset,
+                        v: r.value,
+                        session: r.session,
+                    });
                 }
                 final_file.record(&Event::FinalEnd { t: now_ms(), p, high_watermark: hw });
             }
