@@ -332,9 +332,8 @@ fn check_writes(events: &[Event], log: &FinalLog, r: &mut Report) {
     for ((p, v), offsets) in duplicates {
         let mut offsets = offsets.clone();
         offsets.sort();
-        let sessions: Vec<Option<(i64, i16)>> =
-            offsets.iter().map(|o| log.session.get(&(*p, *o)).copied()).collect();
-        let mut distinct: Vec<(i64, i16)> = sessions.iter().flatten().copied().collect();
+        let mut distinct: Vec<(i64, i16)> =
+            offsets.iter().filter_map(|o| log.session.get(&(*p, *o)).copied()).collect();
         distinct.sort();
         distinct.dedup();
         if distinct.len() == offsets.len() {
