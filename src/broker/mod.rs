@@ -190,10 +190,11 @@ impl Broker {
                 .map_err(|e| anyhow::anyhow!("first heartbeat failed: {e}"))?;
         }
         let image = broker.metadata.image();
-        broker
-            .replicas
-            .reconcile(&image, &broker.config)
-            .context("cannot open the partition replicas")?;
+        // Replicas that cannot be opened (a full disk) answer KAFKA_STORAGE_ERROR and are
+        // retried by the reconciler; the rest are served.
+        if let Err(e) = broker.replicas.reconcile(&image, &broker.config) {
+            tracing::error!(error = %e, "some partition replicas could not be opened; retrying");
+        }
         broker.groups.on_metadata(&broker);
         tasks::spawn_all(&broker);
         Ok(broker)
@@ -356,6 +357,13 @@ async fn open_metadata_store(data_dir: &std::path::Path) -> anyhow::Result<sled:
                     && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::StorageFull => {
+                return Err(anyhow::anyhow!(e)).context(format!(
+                    "cannot open the metadata store: the disk holding {} is full; free space \
+                     there (or grow the volume) and start samsa again",
+                    data_dir.display()
+                ));
             }
             Err(e) => {
                 return Err(anyhow::anyhow!(e)).context(

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::broker::BrokerConfig;
+use crate::kafka::error_code::ErrorCode;
 use crate::log::{AppendError, AppendOutcome, LogConfig, PartitionLog};
 use crate::metadata::image::{MetadataImage, PartitionImage};
 use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
@@ -335,6 +336,46 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Serializes reconciliations: two at once could both open (or delete) the same replica.
     reconcile_lock: Mutex<()>,
+    /// Replicas the last reconciliation could not open or update (a full disk, an unreadable
+    /// directory), with the error. They answer KAFKA_STORAGE_ERROR, Kafka's answer for a replica
+    /// in an offline log directory, and the reconciler retries them.
+    offline: Mutex<HashMap<TopicPartition, String>>,
+}
+
+/// The replicas one reconciliation could not bring in line with the metadata; every other
+/// replica was handled.
+#[derive(Debug, thiserror::Error)]
+#[error("{} replica(s) not in line with the metadata: {}", .0.len(), describe(.0))]
+pub struct ReconcileFailures(pub Vec<(String, io::Error)>);
+
+fn describe(failures: &[(String, io::Error)]) -> String {
+    let shown: Vec<String> =
+        failures.iter().take(FAILURES_SHOWN).map(|(what, e)| format!("{what}: {e}")).collect();
+    let more = failures.len().saturating_sub(FAILURES_SHOWN);
+    if more > 0 { format!("{} and {more} more", shown.join("; ")) } else { shown.join("; ") }
+}
+
+/// How many failed replicas a [`ReconcileFailures`] message names.
+const FAILURES_SHOWN: usize = 5;
+
+/// Why a partition has no replica on this broker to serve a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// This broker does not host it (or the metadata has not reached it yet).
+    NotHosted,
+    /// It should, but the replica could not be opened; the error says why.
+    Offline(String),
+}
+
+impl Missing {
+    /// The Kafka error for a request to this partition: `not_hosted` (the API's own code for
+    /// an unknown partition) or KAFKA_STORAGE_ERROR for a replica that could not be opened.
+    pub fn code(&self, not_hosted: ErrorCode) -> ErrorCode {
+        match self {
+            Missing::NotHosted => not_hosted,
+            Missing::Offline(_) => ErrorCode::KafkaStorageError,
+        }
+    }
 }
 
 fn read_topic_id(dir: &Path) -> Option<Uuid> {
@@ -356,6 +397,7 @@ impl ReplicaManager {
             data_dir,
             partitions: RwLock::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
+            offline: Mutex::new(HashMap::new()),
         }
     }
 
@@ -364,13 +406,38 @@ impl ReplicaManager {
         map.get(&TopicPartition::new(topic, partition)).cloned()
     }
 
+    /// The replica serving `topic`-`partition`, or why there is none.
+    pub fn lookup(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, Missing> {
+        let tp = TopicPartition::new(topic, partition);
+        if let Some(part) = self.get(topic, partition) {
+            return Ok(part);
+        }
+        let offline = self.offline.lock().unwrap_or_else(|p| p.into_inner());
+        match offline.get(&tp) {
+            Some(reason) => Err(Missing::Offline(reason.clone())),
+            None => Err(Missing::NotHosted),
+        }
+    }
+
+    /// Whether the last reconciliation left replicas out (the reconciler retries them).
+    pub fn has_offline(&self) -> bool {
+        !self.offline.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     pub fn all(&self) -> Vec<Arc<Partition>> {
         let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         map.values().cloned().collect()
     }
 
-    /// Brings local replicas in line with `image`. Blocking (opens and recovers logs).
-    pub fn reconcile(&self, image: &MetadataImage, broker: &BrokerConfig) -> io::Result<()> {
+    /// Brings local replicas in line with `image`. Blocking (opens and recovers logs). A replica
+    /// that fails (a full disk, an unreadable directory) does not stop the others: it is listed
+    /// in the error, answers KAFKA_STORAGE_ERROR until a later call succeeds, and every other
+    /// replica still gets its leadership, epoch and config.
+    pub fn reconcile(
+        &self,
+        image: &MetadataImage,
+        broker: &BrokerConfig,
+    ) -> Result<(), ReconcileFailures> {
         let _one_at_a_time = self.reconcile_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut wanted: HashMap<
             TopicPartition,
@@ -387,35 +454,65 @@ impl ReplicaManager {
                 }
             }
         }
-        let existing = self.all();
-        for part in existing {
+        let mut failed: Vec<(TopicPartition, io::Error)> = Vec::new();
+        for part in self.all() {
             match wanted.get(&part.tp) {
                 Some((id, _, _)) if *id == part.topic_id => {}
-                _ => self.remove(&part.tp)?,
+                _ => {
+                    if let Err(e) = self.remove(&part.tp) {
+                        failed.push((part.tp.clone(), e));
+                    }
+                }
             }
         }
         for (tp, (id, config, p)) in wanted {
-            let part = match self.get(&tp.topic, tp.partition.0) {
-                Some(part) => part,
-                None => self.open_replica(&tp, id, config.clone())?,
-            };
-            {
-                let mut log = part.log();
-                if *log.config() != config {
-                    log.set_config(config);
-                }
-            }
-            part.apply_metadata(p, crate::broker::now_ms());
-            if part.is_leader() {
-                let leo = {
-                    let mut log = part.log();
-                    log.start_leader_epoch(p.leader_epoch)?;
-                    log.log_end_offset()
-                };
-                part.advance_high_watermark(leo);
+            if let Err(e) = self.reconcile_one(&tp, id, config, p) {
+                failed.push((tp, e));
             }
         }
-        self.remove_strays(image)
+        let mut failures: Vec<(String, io::Error)> = Vec::new();
+        {
+            let mut offline = self.offline.lock().unwrap_or_else(|p| p.into_inner());
+            offline.clear();
+            for (tp, e) in failed {
+                offline.insert(tp.clone(), e.to_string());
+                failures.push((tp.to_string(), e));
+            }
+        }
+        if let Err(e) = self.remove_strays(image) {
+            failures.push(("deleted topics' directories".to_string(), e));
+        }
+        if failures.is_empty() { Ok(()) } else { Err(ReconcileFailures(failures)) }
+    }
+
+    /// Opens (if needed) and updates one wanted replica.
+    fn reconcile_one(
+        &self,
+        tp: &TopicPartition,
+        id: Uuid,
+        config: LogConfig,
+        p: &PartitionImage,
+    ) -> io::Result<()> {
+        let part = match self.get(&tp.topic, tp.partition.0) {
+            Some(part) => part,
+            None => self.open_replica(tp, id, config.clone())?,
+        };
+        {
+            let mut log = part.log();
+            if *log.config() != config {
+                log.set_config(config);
+            }
+        }
+        part.apply_metadata(p, crate::broker::now_ms());
+        if part.is_leader() {
+            let leo = {
+                let mut log = part.log();
+                log.start_leader_epoch(p.leader_epoch)?;
+                log.log_end_offset()
+            };
+            part.advance_high_watermark(leo);
+        }
+        Ok(())
     }
 
     fn open_replica(
@@ -429,9 +526,12 @@ impl ReplicaManager {
             tracing::info!(partition = %tp, "removing the replica of an older topic with the same name");
             fs::remove_dir_all(&dir)?;
         }
-        // The topic id goes down first, so a replica directory is never without one.
+        // The topic id goes down first, so a replica directory is never without one. An existing
+        // replica keeps its file untouched: on a full disk it still opens and serves reads.
         fs::create_dir_all(&dir)?;
-        write_topic_id(&dir, id)?;
+        if read_topic_id(&dir) != Some(id) {
+            write_topic_id(&dir, id)?;
+        }
         let (log, report) = PartitionLog::open(&dir, config)?;
         if report.recovered.truncated_bytes > 0 || report.segments_dropped > 0 {
             tracing::warn!(partition = %tp, truncated_bytes = report.recovered.truncated_bytes,
@@ -579,6 +679,62 @@ mod tests {
         let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
         rm.reconcile(&image(2), &broker).expect("reconcile");
         assert_eq!(rm.get("t", 0).expect("replica").high_watermark(), Offset(7));
+    }
+
+    /// A full disk or an unreadable directory fails one replica, not the reconciliation: the
+    /// others are opened and led, the failed one answers KAFKA_STORAGE_ERROR, and a later
+    /// reconciliation with the same metadata opens it once the cause is gone.
+    #[test]
+    fn a_replica_that_cannot_be_opened_is_offline_and_the_others_are_served() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let broker =
+            BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+        let mut img = image(1);
+        apply(
+            &mut img,
+            &MetadataCommand::CreateTopic {
+                name: "u".into(),
+                id: Uuid::from_u128(2),
+                assignments: vec![vec![NodeId(1)], vec![NodeId(1)]],
+                configs: Default::default(),
+            },
+        );
+        for partition in 0..2 {
+            apply(
+                &mut img,
+                &MetadataCommand::ChangePartition {
+                    topic: "u".into(),
+                    partition,
+                    leader: Some(NodeId(1)),
+                    isr: vec![NodeId(1)],
+                },
+            );
+        }
+        // A file where u-0's directory belongs: creating the directory fails.
+        let blocker = dir.path().join(TopicPartition::new("u", 0).dir_name());
+        fs::write(&blocker, b"not a directory").expect("blocker");
+        let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+
+        let failures = rm.reconcile(&img, &broker).expect_err("u-0 cannot be opened");
+        assert_eq!(failures.0.len(), 1, "{failures}");
+        assert_eq!(failures.0[0].0, "u-0");
+        assert!(rm.get("t", 0).expect("t-0").is_leader());
+        assert!(rm.get("u", 1).expect("u-1").is_leader());
+        let missing = rm.lookup("u", 0).expect_err("u-0 is offline");
+        assert!(matches!(missing, Missing::Offline(_)), "{missing:?}");
+        assert_eq!(missing.code(ErrorCode::UnknownTopicOrPartition), ErrorCode::KafkaStorageError);
+        let unknown = rm.lookup("nope", 0).expect_err("not hosted");
+        assert_eq!(unknown, Missing::NotHosted);
+        assert_eq!(
+            unknown.code(ErrorCode::UnknownTopicOrPartition),
+            ErrorCode::UnknownTopicOrPartition
+        );
+        assert!(rm.has_offline());
+
+        fs::remove_file(&blocker).expect("unblock");
+        rm.reconcile(&img, &broker).expect("u-0 opens now");
+        assert!(rm.lookup("u", 0).expect("u-0").is_leader());
+        assert!(!rm.has_offline());
     }
 
     /// Found by the chaos suite (see [`Partition::wait_for_commit`]): a write waiting for its

@@ -134,9 +134,16 @@ async fn reconcile_loop(weak: Weak<Broker>) {
         Some(b) => (b.metadata.subscribe(), b.shutdown_signal()),
         None => return,
     };
+    // The last failure logged: a retry that fails the same way is not logged again.
+    let mut last_failure: Option<String> = None;
     loop {
+        let retry = match weak.upgrade() {
+            Some(b) => b.replicas.has_offline(),
+            None => break,
+        };
         tokio::select! {
             changed = images.changed() => if changed.is_err() { break },
+            () = tokio::time::sleep(RECONCILE_RETRY_INTERVAL), if retry => {}
             _ = stop.changed() => break,
         }
         let image = images.borrow_and_update().clone();
@@ -147,13 +154,26 @@ async fn reconcile_loop(weak: Weak<Broker>) {
         crate::replication::fetcher::ensure_fetchers(&broker);
         broker.groups.on_metadata(&broker);
         match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
+            Ok(Ok(())) => {
+                if last_failure.take().is_some() {
+                    tracing::info!("every local replica is in line with the metadata again");
+                }
+            }
+            Ok(Err(e)) => {
+                let failure = e.to_string();
+                if last_failure.as_ref() != Some(&failure) {
+                    tracing::error!(error = %failure, "applying metadata to local replicas failed; retrying");
+                    last_failure = Some(failure);
+                }
+            }
             Err(e) => tracing::error!(error = %e, "reconciler panicked"),
         }
     }
 }
 
+/// How often replicas that could not be opened or updated (a full disk) are tried again while
+/// the metadata does not change.
+const RECONCILE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How often moved high watermarks are written to disk (Kafka's
 /// replica.high.watermark.checkpoint.interval.ms).
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);

@@ -117,8 +117,10 @@ fn read_partition(
     budget: usize,
     pd: &mut PartitionData,
 ) -> Result<(), ErrorCode> {
-    let part =
-        broker.replicas.get(&fp.topic, fp.partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    let part = broker
+        .replicas
+        .lookup(&fp.topic, fp.partition)
+        .map_err(|m| m.code(ErrorCode::UnknownTopicOrPartition))?;
     if !part.is_leader() {
         return Err(ErrorCode::NotLeaderOrFollower);
     }

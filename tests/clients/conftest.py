@@ -27,9 +27,10 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, overrides=()):
+    def __init__(self, overrides=(), data_dir=None):
+        """`data_dir` (made here unless given) holds the broker's log and its data in `data/`."""
         self.overrides = [a for o in overrides for a in ("--override", o)]
-        self.data_dir = tempfile.mkdtemp(prefix="samsa-client-test-")
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="samsa-client-test-")
         self.port = free_port()
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "broker.log")

@@ -123,7 +123,7 @@ fn read_partition(
     let unknown =
         if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
     let topic = topic.ok_or(unknown)?;
-    let part = broker.replicas.get(topic, fp.partition).ok_or(unknown)?;
+    let part = broker.replicas.lookup(topic, fp.partition).map_err(|m| m.code(unknown))?;
     if !part.is_leader() {
         return Err(ErrorCode::NotLeaderOrFollower);
     }

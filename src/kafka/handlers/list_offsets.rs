@@ -72,7 +72,10 @@ fn lookup(
     version: i16,
     debug: bool,
 ) -> Result<(i64, i64, i32), ErrorCode> {
-    let part = broker.replicas.get(topic, partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    let part = broker
+        .replicas
+        .lookup(topic, partition)
+        .map_err(|m| m.code(ErrorCode::UnknownTopicOrPartition))?;
     if !part.is_leader() {
         return Err(ErrorCode::NotLeaderOrFollower);
     }

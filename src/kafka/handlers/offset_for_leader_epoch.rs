@@ -57,7 +57,10 @@ fn lookup(
     current_leader_epoch: i32,
     leader_epoch: i32,
 ) -> Result<Option<(i32, i64)>, ErrorCode> {
-    let part = broker.replicas.get(topic, partition).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    let part = broker
+        .replicas
+        .lookup(topic, partition)
+        .map_err(|m| m.code(ErrorCode::UnknownTopicOrPartition))?;
     if !part.is_leader() {
         return Err(ErrorCode::NotLeaderOrFollower);
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::replica_manager::{CommitWait, LeaderAppendError, Partition};
+use crate::broker::replica_manager::{CommitWait, LeaderAppendError, Missing, Partition};
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -158,11 +158,20 @@ fn append(
             format!("Cannot append to internal topic {topic}"),
         ));
     }
-    let Some(part) = broker.replicas.get(topic, partition) else {
-        return Err((
-            ErrorCode::UnknownTopicOrPartition,
-            format!("This server does not host this topic-partition: {topic}-{partition}"),
-        ));
+    let part = match broker.replicas.lookup(topic, partition) {
+        Ok(part) => part,
+        Err(Missing::NotHosted) => {
+            return Err((
+                ErrorCode::UnknownTopicOrPartition,
+                format!("This server does not host this topic-partition: {topic}-{partition}"),
+            ));
+        }
+        Err(Missing::Offline(reason)) => {
+            return Err((
+                ErrorCode::KafkaStorageError,
+                format!("the replica of {topic}-{partition} cannot be opened: {reason}"),
+            ));
+        }
     };
     if !part.is_leader() {
         return Err((
