@@ -672,15 +672,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_duplicate_within_one_producer_session_is_reported() {
+    /// The clean history with p1's final log replaced by two copies of "c", written in the
+    /// producer sessions `first` and `second`.
+    fn two_copies_in_p1(first: (i64, i16), second: (i64, i16)) -> Vec<Event> {
         let mut h = clean();
         h.retain(|e| !matches!(e, Event::FinalEnd { p: 1, .. } | Event::Final { p: 1, .. }));
-        // Same producer id and epoch: the broker should have recognised the retry.
-        h.push(fin_in(1, 0, "c", (7, 0)));
-        h.push(fin_in(1, 1, "c", (7, 0)));
+        h.push(fin_in(1, 0, "c", first));
+        h.push(fin_in(1, 1, "c", second));
         h.push(end(1, 2));
-        let r = check(&h);
+        h
+    }
+
+    #[test]
+    fn a_duplicate_within_one_producer_session_is_reported() {
+        // Same producer id and epoch: the broker should have recognised the retry.
+        let r = check(&two_copies_in_p1((7, 0), (7, 0)));
         assert_eq!(
             r.violations,
             vec![Violation::Duplicated { p: 1, v: "c".into(), offsets: vec![0, 1] }]
@@ -690,13 +696,8 @@ mod tests {
 
     #[test]
     fn a_copy_re_sent_under_a_new_producer_epoch_is_counted_not_a_violation() {
-        let mut h = clean();
-        h.retain(|e| !matches!(e, Event::FinalEnd { p: 1, .. } | Event::Final { p: 1, .. }));
         // The client bumped its epoch and re-sent a batch whose first attempt was written.
-        h.push(fin_in(1, 0, "c", (7, 0)));
-        h.push(fin_in(1, 1, "c", (7, 1)));
-        h.push(end(1, 2));
-        let r = check(&h);
+        let r = check(&two_copies_in_p1((7, 0), (7, 1)));
         assert!(r.passed(), "{:?}", r.violations);
         assert_eq!(r.stats.resent_in_new_session, 1);
         assert_eq!(r.resent, vec!["c in p1 at offsets [0, 1] in sessions [(7, 0), (7, 1)]"]);

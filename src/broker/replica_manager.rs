@@ -409,8 +409,8 @@ impl ReplicaManager {
     /// The replica serving `topic`-`partition`, or why there is none.
     pub fn lookup(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, Missing> {
         let tp = TopicPartition::new(topic, partition);
-        if let Some(part) = self.get(topic, partition) {
-            return Ok(part);
+        if let Some(part) = self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(&tp) {
+            return Ok(part.clone());
         }
         let offline = self.offline.lock().unwrap_or_else(|p| p.into_inner());
         match offline.get(&tp) {
@@ -470,15 +470,10 @@ impl ReplicaManager {
                 failed.push((tp, e));
             }
         }
-        let mut failures: Vec<(String, io::Error)> = Vec::new();
-        {
-            let mut offline = self.offline.lock().unwrap_or_else(|p| p.into_inner());
-            offline.clear();
-            for (tp, e) in failed {
-                offline.insert(tp.clone(), e.to_string());
-                failures.push((tp.to_string(), e));
-            }
-        }
+        *self.offline.lock().unwrap_or_else(|p| p.into_inner()) =
+            failed.iter().map(|(tp, e)| (tp.clone(), e.to_string())).collect();
+        let mut failures: Vec<(String, io::Error)> =
+            failed.into_iter().map(|(tp, e)| (tp.to_string(), e)).collect();
         if let Err(e) = self.remove_strays(image) {
             failures.push(("deleted topics' directories".to_string(), e));
         }
@@ -522,14 +517,15 @@ impl ReplicaManager {
         config: LogConfig,
     ) -> io::Result<Arc<Partition>> {
         let dir = self.data_dir.join(tp.dir_name());
-        if dir.exists() && read_topic_id(&dir) != Some(id) {
+        let ours = read_topic_id(&dir) == Some(id);
+        if dir.exists() && !ours {
             tracing::info!(partition = %tp, "removing the replica of an older topic with the same name");
             fs::remove_dir_all(&dir)?;
         }
         // The topic id goes down first, so a replica directory is never without one. An existing
         // replica keeps its file untouched: on a full disk it still opens and serves reads.
         fs::create_dir_all(&dir)?;
-        if read_topic_id(&dir) != Some(id) {
+        if !ours {
             write_topic_id(&dir, id)?;
         }
         let (log, report) = PartitionLog::open(&dir, config)?;
