@@ -80,3 +80,10 @@ impl fmt::Display for TopicPartition {
         write!(f, "{}-{}", self.topic, self.partition.0)
     }
 }
+
+/// A new random cluster id: 22 characters of URL-safe base64 of a UUID, like Kafka's.
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+}

@@ -21,13 +21,6 @@ pub struct MetaProperties {
     pub cluster_id: Option<String>,
 }
 
-/// A new random cluster id: 22 characters of URL-safe base64 of a UUID, like Kafka's.
-pub fn new_cluster_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bits = uuid::Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
-}
-
 fn write(data_dir: &Path, props: &MetaProperties) -> anyhow::Result<()> {
     let mut text =
         format!("#samsa data directory\nversion={FORMAT_VERSION}\nnode.id={}\n", props.node_id.0);
@@ -118,6 +111,6 @@ mod tests {
         assert!(load_or_create(dir.path(), NodeId(1), Some("other")).is_err());
         let mut c = b.clone();
         assert!(record_cluster_id(dir.path(), &mut c, "c2").is_err());
-        assert_eq!(new_cluster_id().len(), 22);
+        assert_eq!(crate::types::new_cluster_id().len(), 22);
     }
 }

@@ -1,28 +1,47 @@
-//! The composition root: config → metadata quorum (openraft + sled) → controller → replicas →
-//! background tasks. Listeners are bound by the caller and passed in, so tests run many nodes in
-//! one process on ephemeral ports.
+//! The composition root: config → metadata quorum (openraft + sled) → controller → replica
+//! layer → replication, group coordinator → background tasks. It wires the rooms together and
+//! implements the small traits they declare (the ISR proposer); it owns no protocol logic.
+//! Listeners are bound by the caller and passed in, so tests run many nodes in one process on
+//! ephemeral ports.
+//!
+//! # Start order
+//! 1. The data directory and `meta.properties` (node id, cluster id) are checked.
+//! 2. The metadata store (sled) and the raft member open; the local controller and the
+//!    controller client are built on them; the replica layer is created empty.
+//! 3. The RPC server starts on the controller listener (raft, controller RPCs, replication):
+//!    peers may need this node's vote before the quorum can form.
+//! 4. A voter bootstraps (or checks) the quorum; a broker registers and heartbeats once.
+//! 5. Replicas are opened from the metadata image (one that cannot be opened is offline and
+//!    retried), fetchers and group coordination follow, then the background tasks start.
+//!
+//! # Shutdown order
+//! The Kafka listener stops first (the caller); then a controlled shutdown moves this broker's
+//! leaderships away (bounded wait), the shutdown signal stops every background task and
+//! fetcher, the raft member and the RPC server stop (releasing the metadata store), and every
+//! log is fsynced with its high watermark checkpointed.
 
 pub mod meta_properties;
-pub mod replica_manager;
 mod tasks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
-use self::replica_manager::ReplicaManager;
+use crate::admin::metrics::Metrics;
 use crate::config::broker::BrokerConfig;
 use crate::controller::client::ControllerClient;
 use crate::controller::service::ControllerService;
 use crate::controller::{Controller, ControllerReply, ControllerRequest};
-use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::error_code::{ApiError, ErrorCode};
+use crate::group::GroupCoordinator;
 use crate::metadata::MetadataLog;
-use crate::metadata::decide::TopicDefaults;
+use crate::metadata::decide::{TopicDefaults, TopicSpec};
 use crate::metadata::image::BrokerRegistration;
 use crate::raft::log_store::LogStore;
 use crate::raft::metadata_log::RaftMetadataLog;
@@ -32,13 +51,11 @@ use crate::raft::pb::raft_server::RaftServer;
 use crate::raft::service::RaftService;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{MetadataRaft, RaftNode};
+use crate::replica::ReplicaManager;
+use crate::replication::isr::{IsrChange, IsrChangeKind, IsrProposer};
 use crate::replication::pb::replication_server::ReplicationServer;
 use crate::replication::service::{REPLICATION_MESSAGE_BYTES_MAX, ReplicationService};
-
-/// Milliseconds since the Unix epoch, the clock Kafka timestamps use.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+use crate::replication::{Replication, ReplicationContext};
 
 /// How long startup waits to register with an active controller (the other voters may still
 /// be starting).
@@ -57,12 +74,15 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: Arc<dyn MetadataLog>,
     /// Reaches the active controller, wherever it is.
-    pub controller: ControllerClient,
-    pub replicas: ReplicaManager,
+    pub controller: Arc<ControllerClient>,
+    /// The replica layer: every partition replica hosted here.
+    pub(crate) replicas: Arc<ReplicaManager>,
     /// Request, byte and ISR-change counters for `/metrics`.
-    pub metrics: crate::admin::metrics::Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     /// The consumer-group coordinator for the offsets partitions this broker leads.
-    pub groups: crate::group::GroupCoordinator,
+    pub(crate) groups: Arc<GroupCoordinator>,
+    /// Follower fetchers and leader-side ISR checks.
+    pub(crate) replication: Arc<Replication>,
     raft: MetadataRaft,
     /// This node's controller, active when it leads the quorum (runs session expiry).
     pub local_controller: Arc<Controller>,
@@ -70,14 +90,47 @@ pub struct Broker {
     incarnation: Uuid,
     /// The unused part of this broker's producer-id block: (next, end).
     producer_ids: Mutex<(i64, i64)>,
-    /// Woken on every append, so long-polling fetches wait without polling.
-    pub data_appended: Notify,
-    /// Follower fetcher tasks, one per leader broker.
-    pub fetchers: crate::replication::fetcher::Fetchers,
     /// The raft/controller/replication RPC server; awaited at shutdown so the metadata store
     /// it holds is released before `shutdown` returns.
     rpc_server: Mutex<Option<tokio::task::JoinHandle<()>>>,
     shutdown: watch::Sender<bool>,
+}
+
+/// ISR changes go to the active controller as AlterPartition, and are counted for `/metrics`.
+struct ControllerIsrProposer {
+    controller: Arc<ControllerClient>,
+    metrics: Arc<Metrics>,
+}
+
+impl IsrProposer for ControllerIsrProposer {
+    fn alter_partition(&self, change: IsrChange) -> BoxFuture<'static, Result<(), ApiError>> {
+        let (controller, metrics) = (self.controller.clone(), self.metrics.clone());
+        Box::pin(async move {
+            let request = ControllerRequest::AlterPartition {
+                topic: change.topic,
+                partition: change.partition,
+                leader: change.leader,
+                leader_epoch: change.leader_epoch,
+                partition_epoch: change.partition_epoch,
+                isr: change.isr,
+            };
+            controller.execute(request).await?;
+            let counter = match change.kind {
+                IsrChangeKind::Expand => &metrics.isr_expands,
+                IsrChangeKind::Shrink => &metrics.isr_shrinks,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+    }
+}
+
+/// The quorum member and what is built directly on it.
+struct Quorum {
+    raft: MetadataRaft,
+    metadata: Arc<dyn MetadataLog>,
+    local: Arc<Controller>,
+    controller: Arc<ControllerClient>,
 }
 
 fn raft_config() -> anyhow::Result<openraft::Config> {
@@ -98,7 +151,7 @@ fn raft_config() -> anyhow::Result<openraft::Config> {
 impl Broker {
     /// Opens storage and the metadata quorum, serves raft and controller RPCs on
     /// `controller_listener`, bootstraps or joins the cluster, registers this broker and opens
-    /// every hosted replica.
+    /// every hosted replica (the start order is in the module docs).
     pub async fn start(
         mut config: BrokerConfig,
         controller_listener: TcpListener,
@@ -111,93 +164,118 @@ impl Broker {
             config.node_id,
             config.cluster_id.as_deref(),
         )?;
-        if config.voters.is_empty() {
-            // A lone node (samsa dev): its own single-voter quorum.
-            config.voters.insert(config.node_id, config.controller_advertised.clone());
-        }
-        let is_voter = config.voters.contains_key(&config.node_id);
-        if config.process_roles.controller != is_voter {
-            bail!(
-                "node {} has process.roles {} controller but controller.quorum.voters {} it",
-                config.node_id,
-                if config.process_roles.controller { "with" } else { "without" },
-                if is_voter { "lists" } else { "does not list" }
-            );
-        }
-        let db = open_metadata_store(&config.data_dir).await?;
-        let log_store = LogStore::open(&db)?;
-        let sm = StateMachineStore::open(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let node_id = config.node_id.0 as u64;
-        let raft = MetadataRaft::new(
-            node_id,
-            Arc::new(raft_config()?),
-            NetworkFactory,
-            log_store,
-            sm.clone(),
-        )
-        .await
-        .context("cannot start the metadata quorum")?;
-        let metadata: Arc<dyn MetadataLog> = Arc::new(RaftMetadataLog::new(raft.clone(), sm));
-        let defaults = TopicDefaults {
-            num_partitions: config.num_partitions,
-            replication_factor: config.default_replication_factor,
-        };
-        let session_timeout = Duration::from_millis(config.broker_session_timeout_ms as u64);
-        let local =
-            Arc::new(Controller::new(config.node_id, metadata.clone(), defaults, session_timeout));
+        let is_voter = check_roles(&mut config)?;
+        let quorum = open_quorum(&config).await?;
         let (shutdown, _) = watch::channel(false);
-        let attach: Arc<std::sync::OnceLock<std::sync::Weak<Broker>>> = Arc::default();
-        let replication = ReplicationService::new(attach.clone());
+        let metrics = Arc::new(Metrics::default());
+        let replicas = Arc::new(ReplicaManager::new(config.node_id, config.data_dir.clone()));
+        let replication = Replication::new(Arc::new(ReplicationContext {
+            node_id: config.node_id,
+            replicas: replicas.clone(),
+            metadata: quorum.metadata.clone(),
+            isr: Arc::new(ControllerIsrProposer {
+                controller: quorum.controller.clone(),
+                metrics: metrics.clone(),
+            }),
+            shutdown: shutdown.subscribe(),
+            replica_lag_time_max_ms: config.replica_lag_time_max_ms,
+        }));
         let rpc_server = spawn_rpc_server(
             controller_listener,
-            raft.clone(),
-            local.clone(),
-            replication,
+            quorum.raft.clone(),
+            quorum.local.clone(),
+            ReplicationService::new(replication.context().clone()),
             shutdown.subscribe(),
         );
         if is_voter {
-            bootstrap_quorum(&raft, &config).await?;
+            bootstrap_quorum(&quorum.raft, &config).await?;
         }
-        // Every configured voter address, this node's own included: a process that wrongly
-        // shares a node.id must still reach the real owner of that id when it is the leader.
-        let voter_addrs = config.voters.values().cloned().collect();
-        let controller =
-            ControllerClient::new(config.node_id, local.clone(), metadata.clone(), voter_addrs);
-        let replicas = ReplicaManager::new(config.node_id, config.data_dir.clone());
-        let groups = crate::group::GroupCoordinator::new(config.group.clone());
+        let groups =
+            GroupCoordinator::new(config.group.clone(), replicas.clone(), quorum.metadata.clone());
         let broker = Arc::new(Broker {
             config,
-            metadata,
-            controller,
+            metadata: quorum.metadata,
+            controller: quorum.controller,
             groups,
-            metrics: Default::default(),
+            metrics,
             replicas,
-            raft,
-            local_controller: local,
+            replication,
+            raft: quorum.raft,
+            local_controller: quorum.local,
             incarnation: Uuid::new_v4(),
             producer_ids: Mutex::new((0, 0)),
-            data_appended: Notify::new(),
-            fetchers: Default::default(),
             rpc_server: Mutex::new(Some(rpc_server)),
             shutdown,
         });
-        let _ = attach.set(Arc::downgrade(&broker));
-        if broker.config.process_roles.broker {
-            broker.register(&mut props, is_voter).await?;
-            broker
-                .heartbeat(false)
+        broker.join_cluster(&mut props, is_voter).await?;
+        tasks::spawn_all(&broker);
+        Ok(broker)
+    }
+
+    /// Registers (a broker), then opens the replicas the metadata assigns to this node.
+    async fn join_cluster(
+        self: &Arc<Self>,
+        props: &mut meta_properties::MetaProperties,
+        is_voter: bool,
+    ) -> anyhow::Result<()> {
+        if self.config.process_roles.broker {
+            self.register(props, is_voter).await?;
+            self.heartbeat(false)
                 .await
                 .map_err(|e| anyhow::anyhow!("first heartbeat failed: {e}"))?;
         }
-        let image = broker.metadata.image();
+        let image = self.metadata.image();
         // Replicas that cannot be opened (a full disk) answer KAFKA_STORAGE_ERROR and are
         // retried by the reconciler; the rest are served.
-        if let Err(e) = broker.replicas.reconcile(&image, &broker.config) {
+        if let Err(e) = self.replicas.reconcile(&image, &self.config) {
             tracing::error!(error = %e, "some partition replicas could not be opened; retrying");
         }
-        broker.groups.on_metadata(&broker);
-        tasks::spawn_all(&broker);
-        Ok(broker)
+        self.follow_replicas();
+        Ok(())
+    }
+
+    /// After replicas changed: fetch for what this node follows, coordinate the groups of the
+    /// offsets partitions it leads.
+    pub(crate) fn follow_replicas(&self) {
+        self.replication.ensure_fetchers();
+        self.groups.on_metadata();
+    }
+
+    /// Brings local replicas up to date with the image right after an admin change, so a client
+    /// that creates a topic can produce to it as soon as the answer arrives.
+    pub(crate) async fn apply_metadata_now(self: &Arc<Self>) {
+        let b = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            b.replicas.reconcile(&b.metadata.image(), &b.config)
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
+            Err(e) => tracing::error!(error = %e, "reconcile panicked"),
+        }
+        self.follow_replicas();
+    }
+
+    /// Creates an internal topic (a coordinator's, on first use) unless it exists, and opens
+    /// its local replicas before returning.
+    pub(crate) async fn ensure_internal_topic(
+        self: &Arc<Self>,
+        spec: TopicSpec,
+    ) -> Result<(), ApiError> {
+        tracing::info!(topic = %spec.name, partitions = spec.num_partitions,
+            replication_factor = spec.replication_factor, "creating an internal topic");
+        match self
+            .controller
+            .execute(ControllerRequest::CreateTopic { spec, validate_only: false })
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        self.apply_metadata_now().await;
+        Ok(())
     }
 
     /// Registers with the active controller (retrying while the quorum forms) and records the
@@ -339,6 +417,60 @@ impl Broker {
         ids.0 += 1;
         Ok(id)
     }
+}
+
+/// Checks `process.roles` against `controller.quorum.voters` (a lone node with no voters is
+/// its own single-voter quorum); returns whether this node is a voter.
+fn check_roles(config: &mut BrokerConfig) -> anyhow::Result<bool> {
+    if config.voters.is_empty() {
+        // A lone node (samsa dev): its own single-voter quorum.
+        config.voters.insert(config.node_id, config.controller_advertised.clone());
+    }
+    let is_voter = config.voters.contains_key(&config.node_id);
+    if config.process_roles.controller != is_voter {
+        bail!(
+            "node {} has process.roles {} controller but controller.quorum.voters {} it",
+            config.node_id,
+            if config.process_roles.controller { "with" } else { "without" },
+            if is_voter { "lists" } else { "does not list" }
+        );
+    }
+    Ok(is_voter)
+}
+
+/// Opens the metadata store and the raft member, and builds the local controller and the
+/// controller client on them.
+async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
+    let db = open_metadata_store(&config.data_dir).await?;
+    let log_store = LogStore::open(&db)?;
+    let sm = StateMachineStore::open(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let raft = MetadataRaft::new(
+        config.node_id.0 as u64,
+        Arc::new(raft_config()?),
+        NetworkFactory,
+        log_store,
+        sm.clone(),
+    )
+    .await
+    .context("cannot start the metadata quorum")?;
+    let metadata: Arc<dyn MetadataLog> = Arc::new(RaftMetadataLog::new(raft.clone(), sm));
+    let defaults = TopicDefaults {
+        num_partitions: config.num_partitions,
+        replication_factor: config.default_replication_factor,
+    };
+    let session_timeout = Duration::from_millis(config.broker_session_timeout_ms as u64);
+    let local =
+        Arc::new(Controller::new(config.node_id, metadata.clone(), defaults, session_timeout));
+    // Every configured voter address, this node's own included: a process that wrongly shares
+    // a node.id must still reach the real owner of that id when it is the leader.
+    let voter_addrs = config.voters.values().cloned().collect();
+    let controller = Arc::new(ControllerClient::new(
+        config.node_id,
+        local.clone(),
+        metadata.clone(),
+        voter_addrs,
+    ));
+    Ok(Quorum { raft, metadata, local, controller })
 }
 
 /// Opens the sled metadata store, waiting (bounded) while a previous owner in this process

@@ -7,19 +7,21 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Broker, now_ms};
+use super::Broker;
+use crate::clock::now_ms;
 
 pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_loop(broker, "reconciler", reconcile_loop);
     spawn_every(broker, "session-expiry", SESSION_CHECK_INTERVAL, expire_sessions);
-    spawn_every(broker, "isr-shrink", ISR_CHECK_INTERVAL, |b| async move { shrink_isrs(&b) });
+    spawn_every(broker, "isr-shrink", ISR_CHECK_INTERVAL, |b| async move {
+        b.replication.shrink_isrs(now_ms())
+    });
     if broker.config.auto_leader_rebalance_enable {
         let every =
             Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds as u64);
         spawn_every(broker, "preferred-leaders", every, elect_preferred_leaders);
     }
-    crate::replication::fetcher::ensure_fetchers(broker);
-    spawn_every(broker, "group-timers", GROUP_TICK_INTERVAL, |b| async move { b.groups.tick(&b) });
+    spawn_every(broker, "group-timers", GROUP_TICK_INTERVAL, |b| async move { b.groups.tick() });
     if broker.config.process_roles.broker {
         let every = Duration::from_millis(broker.config.broker_heartbeat_interval_ms as u64);
         spawn_every(broker, "heartbeat", every, |b| async move {
@@ -106,17 +108,6 @@ async fn elect_preferred_leaders(broker: Arc<Broker>) {
     }
 }
 
-/// On every leader: drops followers that stopped catching up from the ISR.
-fn shrink_isrs(broker: &Arc<Broker>) {
-    let lag_max_ms = broker.config.replica_lag_time_max_ms;
-    for part in broker.replicas.all() {
-        if let Some(isr) = part.shrink_candidates(now_ms(), lag_max_ms) {
-            tracing::warn!(partition = %part.tp, isr = ?isr, "followers lag; shrinking the ISR");
-            crate::replication::isr::propose(broker, &part, isr);
-        }
-    }
-}
-
 fn spawn_loop<F, Fut>(broker: &Arc<Broker>, name: &'static str, f: F)
 where
     F: FnOnce(Weak<Broker>) -> Fut + Send + 'static,
@@ -151,8 +142,7 @@ async fn reconcile_loop(weak: Weak<Broker>) {
         let b = broker.clone();
         let result =
             tokio::task::spawn_blocking(move || b.replicas.reconcile(&image, &b.config)).await;
-        crate::replication::fetcher::ensure_fetchers(&broker);
-        broker.groups.on_metadata(&broker);
+        broker.follow_replicas();
         match result {
             Ok(Ok(())) => {
                 if last_failure.take().is_some() {
@@ -186,29 +176,11 @@ const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 fn flush_due(broker: &Broker) {
-    let now = now_ms();
-    for part in broker.replicas.all() {
-        let mut log = part.log();
-        if log.flush_due(now)
-            && let Err(e) = log.flush()
-        {
-            tracing::error!(partition = %part.tp, error = %e, "periodic flush failed");
-        }
-    }
+    broker.replicas.flush_due(now_ms());
 }
 
 fn enforce_retention(broker: &Broker) {
     let now = now_ms();
     let producer_cutoff = now.saturating_sub(broker.config.producer_id_expiration_ms);
-    for part in broker.replicas.all() {
-        let hw = part.high_watermark();
-        let mut log = part.log();
-        log.expire_producers(producer_cutoff);
-        match log.enforce_retention(now, hw) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(partition = %part.tp, segments = n,
-                log_start_offset = %log.log_start_offset(), "retention deleted segments"),
-            Err(e) => tracing::error!(partition = %part.tp, error = %e, "retention failed"),
-        }
-    }
+    broker.replicas.enforce_retention(now, producer_cutoff);
 }

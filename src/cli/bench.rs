@@ -18,10 +18,10 @@ use super::ClientArgs;
 use super::admin::{list_offset, metadata, name, partition_count};
 use super::produce::parse_acks;
 use super::topic::error_name;
-use crate::broker::now_ms;
 use crate::client::KafkaClient;
 use crate::client::cluster::ClusterClient;
 use crate::client::records::{encode_batch, fetch_request, parse_compression, produce_request};
+use crate::clock::now_ms;
 use crate::log::batch;
 use std::collections::BTreeMap;
 
@@ -31,6 +31,31 @@ pub enum BenchCommand {
     Produce(ProduceBench),
     /// Consume a topic from the beginning as fast as possible.
     Consume(ConsumeBench),
+    /// Hold idle long-poll consumers open: each connection fetches one partition at its end,
+    /// with `--max-wait-ms`, and fetches again when answered. Run it beside a produce or consume
+    /// benchmark to measure what waiting consumers cost the broker.
+    IdleConsumers(IdleConsumersBench),
+}
+
+#[derive(Debug, Args)]
+pub struct IdleConsumersBench {
+    /// A topic nobody writes to; consumer i fetches partition i modulo its partition count.
+    #[arg(long, default_value = "samsa-bench-idle")]
+    pub topic: String,
+    /// Partitions to create the topic with if it does not exist.
+    #[arg(long, default_value_t = 100)]
+    pub partitions: i32,
+    /// Consumers (one connection each).
+    #[arg(long, default_value_t = 100)]
+    pub consumers: usize,
+    /// Each fetch's max_wait_ms (librdkafka's fetch.wait.max.ms default is 500).
+    #[arg(long, default_value_t = 500)]
+    pub max_wait_ms: i32,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub duration_s: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +107,7 @@ pub(super) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Produce(b) => produce(b).await,
         BenchCommand::Consume(b) => consume(b).await,
+        BenchCommand::IdleConsumers(b) => idle_consumers(b).await,
     }
 }
 
@@ -346,5 +372,38 @@ async fn consume(b: ConsumeBench) -> anyhow::Result<()> {
     bar.finish_and_clear();
     Report { records, bytes, elapsed: start.elapsed(), latency_us: hist }
         .print(&format!("consume partitions={partitions}"))?;
+    Ok(())
+}
+
+async fn idle_consumers(b: IdleConsumersBench) -> anyhow::Result<()> {
+    let mut cluster = ClusterClient::connect(&b.client.bootstrap_server).await?;
+    ensure_topic(cluster.any(), &b.topic, b.partitions, -1).await?;
+    let partitions = partition_count(&mut cluster, &b.topic).await?;
+    let deadline = Instant::now() + Duration::from_secs(b.duration_s);
+    let mut jobs = tokio::task::JoinSet::new();
+    for i in 0..b.consumers {
+        let p = i as i32 % partitions.max(1);
+        let leader = cluster.leader(&b.topic, p).await?;
+        let end = list_offset(leader, &b.topic, p, -1).await?;
+        let addr = cluster.broker_addr(cluster.leader_of(&b.topic, p).context("no leader")?)?;
+        let (topic, max_wait_ms) = (b.topic.clone(), b.max_wait_ms);
+        jobs.spawn(async move {
+            let mut client = KafkaClient::connect(&addr).await?;
+            let version = client.version::<FetchRequest>(12)?;
+            let mut fetches = 0u64;
+            while Instant::now() < deadline {
+                let req = fetch_request(&topic, &[(p, end)], max_wait_ms, 1024 * 1024);
+                client.send(&req, version).await?;
+                fetches += 1;
+            }
+            anyhow::Ok(fetches)
+        });
+    }
+    outln!("{} idle consumers long-polling {} for {} s", b.consumers, b.topic, b.duration_s);
+    let mut fetches = 0u64;
+    while let Some(joined) = jobs.join_next().await {
+        fetches += joined.context("consumer task failed")??;
+    }
+    outln!("idle consumers: {fetches} fetches answered");
     Ok(())
 }

@@ -13,10 +13,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::ClientArgs;
 use super::admin::partition_count;
 use super::topic::error_name;
-use crate::broker::now_ms;
 use crate::client::cluster::ClusterClient;
 use crate::client::partitioner::partition_for_key;
 use crate::client::records::{encode_batch, parse_compression, produce_request};
+use crate::clock::now_ms;
 
 /// Records waiting to be sent, by partition: (key, value).
 type Pending = BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>>;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Controller, ControllerReply, ControllerRequest, Executed};
-use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::error_code::{ApiError, ErrorCode};
 use crate::metadata::MetadataLog;
 use crate::raft::network::channel;
 use crate::raft::pb::Payload;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::error_code::{ApiError, ErrorCode};
 use crate::metadata::commands::MetadataCommand;
 use crate::metadata::decide::{self, ConfigOp, TopicDefaults, TopicSpec};
 use crate::metadata::image::{BrokerRegistration, MetadataImage};
@@ -320,7 +320,7 @@ impl Controller {
                 (cmds, ControllerReply::Done, false)
             }
             R::RegisterBroker { registration, cluster_id, .. } => {
-                let fresh = crate::broker::meta_properties::new_cluster_id();
+                let fresh = crate::types::new_cluster_id();
                 let (cmds, epoch) =
                     decide::register_broker(image, registration, cluster_id.as_deref(), &fresh)?;
                 (cmds, ControllerReply::Registered { epoch }, false)

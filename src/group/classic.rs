@@ -25,11 +25,11 @@ use uuid::Uuid;
 use super::member::{JoinOutcome, JoinRequest, Member, SyncOutcome, SyncRequest};
 use super::records::{GroupValue, MemberValue, OffsetValue};
 use crate::config::group::GroupConfig;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 
 /// Kafka's group states, with their wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupState {
+pub(crate) enum GroupState {
     Empty,
     PreparingRebalance,
     CompletingRebalance,
@@ -38,7 +38,7 @@ pub enum GroupState {
 }
 
 impl GroupState {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             GroupState::Empty => "Empty",
             GroupState::PreparingRebalance => "PreparingRebalance",
@@ -51,7 +51,7 @@ impl GroupState {
 
 /// What a JoinGroup gets: an answer now, or one when the rebalance completes.
 #[derive(Debug)]
-pub enum JoinReply {
+pub(crate) enum JoinReply {
     Now(JoinOutcome),
     Wait(oneshot::Receiver<JoinOutcome>),
 }
@@ -59,7 +59,7 @@ pub enum JoinReply {
 /// What a SyncGroup gets. `Store`: the leader's assignment must be written before anyone is
 /// answered; the caller stores `value` and calls [`Group::complete_sync`].
 #[derive(Debug)]
-pub enum SyncReply {
+pub(crate) enum SyncReply {
     Now(SyncOutcome),
     Wait(oneshot::Receiver<SyncOutcome>),
     Store { wait: oneshot::Receiver<SyncOutcome>, generation: i32, value: GroupValue },
@@ -68,7 +68,7 @@ pub enum SyncReply {
 /// A committed offset and where its record sits in `__consumer_offsets` (a later record wins,
 /// whatever order appends are acknowledged in).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
+pub(crate) struct Committed {
     pub value: OffsetValue,
     pub log_offset: i64,
 }
@@ -91,7 +91,7 @@ struct InitialDelay {
 
 /// One classic group, with its committed offsets.
 #[derive(Debug)]
-pub struct Group {
+pub(crate) struct Group {
     pub id: String,
     pub state: GroupState,
     pub state_since_ms: i64,
@@ -116,7 +116,7 @@ pub struct Group {
 }
 
 impl Group {
-    pub fn new(id: &str, config: &GroupConfig, now_ms: i64) -> Self {
+    pub(crate) fn new(id: &str, config: &GroupConfig, now_ms: i64) -> Self {
         Group {
             id: id.to_string(),
             state: GroupState::Empty,
@@ -139,7 +139,7 @@ impl Group {
 
     /// A group as stored at the end of its last rebalance: Stable with its members (their
     /// sessions start now) or Empty.
-    pub fn from_value(id: &str, v: GroupValue, config: &GroupConfig, now_ms: i64) -> Self {
+    pub(crate) fn from_value(id: &str, v: GroupValue, config: &GroupConfig, now_ms: i64) -> Self {
         let mut g = Group::new(id, config, now_ms);
         g.generation = v.generation;
         g.protocol_type = Some(v.protocol_type.clone()).filter(|t| !t.is_empty());
@@ -172,7 +172,7 @@ impl Group {
     }
 
     /// The group as stored, with `assignments` (or the current ones).
-    pub fn to_value(
+    pub(crate) fn to_value(
         &self,
         assignments: Option<&HashMap<String, Bytes>>,
         now_ms: i64,
@@ -205,7 +205,7 @@ impl Group {
     }
 
     /// Nothing worth keeping: never rebalanced, no members, no offsets.
-    pub fn is_blank(&self) -> bool {
+    pub(crate) fn is_blank(&self) -> bool {
         self.generation == 0
             && self.state == GroupState::Empty
             && self.members.is_empty()
@@ -214,7 +214,7 @@ impl Group {
     }
 
     /// A value to store, left by a step that emptied the group.
-    pub fn take_persist(&mut self) -> Option<GroupValue> {
+    pub(crate) fn take_persist(&mut self) -> Option<GroupValue> {
         self.persist.take()
     }
 
@@ -300,7 +300,12 @@ impl Group {
     }
 
     /// JoinGroup.
-    pub fn join(&mut self, req: JoinRequest, config: &GroupConfig, now_ms: i64) -> JoinReply {
+    pub(crate) fn join(
+        &mut self,
+        req: JoinRequest,
+        config: &GroupConfig,
+        now_ms: i64,
+    ) -> JoinReply {
         let refuse = |code| JoinReply::Now(JoinOutcome::error(code, &req.member_id));
         if self.state == GroupState::Dead {
             return refuse(ErrorCode::CoordinatorNotAvailable);
@@ -508,7 +513,7 @@ impl Group {
     }
 
     /// SyncGroup.
-    pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> SyncReply {
+    pub(crate) fn sync(&mut self, req: SyncRequest, now_ms: i64) -> SyncReply {
         let refuse = |code| SyncReply::Now(SyncOutcome::error(code));
         let member_id = req.member_id.as_str();
         let idx = match self.validate_member(member_id, req.group_instance_id.as_deref()) {
@@ -562,7 +567,12 @@ impl Group {
     /// The leader's assignment for `generation` was stored (or not): on success the group is
     /// Stable and every waiting member gets its assignment; on failure they get the error and
     /// the group rebalances. A stale completion (the group moved on) changes nothing.
-    pub fn complete_sync(&mut self, generation: i32, stored: Result<(), ErrorCode>, now_ms: i64) {
+    pub(crate) fn complete_sync(
+        &mut self,
+        generation: i32,
+        stored: Result<(), ErrorCode>,
+        now_ms: i64,
+    ) {
         if self.state != GroupState::CompletingRebalance || self.generation != generation {
             return;
         }
@@ -588,7 +598,7 @@ impl Group {
     }
 
     /// Heartbeat.
-    pub fn heartbeat(
+    pub(crate) fn heartbeat(
         &mut self,
         generation: i32,
         member_id: &str,
@@ -616,7 +626,12 @@ impl Group {
     }
 
     /// LeaveGroup for one member (by member id, or by instance id alone for static members).
-    pub fn leave(&mut self, member_id: &str, instance: Option<&str>, now_ms: i64) -> ErrorCode {
+    pub(crate) fn leave(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        now_ms: i64,
+    ) -> ErrorCode {
         if instance.is_none() && self.pending.remove(member_id).is_some() {
             self.try_complete_join(now_ms);
             return ErrorCode::None;
@@ -664,7 +679,7 @@ impl Group {
 
     /// Checks an OffsetCommit's member and generation (Kafka's rules: a commit with a negative
     /// generation is a standalone consumer's, allowed only while the group is empty).
-    pub fn validate_commit(
+    pub(crate) fn validate_commit(
         &mut self,
         generation: i32,
         member_id: &str,
@@ -697,7 +712,7 @@ impl Group {
     }
 
     /// Records a stored offset unless a later record for the partition is already applied.
-    pub fn apply_offset(
+    pub(crate) fn apply_offset(
         &mut self,
         topic: &str,
         partition: i32,
@@ -720,7 +735,7 @@ impl Group {
 
     /// Expires sessions, ends rebalances whose deadline passed and drops members that never
     /// synced. Call periodically.
-    pub fn tick(&mut self, now_ms: i64) {
+    pub(crate) fn tick(&mut self, now_ms: i64) {
         let before = self.pending.len();
         self.pending.retain(|_, deadline| *deadline > now_ms);
         if self.pending.len() != before {
@@ -758,7 +773,7 @@ impl Group {
     }
 
     /// The topics the members subscribe to (consumer protocol only), for OffsetDelete.
-    pub fn subscribed_topics(&self) -> Option<HashSet<String>> {
+    pub(crate) fn subscribed_topics(&self) -> Option<HashSet<String>> {
         if self.protocol_type.as_deref() != Some("consumer") {
             return None;
         }

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubsc
 use kafka_protocol::protocol::Decodable;
 
 /// The topics of a subscription; empty when the bytes are not a consumer subscription.
-pub fn subscription_topics(metadata: &Bytes) -> Vec<String> {
+pub(crate) fn subscription_topics(metadata: &Bytes) -> Vec<String> {
     let mut b = metadata.clone();
     if b.remaining() < 2 {
         return Vec::new();
@@ -20,7 +20,7 @@ pub fn subscription_topics(metadata: &Bytes) -> Vec<String> {
 
 /// The (topic, partitions) of an assignment; empty when the bytes are not a consumer
 /// assignment (or the member has none yet).
-pub fn assigned_partitions(assignment: &Bytes) -> Vec<(String, Vec<i32>)> {
+pub(crate) fn assigned_partitions(assignment: &Bytes) -> Vec<(String, Vec<i32>)> {
     let mut b = assignment.clone();
     if b.remaining() < 2 {
         return Vec::new();

@@ -6,11 +6,11 @@
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 
 /// A JoinGroup as the state machine sees it.
 #[derive(Debug, Clone)]
-pub struct JoinRequest {
+pub(crate) struct JoinRequest {
     /// Empty for a member joining for the first time.
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -27,7 +27,7 @@ pub struct JoinRequest {
 
 /// A SyncGroup as the state machine sees it.
 #[derive(Debug, Clone, Default)]
-pub struct SyncRequest {
+pub(crate) struct SyncRequest {
     pub generation: i32,
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -40,7 +40,7 @@ pub struct SyncRequest {
 
 /// The answer to a JoinGroup.
 #[derive(Debug, Clone)]
-pub struct JoinOutcome {
+pub(crate) struct JoinOutcome {
     pub error: ErrorCode,
     pub generation: i32,
     pub protocol_type: Option<String>,
@@ -54,7 +54,7 @@ pub struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    pub fn error(error: ErrorCode, member_id: &str) -> Self {
+    pub(crate) fn error(error: ErrorCode, member_id: &str) -> Self {
         JoinOutcome {
             error,
             generation: -1,
@@ -70,7 +70,7 @@ impl JoinOutcome {
 
 /// The answer to a SyncGroup.
 #[derive(Debug, Clone)]
-pub struct SyncOutcome {
+pub(crate) struct SyncOutcome {
     pub error: ErrorCode,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
@@ -78,14 +78,14 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
-    pub fn error(error: ErrorCode) -> Self {
+    pub(crate) fn error(error: ErrorCode) -> Self {
         SyncOutcome { error, protocol_type: None, protocol: None, assignment: Bytes::new() }
     }
 }
 
 /// One member.
 #[derive(Debug)]
-pub struct Member {
+pub(crate) struct Member {
     pub id: String,
     /// Static membership (KIP-345): the stable identity that survives restarts.
     pub group_instance_id: Option<String>,
@@ -93,7 +93,6 @@ pub struct Member {
     pub client_host: String,
     pub session_timeout_ms: i32,
     pub rebalance_timeout_ms: i32,
-    pub protocol_type: String,
     /// (name, metadata) in preference order.
     pub protocols: Vec<(String, Bytes)>,
     /// The leader's assignment for this member in the current generation.
@@ -107,7 +106,7 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn new(id: String, req: &JoinRequest, now_ms: i64) -> Self {
+    pub(crate) fn new(id: String, req: &JoinRequest, now_ms: i64) -> Self {
         Member {
             id,
             group_instance_id: req.group_instance_id.clone(),
@@ -115,7 +114,6 @@ impl Member {
             client_host: req.client_host.clone(),
             session_timeout_ms: req.session_timeout_ms,
             rebalance_timeout_ms: req.rebalance_timeout_ms,
-            protocol_type: req.protocol_type.clone(),
             protocols: req.protocols.clone(),
             assignment: Bytes::new(),
             join_waiter: None,
@@ -125,7 +123,7 @@ impl Member {
     }
 
     /// Takes the settings of a rejoin.
-    pub fn update(&mut self, req: &JoinRequest) {
+    pub(crate) fn update(&mut self, req: &JoinRequest) {
         self.client_id = req.client_id.clone();
         self.client_host = req.client_host.clone();
         self.session_timeout_ms = req.session_timeout_ms;
@@ -134,12 +132,12 @@ impl Member {
     }
 
     /// Extends the session: a heartbeat, commit, join or sync arrived.
-    pub fn touch(&mut self, now_ms: i64) {
+    pub(crate) fn touch(&mut self, now_ms: i64) {
         self.session_deadline_ms = now_ms + i64::from(self.session_timeout_ms);
     }
 
     /// This member's metadata for `protocol`.
-    pub fn metadata(&self, protocol: &str) -> Bytes {
+    pub(crate) fn metadata(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
             .find(|(n, _)| n == protocol)
@@ -148,21 +146,21 @@ impl Member {
     }
 
     /// Whether the session may lapse now: a member with a request in flight stays.
-    pub fn expired(&self, now_ms: i64) -> bool {
+    pub(crate) fn expired(&self, now_ms: i64) -> bool {
         self.join_waiter.is_none()
             && self.sync_waiter.is_none()
             && now_ms >= self.session_deadline_ms
     }
 
     /// Answers a waiting JoinGroup, if any.
-    pub fn answer_join(&mut self, outcome: JoinOutcome) {
+    pub(crate) fn answer_join(&mut self, outcome: JoinOutcome) {
         if let Some(tx) = self.join_waiter.take() {
             let _ = tx.send(outcome);
         }
     }
 
     /// Answers a waiting SyncGroup, if any.
-    pub fn answer_sync(&mut self, outcome: SyncOutcome) {
+    pub(crate) fn answer_sync(&mut self, outcome: SyncOutcome) {
         if let Some(tx) = self.sync_waiter.take() {
             let _ = tx.send(outcome);
         }

@@ -15,14 +15,14 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// A record key of `__consumer_offsets`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordKey {
+pub(crate) enum RecordKey {
     Offset { group: String, topic: String, partition: i32 },
     Group { group: String },
 }
 
 /// A committed offset, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetValue {
+pub(crate) struct OffsetValue {
     pub offset: i64,
     /// -1: unknown.
     pub leader_epoch: i32,
@@ -32,7 +32,7 @@ pub struct OffsetValue {
 
 /// One member of a stored group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberValue {
+pub(crate) struct MemberValue {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub client_id: String,
@@ -46,7 +46,7 @@ pub struct MemberValue {
 
 /// A group's membership at the end of a rebalance, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupValue {
+pub(crate) struct GroupValue {
     pub protocol_type: String,
     pub generation: i32,
     pub protocol: Option<String>,
@@ -57,7 +57,7 @@ pub struct GroupValue {
 
 /// Why a stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
+pub(crate) enum RecordError {
     #[error("the record ends early")]
     Truncated,
     #[error("unknown {what} version {version}")]
@@ -93,13 +93,13 @@ fn put_bytes(out: &mut BytesMut, b: &[u8]) {
 }
 
 impl RecordKey {
-    pub fn group(&self) -> &str {
+    pub(crate) fn group(&self) -> &str {
         match self {
             RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
         }
     }
 
-    pub fn encode(&self) -> Bytes {
+    pub(crate) fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         match self {
             RecordKey::Offset { group, topic, partition } => {
@@ -116,7 +116,7 @@ impl RecordKey {
         out.freeze()
     }
 
-    pub fn decode(mut b: Bytes) -> Result<Self, RecordError> {
+    pub(crate) fn decode(mut b: Bytes) -> Result<Self, RecordError> {
         let r = &mut b;
         match get_i16(r)? {
             0 | 1 => Ok(RecordKey::Offset {
@@ -131,7 +131,7 @@ impl RecordKey {
 }
 
 impl OffsetValue {
-    pub fn encode(&self) -> Bytes {
+    pub(crate) fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         out.put_i16(OFFSET_VALUE_VERSION);
         out.put_i64(self.offset);
@@ -143,7 +143,7 @@ impl OffsetValue {
 
     /// Reads versions 0–3 (v1 and v2 carry no leader epoch; v1 an expire timestamp after the
     /// commit timestamp).
-    pub fn decode(mut b: Bytes) -> Result<Self, RecordError> {
+    pub(crate) fn decode(mut b: Bytes) -> Result<Self, RecordError> {
         let r = &mut b;
         let version = get_i16(r)?;
         if !(0..=3).contains(&version) {
@@ -158,7 +158,7 @@ impl OffsetValue {
 }
 
 impl GroupValue {
-    pub fn encode(&self) -> Bytes {
+    pub(crate) fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         out.put_i16(GROUP_VALUE_VERSION);
         put_str(&mut out, &self.protocol_type);
@@ -181,7 +181,7 @@ impl GroupValue {
     }
 
     /// Reads versions 0–3.
-    pub fn decode(mut b: Bytes) -> Result<Self, RecordError> {
+    pub(crate) fn decode(mut b: Bytes) -> Result<Self, RecordError> {
         let r = &mut b;
         let version = get_i16(r)?;
         if !(0..=3).contains(&version) {
@@ -275,7 +275,7 @@ fn get_bytes(r: &mut Bytes) -> Result<Bytes, RecordError> {
 /// The `__consumer_offsets` partition that holds `group`: Kafka's
 /// `Utils.abs(groupId.hashCode) % partitions`, with Java's `String.hashCode` over UTF-16 code
 /// units, so a group lands on the same partition number as in Kafka.
-pub fn partition_for(group: &str, partitions: i32) -> i32 {
+pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {
     let mut h: i32 = 0;
     for unit in group.encode_utf16() {
         h = h.wrapping_mul(31).wrapping_add(i32::from(unit));

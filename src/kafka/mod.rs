@@ -6,7 +6,6 @@
 //! key or an oversize frame closes that one connection; every other failure is an error code in
 //! a response.
 
-pub mod error_code;
 pub mod frame;
 pub mod handlers;
 pub mod router;

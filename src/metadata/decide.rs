@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::commands::MetadataCommand;
 use super::image::{BrokerRegistration, MetadataImage};
 use crate::config::topic as topic_config;
-use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::error_code::{ApiError, ErrorCode};
 use crate::types::{LeaderEpoch, NodeId};
 
 /// Kafka's limit on topic name length.

@@ -1,131 +1,129 @@
 //! Follower side of replication: one task per leader broker fetches every partition this node
-//! follows from it, in one long-polling request. For each partition it truncates when the
-//! leader reports a diverging epoch (so a follower never keeps records the leader lacks),
-//! appends the leader's batches verbatim, and adopts the leader's high watermark.
+//! follows from it, in one long-polling request. For each partition the replica layer truncates
+//! when the leader reports a diverging epoch (so a follower never keeps records the leader
+//! lacks), appends the leader's batches verbatim, and adopts the leader's high watermark.
 //! A task ends when this node follows nothing on that leader any more.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tonic::transport::Channel;
 
+use super::Replication;
 use super::pb::replication_client::ReplicationClient;
 use super::pb::{FetchPartition, FetchRequest};
 use super::service::REPLICATION_MESSAGE_BYTES_MAX;
-use crate::broker::replica_manager::Partition;
-use crate::broker::{Broker, now_ms};
-use crate::types::{NodeId, Offset};
+use crate::clock::now_ms;
+use crate::replica::{FollowerApplied, LeaderData, Partition};
+use crate::types::{LeaderEpoch, NodeId};
 
 /// How long the leader may hold a follower fetch waiting for data.
-pub const FETCH_WAIT_MS: i32 = 500;
+pub(crate) const FETCH_WAIT_MS: i32 = 500;
 /// Bytes per follower fetch (`replica.fetch.response.max.bytes`-like).
-pub const FETCH_BYTES_MAX: i32 = 16 * 1024 * 1024;
+pub(crate) const FETCH_BYTES_MAX: i32 = 16 * 1024 * 1024;
 /// How long a fetch may take beyond the leader's long-poll wait before it is abandoned and
 /// sent again (a request lost in a network cut must not hold replication up for long).
 const FETCH_SLACK: Duration = Duration::from_secs(3);
 /// Pause after a failed fetch (leader down, moving, unreachable).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// The leaders this node currently runs fetcher tasks for.
-#[derive(Debug, Default)]
-pub struct Fetchers {
-    running: Mutex<HashSet<NodeId>>,
-}
-
-impl Fetchers {
-    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<NodeId>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Starts a fetcher for every leader this node follows a partition of (after a metadata change).
-pub fn ensure_fetchers(broker: &Arc<Broker>) {
-    let leaders: HashSet<NodeId> = broker
-        .replicas
-        .all()
-        .iter()
-        .filter(|p| !p.is_leader())
-        .filter_map(|p| p.leader())
-        .filter(|l| *l != broker.config.node_id)
-        .collect();
-    tracing::debug!(partitions = broker.replicas.all().len(), leaders = ?leaders, "ensuring replica fetchers");
-    for leader in leaders {
-        if broker.fetchers.running().insert(leader) {
-            tokio::spawn(fetch_loop(Arc::downgrade(broker), leader));
-        }
-    }
-}
-
-fn followed(broker: &Broker, leader: NodeId) -> Vec<Arc<Partition>> {
-    broker
-        .replicas
-        .all()
-        .into_iter()
-        .filter(|p| p.leader() == Some(leader) && !p.is_leader())
-        .collect()
-}
-
-async fn fetch_loop(weak: Weak<Broker>, leader: NodeId) {
-    tracing::info!(leader = %leader, "replica fetcher started");
-    let mut client: Option<(String, ReplicationClient<Channel>)> = None;
-    loop {
-        let Some(broker) = weak.upgrade() else { return };
-        if *broker.shutdown_signal().borrow() {
-            broker.fetchers.running().remove(&leader);
-            return;
-        }
-        let parts = followed(&broker, leader);
-        if parts.is_empty() {
-            tracing::info!(leader = %leader, "replica fetcher stopped: nothing to follow");
-            broker.fetchers.running().remove(&leader);
-            // A partition may have been added between the check and the removal.
-            if !followed(&broker, leader).is_empty() && broker.fetchers.running().insert(leader) {
-                continue;
+impl Replication {
+    /// Starts a fetcher for every leader this node follows a partition of (after a metadata
+    /// change).
+    pub(crate) fn ensure_fetchers(self: &Arc<Self>) {
+        let local = self.ctx.node_id;
+        let all = self.ctx.replicas.all();
+        let leaders: HashSet<NodeId> = all
+            .iter()
+            .filter(|p| !p.is_leader())
+            .filter_map(|p| p.leader())
+            .filter(|l| *l != local)
+            .collect();
+        tracing::debug!(partitions = all.len(), leaders = ?leaders, "ensuring replica fetchers");
+        for leader in leaders {
+            if self.fetching_from().insert(leader) {
+                tokio::spawn(fetch_loop(Arc::downgrade(self), leader));
             }
+        }
+    }
+
+    fn followed(&self, leader: NodeId) -> Vec<Arc<Partition>> {
+        self.ctx
+            .replicas
+            .all()
+            .into_iter()
+            .filter(|p| p.leader() == Some(leader) && !p.is_leader())
+            .collect()
+    }
+
+    /// Whether the fetcher for `leader` should end: shutdown, or nothing followed on it.
+    fn stop_fetching(&self, leader: NodeId) -> bool {
+        if *self.ctx.shutdown.borrow() {
+            self.fetching_from().remove(&leader);
+            return true;
+        }
+        if !self.followed(leader).is_empty() {
+            return false;
+        }
+        tracing::info!(leader = %leader, "replica fetcher stopped: nothing to follow");
+        self.fetching_from().remove(&leader);
+        // A partition may have been added between the check and the removal.
+        !(!self.followed(leader).is_empty() && self.fetching_from().insert(leader))
+    }
+}
+
+/// A connection to one leader's replication service, rebuilt when its address changes.
+type Client = Option<(String, ReplicationClient<Channel>)>;
+
+fn connect<'a>(client: &'a mut Client, addr: &str) -> Option<&'a mut ReplicationClient<Channel>> {
+    if client.as_ref().is_none_or(|(a, _)| a != addr) {
+        *client = crate::raft::network::channel(addr).ok().map(|ch| {
+            let c = ReplicationClient::new(ch)
+                .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(REPLICATION_MESSAGE_BYTES_MAX);
+            (addr.to_string(), c)
+        });
+    }
+    client.as_mut().map(|(_, c)| c)
+}
+
+async fn fetch_loop(weak: Weak<Replication>, leader: NodeId) {
+    tracing::info!(leader = %leader, "replica fetcher started");
+    let mut client: Client = None;
+    loop {
+        let Some(replication) = weak.upgrade() else { return };
+        if replication.stop_fetching(leader) {
             return;
         }
-        let addr = broker.metadata.image().brokers.get(&leader).map(|b| b.replication_addr.clone());
-        let Some(addr) = addr.filter(|a| !a.is_empty()) else {
-            drop(broker);
+        let parts = replication.followed(leader);
+        let ctx = replication.ctx.clone();
+        drop(replication);
+        let addr = ctx.metadata.image().brokers.get(&leader).map(|b| b.replication_addr.clone());
+        let Some(c) = addr.filter(|a| !a.is_empty()).and_then(|a| connect(&mut client, &a)) else {
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
-        if client.as_ref().is_none_or(|(a, _)| *a != addr) {
-            client = crate::raft::network::channel(&addr).ok().map(|ch| {
-                let c = ReplicationClient::new(ch)
-                    .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(REPLICATION_MESSAGE_BYTES_MAX);
-                (addr.clone(), c)
-            });
-        }
-        let Some((_, c)) = client.as_mut() else {
-            drop(broker);
-            tokio::time::sleep(RETRY_PAUSE).await;
-            continue;
-        };
-        let request = build_request(broker.config.node_id, &parts);
+        let request = build_request(ctx.node_id, &parts);
         // Each partition's leader epoch as the request was built: the answer only counts for a
         // partition still following this leader in that epoch.
-        let epochs: Vec<i32> = request.partitions.iter().map(|p| p.current_leader_epoch).collect();
+        let epochs: Vec<LeaderEpoch> =
+            request.partitions.iter().map(|p| LeaderEpoch(p.current_leader_epoch)).collect();
         let mut req = tonic::Request::new(request);
         req.set_timeout(Duration::from_millis(FETCH_WAIT_MS as u64) + FETCH_SLACK);
-        match c.fetch(req).await {
+        let keep_going = match c.fetch(req).await {
             Ok(resp) => {
                 let applied = apply_response(leader, &parts, &epochs, resp.into_inner());
-                if applied.appended {
-                    broker.data_appended.notify_waiters();
-                }
-                if !applied.keep_going {
-                    drop(broker);
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
+                tracing::trace!(leader = %leader, appended = applied.appended, "fetch answer applied");
+                applied.keep_going
             }
             Err(status) => {
                 tracing::debug!(leader = %leader, error = %status, "follower fetch failed");
-                drop(broker);
-                tokio::time::sleep(RETRY_PAUSE).await;
+                false
             }
+        };
+        if !keep_going {
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
 }
@@ -134,13 +132,13 @@ fn build_request(replica_id: NodeId, parts: &[Arc<Partition>]) -> FetchRequest {
     let partitions = parts
         .iter()
         .map(|p| {
-            let log = p.log();
+            let at = p.fetch_position();
             FetchPartition {
                 topic: p.tp.topic.clone(),
                 partition: p.tp.partition.0,
-                fetch_offset: log.log_end_offset().0,
-                last_fetched_epoch: log.latest_epoch().map_or(-1, |e| e.0),
-                current_leader_epoch: p.leader_epoch().0,
+                fetch_offset: at.fetch_offset.0,
+                last_fetched_epoch: at.last_fetched_epoch.map_or(-1, |e| e.0),
+                current_leader_epoch: at.current_leader_epoch.0,
             }
         })
         .collect();
@@ -154,7 +152,7 @@ fn build_request(replica_id: NodeId, parts: &[Arc<Partition>]) -> FetchRequest {
 
 /// What applying one fetch answer did.
 struct Applied {
-    /// Some partition took the answer (waiters on new data may proceed).
+    /// Some partition took the answer.
     appended: bool,
     /// False when the fetcher should back off: every partition failed, or a divergence could
     /// not be resolved.
@@ -165,7 +163,7 @@ struct Applied {
 fn apply_response(
     leader: NodeId,
     parts: &[Arc<Partition>],
-    epochs: &[i32],
+    epochs: &[LeaderEpoch],
     resp: super::pb::FetchResponse,
 ) -> Applied {
     let mut any_ok = false;
@@ -182,40 +180,19 @@ fn apply_response(
             tracing::debug!(partition = %part.tp, code = pd.error_code, "leader refused the fetch");
             continue;
         }
-        let mut log = part.log();
-        // Checked under the log lock, which a new leadership takes to record its epoch: an answer
-        // that arrives after this replica stopped following `leader` in `epoch` (it became
-        // leader, or follows someone else now) is stale and must not touch the log. Applying it
-        // would put the deposed leader's records after the new leader's epoch start.
-        if part.is_leader() || part.leader() != Some(leader) || part.leader_epoch().0 != *epoch {
-            tracing::info!(partition = %part.tp, %leader, epoch = *epoch,
-                "ignoring a fetch answer from before a leadership change");
-            continue;
-        }
-        any_ok = true;
-        let result = if let Some(d) = &pd.diverging {
-            tracing::warn!(partition = %part.tp, epoch = d.epoch, end_offset = d.end_offset,
-                log_end_offset = %log.log_end_offset(), "log diverges from the leader; truncating");
-            let before = (log.log_end_offset(), log.latest_epoch());
-            let truncated = log.truncate_to(Offset(d.end_offset)).map_err(|e| e.to_string());
-            if truncated.is_ok() && (log.log_end_offset(), log.latest_epoch()) == before {
-                // Nothing changed, so the next fetch gets the same answer: back off rather than
-                // spin (a bug if it happens; the log says which partition).
-                tracing::error!(partition = %part.tp, "truncation changed nothing; backing off");
+        let data = LeaderData {
+            diverging: pd.diverging.as_ref().map(|d| (d.epoch, d.end_offset)),
+            records: &pd.records,
+            high_watermark: pd.high_watermark,
+        };
+        match part.apply_as_follower(leader, *epoch, data, now_ms()) {
+            FollowerApplied::Stale => {}
+            FollowerApplied::Applied => any_ok = true,
+            FollowerApplied::Stuck => {
+                any_ok = true;
                 stuck = true;
             }
-            truncated
-        } else if !pd.records.is_empty() {
-            log.append_as_follower(&pd.records, now_ms()).map(|_| ()).map_err(|e| e.to_string())
-        } else {
-            Ok(())
-        };
-        if let Err(e) = result {
-            tracing::error!(partition = %part.tp, error = %e, "applying replicated data failed");
         }
-        let leo = log.log_end_offset();
-        drop(log);
-        part.set_follower_high_watermark(pd.high_watermark, leo);
     }
     Applied { appended: any_ok, keep_going: !stuck && (any_ok || parts.is_empty()) }
 }
@@ -223,12 +200,13 @@ fn apply_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::replica_manager::ReplicaManager;
     use crate::client::records::encode_batch;
     use crate::config::broker::BrokerConfig;
     use crate::metadata::commands::{MetadataCommand, apply};
     use crate::metadata::image::MetadataImage;
+    use crate::replica::ReplicaManager;
     use crate::types::LeaderEpoch;
+    use crate::types::Offset;
     use kafka_protocol::records::Compression;
 
     fn led_by(img: &mut MetadataImage, leader: i32) {
@@ -283,17 +261,27 @@ mod tests {
         led_by(&mut img, 1);
         rm.reconcile(&img, &config).expect("leader now");
         assert!(part.is_leader());
-        let applied = apply_response(NodeId(2), std::slice::from_ref(&part), &[asked_in], answer());
+        let applied = apply_response(
+            NodeId(2),
+            std::slice::from_ref(&part),
+            &[LeaderEpoch(asked_in)],
+            answer(),
+        );
         assert!(!applied.appended);
         assert_eq!(part.log().log_end_offset(), Offset(0), "the stale answer left the log alone");
         // Following node 2 again, in a newer epoch than the answer was asked in: still stale.
         led_by(&mut img, 2);
         rm.reconcile(&img, &config).expect("follower again");
-        apply_response(NodeId(2), std::slice::from_ref(&part), &[asked_in], answer());
+        apply_response(NodeId(2), std::slice::from_ref(&part), &[LeaderEpoch(asked_in)], answer());
         assert_eq!(part.log().log_end_offset(), Offset(0));
         // An answer to a request of the current epoch is applied.
         let current = part.leader_epoch().0;
-        let applied = apply_response(NodeId(2), std::slice::from_ref(&part), &[current], answer());
+        let applied = apply_response(
+            NodeId(2),
+            std::slice::from_ref(&part),
+            &[LeaderEpoch(current)],
+            answer(),
+        );
         assert!(applied.appended);
         assert_eq!(part.log().log_end_offset(), Offset(1));
     }

@@ -1,66 +1,69 @@
 //! Leader side of replication: answers follower fetches (long poll), records follower progress,
-//! advances the high watermark and asks for ISR expansion when a follower catches up.
+//! advances the high watermark and asks for ISR expansion when a follower catches up. A fetch
+//! with nothing to send waits on the log end offsets of the partitions it asked for, so only
+//! appends to those partitions wake it.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use super::pb::replication_server::Replication;
-use super::pb::{DivergingEpoch, FetchRequest, FetchResponse, PartitionData};
-use crate::broker::{Broker, now_ms};
-use crate::kafka::error_code::ErrorCode;
-use crate::log::{PartitionLog, ReadError};
-use crate::types::{LeaderEpoch, NodeId, Offset};
+use super::ReplicationContext;
+use super::pb::replication_server::Replication as ReplicationRpc;
+use super::pb::{DivergingEpoch, FetchPartition, FetchRequest, FetchResponse, PartitionData};
+use crate::clock::now_ms;
+use crate::error_code::ErrorCode;
+use crate::log::ReadError;
+use crate::types::NodeId;
 
 /// Longest a follower fetch waits for data.
-pub const FOLLOWER_FETCH_WAIT_MAX: Duration = Duration::from_secs(1);
+pub(crate) const FOLLOWER_FETCH_WAIT_MAX: Duration = Duration::from_secs(1);
 /// Largest replication message (a batch may be up to message.max.bytes, plus slack).
-pub const REPLICATION_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+pub(crate) const REPLICATION_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// The gRPC service; the broker is attached once it exists (the listener starts first).
-pub struct ReplicationService {
-    broker: Arc<OnceLock<Weak<Broker>>>,
+/// The gRPC service. It serves from the moment the listener starts: before this node hosts a
+/// replica, fetches are answered UNKNOWN_TOPIC_OR_PARTITION and the follower retries.
+pub(crate) struct ReplicationService {
+    ctx: Arc<ReplicationContext>,
 }
 
 impl ReplicationService {
-    pub fn new(broker: Arc<OnceLock<Weak<Broker>>>) -> Self {
-        ReplicationService { broker }
+    pub(crate) fn new(ctx: Arc<ReplicationContext>) -> Self {
+        ReplicationService { ctx }
     }
 }
 
 #[tonic::async_trait]
-impl Replication for ReplicationService {
+impl ReplicationRpc for ReplicationService {
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
-        let broker = self
-            .broker
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| Status::unavailable("broker starting"))?;
         let req = req.into_inner();
         let wait =
             Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FOLLOWER_FETCH_WAIT_MAX);
         let deadline = Instant::now() + wait;
+        // Subscribed before the first read, so an append between a read and the wait is seen.
+        let mut log_ends: Vec<_> = req
+            .partitions
+            .iter()
+            .filter_map(|fp| self.ctx.replicas.get(&fp.topic, fp.partition))
+            .map(|p| p.subscribe_log_end())
+            .collect();
         loop {
-            let notified = broker.data_appended.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let (resp, bytes, urgent) = read_all(&broker, &req);
+            for w in &mut log_ends {
+                w.borrow_and_update();
+            }
+            let (resp, bytes, urgent) = read_all(&self.ctx, &req);
             if bytes > 0 || urgent || Instant::now() >= deadline {
                 return Ok(Response::new(resp));
             }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-            }
+            crate::replica::wait_for_any_change(&mut log_ends, deadline).await;
         }
     }
 }
 
 /// One pass over the requested partitions: the response, bytes carried, and whether anything
 /// needs the follower's attention now (an error or a divergence).
-fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_all(ctx: &ReplicationContext, req: &FetchRequest) -> (FetchResponse, usize, bool) {
     let follower = NodeId(req.replica_id);
     let mut budget = req.max_bytes.max(0) as usize;
     let mut out = FetchResponse::default();
@@ -74,7 +77,7 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, 
             log_end_offset: -1,
             ..Default::default()
         };
-        match read_partition(broker, follower, fp, budget, &mut pd) {
+        match read_partition(ctx, follower, fp, budget, &mut pd) {
             Ok(()) => {
                 budget = budget.saturating_sub(pd.records.len());
                 urgent |= pd.diverging.is_some();
@@ -90,145 +93,40 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, 
     (out, bytes, urgent)
 }
 
-/// KIP-320, on the leader's log: where a follower whose last batch has `last_fetched_epoch`
-/// and whose log ends at `fetch_offset` must truncate to, if its log differs from the leader's.
-/// `None` when the follower's log is a prefix of the leader's.
-pub fn divergence(
-    log: &PartitionLog,
-    last_fetched_epoch: i32,
-    fetch_offset: i64,
-) -> Option<(i32, i64)> {
-    let (start, leo) = (log.log_start_offset(), log.log_end_offset());
-    if last_fetched_epoch >= 0 && fetch_offset > start.0 {
-        match log.end_offset_for_epoch(LeaderEpoch(last_fetched_epoch)) {
-            Some((e, end)) if e.0 == last_fetched_epoch && end.0 >= fetch_offset => {}
-            Some((e, end)) => return Some((e.0, end.0.min(fetch_offset))),
-            None => return Some((-1, start.0)),
-        }
-    }
-    // Ahead of the leader: only possible when the leader's log lost data.
-    (fetch_offset > leo.0).then(|| (log.latest_epoch().map_or(-1, |e| e.0), leo.0))
-}
-
 fn read_partition(
-    broker: &Arc<Broker>,
+    ctx: &ReplicationContext,
     follower: NodeId,
-    fp: &super::pb::FetchPartition,
+    fp: &FetchPartition,
     budget: usize,
     pd: &mut PartitionData,
 ) -> Result<(), ErrorCode> {
-    let part = broker
+    let part = ctx
         .replicas
         .lookup(&fp.topic, fp.partition)
         .map_err(|m| m.code(ErrorCode::UnknownTopicOrPartition))?;
-    if !part.is_leader() {
-        return Err(ErrorCode::NotLeaderOrFollower);
-    }
-    let epoch = part.leader_epoch();
+    let epoch = part.epoch_if_leader().ok_or(ErrorCode::NotLeaderOrFollower)?;
     if fp.current_leader_epoch < epoch.0 {
         return Err(ErrorCode::FencedLeaderEpoch);
     }
     if fp.current_leader_epoch > epoch.0 {
         return Err(ErrorCode::UnknownLeaderEpoch);
     }
-    let log = part.log();
-    let (start, leo) = (log.log_start_offset(), log.log_end_offset());
-    pd.log_start_offset = start.0;
-    pd.log_end_offset = leo.0;
-    if let Some((epoch, end_offset)) = divergence(&log, fp.last_fetched_epoch, fp.fetch_offset) {
-        pd.diverging = Some(DivergingEpoch { epoch, end_offset });
-        pd.high_watermark = part.high_watermark().0;
-        return Ok(());
+    let read = part
+        .read_for_follower(follower, fp.fetch_offset, fp.last_fetched_epoch, budget, now_ms())
+        .map_err(|e| match e {
+            ReadError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            ReadError::Io(e) => {
+                tracing::error!(partition = %part.tp, error = %e, "replication read failed");
+                ErrorCode::KafkaStorageError
+            }
+        })?;
+    pd.log_start_offset = read.log_start_offset.0;
+    pd.log_end_offset = read.log_end_offset.0;
+    pd.high_watermark = read.high_watermark.0;
+    pd.diverging = read.diverging.map(|(epoch, end_offset)| DivergingEpoch { epoch, end_offset });
+    pd.records = read.records;
+    if let Some(isr) = read.isr_expansion {
+        super::isr::propose(&ctx.isr, &part, isr);
     }
-    let records = match log.read(Offset(fp.fetch_offset), leo, budget, true) {
-        Ok(r) => r,
-        Err(ReadError::OffsetOutOfRange { .. }) => return Err(ErrorCode::OffsetOutOfRange),
-        Err(ReadError::Io(e)) => {
-            tracing::error!(partition = %part.tp, error = %e, "replication read failed");
-            return Err(ErrorCode::KafkaStorageError);
-        }
-    };
-    drop(log);
-    pd.records = records;
-    if let Some(isr) = part.record_follower_fetch(follower, fp.fetch_offset, leo, now_ms()) {
-        super::isr::propose(broker, &part, isr);
-    }
-    pd.high_watermark = part.advance_high_watermark(leo).0;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::client::records::{encode_records, new_record};
-    use crate::log::LogConfig;
-    use bytes::Bytes;
-    use kafka_protocol::records::Compression;
-
-    fn batch(n: usize, tag: &str) -> Bytes {
-        let recs: Vec<_> = (0..n)
-            .map(|i| new_record(i, None, Some(Bytes::from(format!("{tag}{i}"))), 0, None))
-            .collect();
-        encode_records(&recs, Compression::None).expect("encode")
-    }
-
-    /// Raft §5.3 / KIP-101 scenario: the old leader B took writes in epoch 0 that never reached
-    /// A; A became leader in epoch 1 and wrote its own. B must drop its extra records and end up
-    /// byte-identical to A.
-    #[test]
-    fn a_diverged_follower_truncates_to_the_leaders_epoch_boundary_and_converges() {
-        let (ad, bd) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
-        let mut a = PartitionLog::open(ad.path(), LogConfig::for_tests()).expect("open").0;
-        let mut b = PartitionLog::open(bd.path(), LogConfig::for_tests()).expect("open").0;
-        for _ in 0..5 {
-            b.append_as_leader(&batch(2, "both"), LeaderEpoch(0), 0).expect("append");
-        }
-        let shared = b.read(Offset(0), Offset(10), 1 << 20, true).expect("read");
-        a.append_as_follower(&shared, 0).expect("replicate");
-        b.append_as_leader(&batch(5, "lost"), LeaderEpoch(0), 0).expect("unreplicated"); // 10..15
-        a.append_as_leader(&batch(3, "new"), LeaderEpoch(1), 0).expect("new leader"); // 10..13
-        // B fetches at its end, 15, with last epoch 0; A's epoch 0 ended at 10.
-        assert_eq!(divergence(&a, 0, 15), Some((0, 10)));
-        b.truncate_to(Offset(10)).expect("truncate");
-        assert_eq!(divergence(&a, 0, 10), None, "B is now a prefix of A");
-        let rest = a.read(Offset(10), a.log_end_offset(), 1 << 20, true).expect("read");
-        b.append_as_follower(&rest, 0).expect("catch up");
-        let end = a.log_end_offset();
-        assert_eq!(b.log_end_offset(), end);
-        assert_eq!(
-            a.read(Offset(0), end, 1 << 20, true).expect("a"),
-            b.read(Offset(0), end, 1 << 20, true).expect("b"),
-            "identical records at identical offsets"
-        );
-        assert_eq!(b.end_offset_for_epoch(LeaderEpoch(0)), Some((LeaderEpoch(0), Offset(10))));
-        assert_eq!(divergence(&a, 1, 99), Some((1, 13)), "ahead of the leader in its epoch");
-    }
-
-    /// Found by the chaos suite: B led epoch 1 without appending anything (its epoch cache ends
-    /// with an empty epoch 1 at its log end), then A led epoch 2. A never knew epoch 1, so it
-    /// answers "epoch 0 ends at your log end"; truncating to the log end must drop B's empty
-    /// epoch 1, or B asks again with last epoch 1 and loops forever outside the ISR.
-    #[test]
-    fn an_empty_epoch_at_the_followers_log_end_is_dropped_and_fetching_goes_on() {
-        let (ad, bd) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
-        let mut a = PartitionLog::open(ad.path(), LogConfig::for_tests()).expect("open").0;
-        let mut b = PartitionLog::open(bd.path(), LogConfig::for_tests()).expect("open").0;
-        b.append_as_leader(&batch(4, "e0"), LeaderEpoch(0), 0).expect("append");
-        let shared = b.read(Offset(0), Offset(4), 1 << 20, true).expect("read");
-        a.append_as_follower(&shared, 0).expect("replicate");
-        b.start_leader_epoch(LeaderEpoch(1)).expect("b leads epoch 1, writes nothing");
-        a.start_leader_epoch(LeaderEpoch(2)).expect("a leads epoch 2");
-        a.append_as_leader(&batch(2, "e2"), LeaderEpoch(2), 0).expect("append");
-        let last = b.latest_epoch().map_or(-1, |e| e.0);
-        assert_eq!(last, 1);
-        let (epoch, end) = divergence(&a, last, b.log_end_offset().0).expect("diverges");
-        assert_eq!((epoch, end), (0, 4));
-        b.truncate_to(Offset(end)).expect("truncate");
-        let last = b.latest_epoch().map_or(-1, |e| e.0);
-        assert_eq!(last, 0, "the empty epoch is gone");
-        assert_eq!(divergence(&a, last, b.log_end_offset().0), None, "B is a prefix of A again");
-        let rest = a.read(Offset(4), a.log_end_offset(), 1 << 20, true).expect("read");
-        b.append_as_follower(&rest, 0).expect("catch up");
-        assert_eq!(b.log_end_offset(), a.log_end_offset());
-    }
 }

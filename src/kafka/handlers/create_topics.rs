@@ -15,7 +15,7 @@ use super::{apply_metadata_now, message_of, sb};
 use crate::broker::Broker;
 use crate::config::topic::{TOPIC_CONFIGS, effective};
 use crate::controller::ControllerRequest;
-use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 use crate::metadata::decide::TopicSpec;
 use crate::types::NodeId;

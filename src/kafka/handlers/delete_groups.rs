@@ -7,8 +7,6 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::broker::Broker;
-use crate::group::store;
-use crate::kafka::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(0, 2);
@@ -20,15 +18,7 @@ pub async fn handle(
 ) -> Option<DeleteGroupsResponse> {
     let mut r = DeleteGroupsResponse::default();
     for id in &request.groups_names {
-        let code = match broker.groups.prepare_delete(&id.0) {
-            Err(code) => code,
-            Ok((at, keys)) => {
-                let tombstones = keys.into_iter().map(|k| (k, None)).collect();
-                let stored = store::write(broker, at.partition, at.epoch, tombstones).await;
-                broker.groups.finish_delete(&id.0, stored.is_ok());
-                stored.err().unwrap_or(ErrorCode::None)
-            }
-        };
+        let code = broker.groups.delete_group(&id.0).await;
         let mut g = DeletableGroupResult::default();
         g.group_id = id.clone();
         g.error_code = code.code();

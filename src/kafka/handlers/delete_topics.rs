@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{apply_metadata_now, message_of, topic_name};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
-use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(1, 6);

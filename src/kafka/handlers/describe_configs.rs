@@ -12,7 +12,7 @@ use super::{RESOURCE_BROKER, RESOURCE_TOPIC, sb};
 use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
 use crate::config::topic::{ConfigType, TOPIC_CONFIGS};
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(1, 4);

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 
 use super::sb;
 use crate::broker::Broker;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 use crate::metadata::QuorumMember;
 

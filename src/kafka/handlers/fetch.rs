@@ -1,7 +1,7 @@
 //! Fetch (key 1): reads whole batches below the high watermark from each requested partition,
 //! bounded by the request's `max_bytes` and each partition's `partition_max_bytes`, and long-polls
 //! (up to `max_wait_ms`) until `min_bytes` are available. Waiting costs no polling: the handler
-//! sleeps on the broker's append notification. Topics are addressed by name up to v12 and by id
+//! sleeps on the high watermarks of the partitions it asked for, so only their appends wake it. Topics are addressed by name up to v12 and by id
 //! from v13. Fetch sessions (KIP-227) are declined with session id 0; clients then send full
 //! fetches. The first partition with data returns at least one whole batch even when it is
 //! larger than the limits (KIP-74).
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::check_leader_epoch;
 use crate::broker::Broker;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 use crate::log::ReadError;
 use crate::types::Offset;
@@ -36,21 +36,41 @@ pub async fn handle(
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let mut stop = broker.shutdown_signal();
+    // Subscribed before the first read, so a high watermark that moves between a read and the
+    // wait is seen.
+    let mut watches = high_watermarks(broker, version, &request);
     loop {
-        // Register for the next append before reading, so none is missed in between.
-        let notified = broker.data_appended.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+        for w in &mut watches {
+            w.borrow_and_update();
+        }
         let (response, bytes, errors) = read_all(broker, version, &request);
         if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline || *stop.borrow() {
             return Some(response);
         }
         tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep_until(deadline) => {}
+            () = crate::replica::wait_for_any_change(&mut watches, deadline) => {}
             _ = stop.changed() => {}
         }
     }
+}
+
+/// The high-watermark watch of every requested partition hosted here.
+fn high_watermarks(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+) -> Vec<tokio::sync::watch::Receiver<i64>> {
+    let image = broker.metadata.image();
+    let mut out = Vec::new();
+    for topic in &request.topics {
+        let Some(name) = resolve_name(&image, version, topic) else { continue };
+        for fp in &topic.partitions {
+            if let Some(part) = broker.replicas.get(&name, fp.partition) {
+                out.push(part.subscribe_high_watermark());
+            }
+        }
+    }
+    out
 }
 
 /// One pass over every requested partition: the response, the bytes it carries and whether any
@@ -130,13 +150,10 @@ fn read_partition(
     if version >= 9 {
         check_leader_epoch(fp.current_leader_epoch, part.leader_epoch())?;
     }
-    let hw = part.high_watermark();
-    let log = part.log();
-    let log_start = log.log_start_offset();
     // Reading past the high watermark but within the log is allowed for an offset equal to the
     // high watermark (empty answer); beyond the log end is out of range.
-    match log.read(Offset(fp.fetch_offset), hw, limit, first_with_data) {
-        Ok(records) => Ok((records, hw, log_start)),
+    match part.read_for_consumer(Offset(fp.fetch_offset), limit, first_with_data) {
+        Ok(read) => Ok((read.records, read.high_watermark, read.log_start_offset)),
         Err(ReadError::OffsetOutOfRange { .. }) => Err(ErrorCode::OffsetOutOfRange),
         Err(ReadError::Io(e)) => {
             tracing::error!(partition = %part.tp, error = %e, "read failed");

@@ -11,8 +11,8 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use super::sb;
 use crate::broker::Broker;
 use crate::config::group::OFFSETS_TOPIC;
-use crate::group::{ensure_offsets_topic, records::partition_for};
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
+use crate::group::records::partition_for;
 use crate::kafka::router::{RequestContext, Versions};
 
 pub const VERSIONS: Versions = Versions::new(0, 6);
@@ -80,9 +80,14 @@ async fn locate(
         }
         other => return Err((ErrorCode::InvalidRequest, format!("unknown key type {other}"))),
     }
-    ensure_offsets_topic(broker)
-        .await
-        .map_err(|code| (code, format!("{OFFSETS_TOPIC} cannot be created yet")))?;
+    let image = broker.metadata.image();
+    if image.topic(OFFSETS_TOPIC).is_none() {
+        let spec = broker.groups.offsets_topic_spec(image.live_brokers().count());
+        broker.ensure_internal_topic(spec).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
+            (ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC} cannot be created yet"))
+        })?;
+    }
     let image = broker.metadata.image();
     let unavailable = |why: &str| (ErrorCode::CoordinatorNotAvailable, why.to_string());
     let topic = image.topic(OFFSETS_TOPIC).ok_or_else(|| unavailable("no offsets topic yet"))?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::broker::Broker;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(0, 4);

@@ -10,7 +10,7 @@ use super::alter_configs::broker_configs_are_static;
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, apply_metadata_now, message_of};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
-use crate::kafka::error_code::{ApiError, ErrorCode};
+use crate::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 use crate::metadata::decide::ConfigOp;
 

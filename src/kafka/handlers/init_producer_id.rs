@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::Broker;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(0, 4);

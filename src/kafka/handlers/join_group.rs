@@ -4,23 +4,17 @@
 //! (KIP-345); v9 tells a rejoining static leader to skip assignment.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::sb;
 use crate::broker::Broker;
-use crate::group::classic::JoinReply;
+use crate::error_code::ErrorCode;
 use crate::group::member::{JoinOutcome, JoinRequest};
-use crate::kafka::error_code::ErrorCode;
 use crate::kafka::router::{RequestContext, Versions};
 
 pub const VERSIONS: Versions = Versions::new(0, 9);
-
-/// How long past its rebalance timeout a JoinGroup may wait (the group's timer answers it
-/// first; this only bounds a request whose group vanished without answering).
-const JOIN_WAIT_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -55,19 +49,7 @@ pub async fn handle(
                 .collect(),
             require_known_member_id: version >= 4,
         };
-        match broker.groups.join(broker, &group, req) {
-            Err(code) => JoinOutcome::error(code, &member_id),
-            Ok(JoinReply::Now(o)) => o,
-            Ok(JoinReply::Wait(rx)) => {
-                let wait =
-                    Duration::from_millis(rebalance_timeout_ms.max(0) as u64) + JOIN_WAIT_GRACE;
-                match tokio::time::timeout(wait, rx).await {
-                    Ok(Ok(o)) => o,
-                    Ok(Err(_)) => JoinOutcome::error(ErrorCode::NotCoordinator, &member_id),
-                    Err(_) => JoinOutcome::error(ErrorCode::RebalanceInProgress, &member_id),
-                }
-            }
-        }
+        broker.groups.join(&group, req).await
     };
     Some(response(version, outcome))
 }

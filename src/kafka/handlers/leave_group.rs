@@ -9,7 +9,7 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::sb;
 use crate::broker::Broker;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(0, 5);
@@ -33,7 +33,7 @@ pub async fn handle(
     let result = if group.is_empty() {
         Err(ErrorCode::InvalidGroupId)
     } else {
-        broker.groups.leave(broker, &group, &members)
+        broker.groups.leave(&group, &members)
     };
     match result {
         Err(code) => r.error_code = code.code(),

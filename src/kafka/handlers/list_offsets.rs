@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::check_leader_epoch;
 use crate::broker::Broker;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(1, 8);
@@ -83,19 +83,18 @@ fn lookup(
         check_leader_epoch(current_leader_epoch, part.leader_epoch())?;
     }
     let epoch = part.leader_epoch().0;
-    let hw = part.high_watermark();
-    let log = part.log();
     let storage = |e: std::io::Error| {
         tracing::error!(partition = %part.tp, error = %e, "offset lookup failed");
         ErrorCode::KafkaStorageError
     };
+    let offsets = part.offsets();
     Ok(match timestamp {
-        LATEST if debug => (log.log_end_offset().0, -1, epoch),
-        LATEST => (hw.0, -1, epoch),
-        EARLIEST | EARLIEST_LOCAL => (log.log_start_offset().0, -1, epoch),
-        MAX_TIMESTAMP => log.max_timestamp(hw).map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
-        t if t >= 0 => log
-            .offset_for_timestamp(t, hw)
+        LATEST if debug => (offsets.log_end_offset.0, -1, epoch),
+        LATEST => (offsets.high_watermark.0, -1, epoch),
+        EARLIEST | EARLIEST_LOCAL => (offsets.log_start_offset.0, -1, epoch),
+        MAX_TIMESTAMP => part.max_timestamp().map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
+        t if t >= 0 => part
+            .offset_for_timestamp(t)
             .map_err(storage)?
             .map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
         _ => return Err(ErrorCode::InvalidRequest),

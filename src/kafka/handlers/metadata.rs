@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{AUTHORIZED_OPERATIONS_OMITTED, apply_metadata_now, sb, topic_name};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::{RequestContext, Versions};
 use crate::metadata::decide::{TopicSpec, validate_topic_name};
 use crate::metadata::image::{MetadataImage, TopicImage};

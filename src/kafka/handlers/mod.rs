@@ -34,8 +34,8 @@ use std::sync::Arc;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code::{ApiError, ErrorCode};
 use crate::broker::Broker;
+use crate::error_code::{ApiError, ErrorCode};
 use crate::types::LeaderEpoch;
 
 /// A protocol string from a Rust string.
@@ -82,17 +82,7 @@ pub(crate) fn check_leader_epoch(requested: i32, ours: LeaderEpoch) -> Result<()
 /// Brings local replicas up to date with the image right after an admin change, so a client
 /// that creates a topic can produce to it as soon as the answer arrives.
 pub(crate) async fn apply_metadata_now(broker: &Arc<Broker>) {
-    let b = broker.clone();
-    let result =
-        tokio::task::spawn_blocking(move || b.replicas.reconcile(&b.metadata.image(), &b.config))
-            .await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
-        Err(e) => tracing::error!(error = %e, "reconcile panicked"),
-    }
-    crate::replication::fetcher::ensure_fetchers(broker);
-    broker.groups.on_metadata(broker);
+    broker.apply_metadata_now().await;
 }
 
 /// The message a response carries for an error, or none for success.

@@ -10,10 +10,10 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use crate::broker::{Broker, now_ms};
-use crate::group::records::{OffsetValue, RecordKey};
-use crate::group::store;
-use crate::kafka::error_code::ErrorCode;
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::error_code::ErrorCode;
+use crate::group::records::OffsetValue;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(2, 9);
@@ -58,7 +58,7 @@ pub async fn handle(
         slots.push(row);
     }
     let written =
-        if entries.is_empty() { Ok(()) } else { commit(broker, &group, &request, &entries).await };
+        if entries.is_empty() { Ok(()) } else { commit(broker, &group, &request, entries).await };
     let mut response = OffsetCommitResponse::default();
     for (t, row) in request.topics.iter().zip(slots) {
         let mut rt = OffsetCommitResponseTopic::default();
@@ -82,27 +82,12 @@ async fn commit(
     broker: &Arc<Broker>,
     group: &str,
     request: &OffsetCommitRequest,
-    entries: &[(String, i32, Option<OffsetValue>)],
+    entries: Vec<(String, i32, Option<OffsetValue>)>,
 ) -> Result<(), ErrorCode> {
     let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
-    let at = broker.groups.prepare_commit(
-        group,
-        request.generation_id_or_member_epoch,
-        &request.member_id,
-        instance.as_deref(),
-    )?;
-    let records = entries
-        .iter()
-        .map(|(topic, partition, value)| {
-            let key = RecordKey::Offset {
-                group: group.into(),
-                topic: topic.clone(),
-                partition: *partition,
-            };
-            (key.encode(), value.as_ref().map(OffsetValue::encode))
-        })
-        .collect();
-    let base = store::write(broker, at.partition, at.epoch, records).await?;
-    broker.groups.apply_offsets(group, entries, base);
-    Ok(())
+    let generation = request.generation_id_or_member_epoch;
+    broker
+        .groups
+        .commit_offsets(group, generation, &request.member_id, instance.as_deref(), entries)
+        .await
 }

@@ -11,9 +11,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::broker::Broker;
-use crate::group::records::{OffsetValue, RecordKey};
-use crate::group::store;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(0, 0);
@@ -60,30 +58,14 @@ async fn delete(
     asked: &[(String, i32)],
     image: &crate::metadata::image::MetadataImage,
 ) -> Result<Vec<ErrorCode>, ErrorCode> {
-    let (at, mut codes) = broker.groups.prepare_offset_delete(group, asked)?;
-    let mut entries: Vec<(String, i32, Option<OffsetValue>)> = Vec::new();
-    for ((topic, partition), code) in asked.iter().zip(codes.iter_mut()) {
-        let exists =
-            image.topic(topic).is_some_and(|t| (0..t.partitions.len() as i32).contains(partition));
-        if !exists {
-            *code = ErrorCode::UnknownTopicOrPartition;
-        } else if *code == ErrorCode::None {
-            entries.push((topic.clone(), *partition, None));
-        }
-    }
-    if entries.is_empty() {
-        return Ok(codes);
-    }
-    let records = entries
+    let partitions: Vec<(String, i32, bool)> = asked
         .iter()
-        .map(|(t, p, _)| {
-            (
-                RecordKey::Offset { group: group.into(), topic: t.clone(), partition: *p }.encode(),
-                None,
-            )
+        .map(|(topic, partition)| {
+            let exists = image
+                .topic(topic)
+                .is_some_and(|t| (0..t.partitions.len() as i32).contains(partition));
+            (topic.clone(), *partition, exists)
         })
         .collect();
-    let base = store::write(broker, at.partition, at.epoch, records).await?;
-    broker.groups.apply_offsets(group, &entries, base);
-    Ok(codes)
+    broker.groups.delete_offsets(group, &partitions).await
 }

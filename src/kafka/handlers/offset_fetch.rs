@@ -12,9 +12,9 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
 use super::{sb, topic_name};
 use crate::broker::Broker;
+use crate::error_code::ErrorCode;
 use crate::group::OffsetFilter;
 use crate::group::records::OffsetValue;
-use crate::kafka::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(1, 9);

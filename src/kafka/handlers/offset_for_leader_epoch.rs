@@ -14,7 +14,7 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::check_leader_epoch;
 use crate::broker::Broker;
-use crate::kafka::error_code::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 use crate::types::LeaderEpoch;
 
@@ -65,6 +65,5 @@ fn lookup(
         return Err(ErrorCode::NotLeaderOrFollower);
     }
     check_leader_epoch(current_leader_epoch, part.leader_epoch())?;
-    let log = part.log();
-    Ok(log.end_offset_for_epoch(LeaderEpoch(leader_epoch)).map(|(e, o)| (e.0, o.0)))
+    Ok(part.end_offset_for_epoch(LeaderEpoch(leader_epoch)).map(|(e, o)| (e.0, o.0)))
 }

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::replica_manager::{CommitWait, LeaderAppendError, Missing, Partition};
+use crate::replica::{Acks, CommitWait, LeaderAppendError, Missing, Partition};
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::sb;
-use crate::broker::{Broker, now_ms};
-use crate::kafka::error_code::ErrorCode;
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::{Reply, Versions};
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
@@ -58,7 +59,6 @@ pub async fn handle(
 ) -> Reply<ProduceResponse> {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
-    let mut appended = false;
     let mut first_error: Option<String> = None;
     // acks=all: (topic index, partition index, partition, offset the HW must reach).
     let mut waits = Vec::new();
@@ -80,7 +80,6 @@ pub async fn handle(
                     if version >= 5 {
                         p.log_start_offset = out.log_start_offset.0;
                     }
-                    appended |= !out.duplicate;
                 }
                 Err((code, message)) => {
                     p.error_code = code.code();
@@ -93,9 +92,6 @@ pub async fn handle(
             t.partition_responses.push(p);
         }
         response.responses.push(t);
-    }
-    if appended {
-        broker.data_appended.notify_waiters();
     }
     if !waits.is_empty() {
         let timeout =
@@ -182,8 +178,9 @@ fn append(
     let Some(records) = records else {
         return Err((ErrorCode::CorruptMessage, "the record set is null".into()));
     };
-    let (out, epoch) =
-        part.append_as_leader(records, acks == -1, now_ms()).map_err(|e| match e {
+    let (out, epoch) = part
+        .append_as_leader(records, if acks == -1 { Acks::All } else { Acks::Leader }, now_ms())
+        .map_err(|e| match e {
             LeaderAppendError::NotLeader => {
                 (ErrorCode::NotLeaderOrFollower, format!("not the leader of {topic}-{partition}"))
             }

@@ -4,24 +4,16 @@
 //! and name, and a mismatch is INCONSISTENT_GROUP_PROTOCOL.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::sb;
 use crate::broker::Broker;
-use crate::group::classic::SyncReply;
+use crate::error_code::ErrorCode;
 use crate::group::member::{SyncOutcome, SyncRequest};
-use crate::group::records::RecordKey;
-use crate::group::store;
-use crate::kafka::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
 pub const VERSIONS: Versions = Versions::new(0, 5);
-
-/// The longest a SyncGroup waits for the leader's assignment; the group's sync deadline (its
-/// rebalance timeout) normally answers first.
-const SYNC_WAIT_MAX: Duration = Duration::from_secs(30 * 60);
 
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -57,24 +49,5 @@ async fn sync(broker: &Arc<Broker>, group: &str, request: SyncGroupRequest) -> S
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let reply = broker.groups.sync(group, req);
-    let wait = match reply {
-        Err(code) => return SyncOutcome::error(code),
-        Ok((SyncReply::Now(o), _)) => return o,
-        Ok((SyncReply::Wait(rx), _)) => rx,
-        Ok((SyncReply::Store { wait, generation, value }, at)) => {
-            let key = RecordKey::Group { group: group.to_string() }.encode();
-            let stored =
-                store::write(broker, at.partition, at.epoch, vec![(key, Some(value.encode()))])
-                    .await
-                    .map(|_| ());
-            broker.groups.complete_sync(group, generation, stored);
-            wait
-        }
-    };
-    match tokio::time::timeout(SYNC_WAIT_MAX, wait).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(_)) => SyncOutcome::error(ErrorCode::NotCoordinator),
-        Err(_) => SyncOutcome::error(ErrorCode::RebalanceInProgress),
-    }
+    broker.groups.sync(group, req).await
 }

@@ -1,0 +1,675 @@
+//! One hosted partition replica: its `PartitionLog` behind a mutex, its replication state
+//! (leader, epochs, ISR, follower progress) and its high watermark.
+//!
+//! Every operation that must see leadership and the log together (a leader append stamping its
+//! epoch, a follower applying a fetch answer only if it still follows that leader in that epoch)
+//! is a method here, done under the log lock; the lock guard never leaves this file (tests
+//! aside). The lock is never held across an `.await`.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::divergence::divergence;
+use crate::log::{AppendError, AppendOutcome, LogConfig, PartitionLog, ReadError};
+use crate::metadata::image::PartitionImage;
+use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
+
+/// The last checkpointed high watermark of a replica (Kafka's replication-offset-checkpoint,
+/// per partition): consumers see the same "latest" right after a restart.
+pub(super) const HIGH_WATERMARK_FILE: &str = "high-watermark";
+
+/// How often a commit wait re-checks leadership even if nothing wakes it (a leadership change
+/// also wakes it at once).
+const LEADERSHIP_RECHECK: Duration = Duration::from_millis(250);
+
+/// What this node knows of a follower's progress (leader side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FollowerProgress {
+    /// The follower's log end offset: its last fetch offset.
+    pub(crate) log_end_offset: i64,
+    /// When it last fetched at or beyond the leader's log end offset.
+    pub(crate) caught_up_ms: i64,
+}
+
+/// Which acknowledgement a leader append is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acks {
+    /// acks=0 or 1: the leader's append is enough.
+    Leader,
+    /// acks=all: refused while the ISR is smaller than `min.insync.replicas`.
+    All,
+}
+
+/// Why a leader append refused.
+#[derive(Debug)]
+pub(crate) enum LeaderAppendError {
+    /// This replica does not lead (or no longer in the epoch the caller required).
+    NotLeader,
+    NotEnoughReplicas {
+        isr: i32,
+        min_isr: i32,
+    },
+    Append(AppendError),
+}
+
+/// Why [`Partition::wait_for_commit`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommitWait {
+    /// This replica no longer leads in the write's epoch: the write's fate is unknown here.
+    NotLeader,
+    /// The ISR did not confirm the write before the deadline.
+    TimedOut,
+}
+
+/// A partition's replication state on this node, from metadata plus follower fetches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReplicaState {
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) leader_epoch: LeaderEpoch,
+    pub(crate) partition_epoch: i32,
+    pub(crate) replicas: Vec<NodeId>,
+    pub(crate) isr: Vec<NodeId>,
+    /// Leader only: each follower's progress in the current leader epoch.
+    pub(crate) followers: HashMap<NodeId, FollowerProgress>,
+    /// Leader only: when this leadership began (lag is measured from it for silent followers).
+    pub(crate) leader_since_ms: i64,
+    /// An AlterPartition is in flight; no other is sent until metadata answers.
+    pub(crate) isr_change_pending: bool,
+}
+
+/// The offsets a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogOffsets {
+    pub(crate) log_start_offset: Offset,
+    pub(crate) log_end_offset: Offset,
+    pub(crate) high_watermark: Offset,
+}
+
+/// A consumer's read: batches below the high watermark.
+#[derive(Debug)]
+pub(crate) struct ConsumerRead {
+    pub(crate) records: Bytes,
+    pub(crate) high_watermark: Offset,
+    pub(crate) log_start_offset: Offset,
+}
+
+/// A follower's fetch as its leader answers it.
+#[derive(Debug, Default)]
+pub(crate) struct FollowerRead {
+    pub(crate) log_start_offset: Offset,
+    pub(crate) log_end_offset: Offset,
+    pub(crate) high_watermark: Offset,
+    pub(crate) records: Bytes,
+    /// KIP-320: the epoch and end offset the follower must truncate to, when its log diverges.
+    pub(crate) diverging: Option<(i32, i64)>,
+    /// The ISR to propose because this fetch brought the follower back in sync.
+    pub(crate) isr_expansion: Option<Vec<NodeId>>,
+}
+
+/// A leader's answer to this replica's fetch, for [`Partition::apply_as_follower`].
+#[derive(Debug)]
+pub(crate) struct LeaderData<'a> {
+    pub(crate) diverging: Option<(i32, i64)>,
+    pub(crate) records: &'a [u8],
+    pub(crate) high_watermark: i64,
+}
+
+/// What [`Partition::apply_as_follower`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FollowerApplied {
+    /// The answer came from before a leadership change and was dropped.
+    Stale,
+    /// The answer was applied (possibly with nothing to append).
+    Applied,
+    /// A truncation changed nothing: the next fetch would get the same answer.
+    Stuck,
+}
+
+/// Where a follower fetches from next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FetchPosition {
+    pub(crate) fetch_offset: Offset,
+    pub(crate) last_fetched_epoch: Option<LeaderEpoch>,
+    pub(crate) current_leader_epoch: LeaderEpoch,
+}
+
+/// One hosted partition replica.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub(crate) tp: TopicPartition,
+    pub(crate) topic_id: Uuid,
+    local: NodeId,
+    /// The replica's directory (never changes while the replica is hosted).
+    dir: PathBuf,
+    log: Mutex<PartitionLog>,
+    /// Consumers read below this. Leaders advance it (only ever up) as the ISR's log end offsets
+    /// grow; followers copy the leader's. acks=all and consumer long polls wait on it.
+    hw: watch::Sender<i64>,
+    /// The log end offset after the last append or truncation: follower long polls wait on it,
+    /// so an append wakes only the fetches of this partition.
+    log_end: watch::Sender<i64>,
+    /// The high watermark last written to `high-watermark`.
+    checkpointed_hw: AtomicI64,
+    state: Mutex<ReplicaState>,
+}
+
+impl Partition {
+    pub(super) fn new(
+        tp: TopicPartition,
+        topic_id: Uuid,
+        local: NodeId,
+        log: PartitionLog,
+        high_watermark: i64,
+    ) -> Self {
+        let dir = log.dir().to_path_buf();
+        let log_end = log.log_end_offset().0;
+        Partition {
+            tp,
+            topic_id,
+            local,
+            dir,
+            log: Mutex::new(log),
+            hw: watch::channel(high_watermark).0,
+            log_end: watch::channel(log_end).0,
+            checkpointed_hw: AtomicI64::new(high_watermark),
+            state: Mutex::new(ReplicaState::default()),
+        }
+    }
+
+    /// Locks the log. Poisoning (a panic while appending) is an invariant breach: the lock is
+    /// recovered, because the log's own state stays consistent between calls.
+    fn lock_log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The log itself, for tests that arrange or inspect it directly.
+    #[cfg(test)]
+    pub(crate) fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.lock_log()
+    }
+    fn state(&self) -> MutexGuard<'_, ReplicaState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub(super) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+    /// A copy of the replication state.
+    pub(crate) fn snapshot(&self) -> ReplicaState {
+        self.state().clone()
+    }
+    pub(crate) fn high_watermark(&self) -> Offset {
+        Offset(*self.hw.borrow())
+    }
+    /// Changes whenever the high watermark moves or the leadership changes.
+    pub(crate) fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.hw.subscribe()
+    }
+    /// Changes whenever the log end offset moves (appends, truncations).
+    pub(crate) fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+    fn publish_log_end(&self, leo: Offset) {
+        self.log_end.send_if_modified(|cur| {
+            let changed = *cur != leo.0;
+            *cur = leo.0;
+            changed
+        });
+    }
+
+    /// Leader: appends a producer's records stamped with the epoch this replica leads in, and
+    /// raises the HW when the leader is alone in the ISR. With [`Acks::All`], refuses while the
+    /// ISR is smaller than `min.insync.replicas`.
+    ///
+    /// Leadership and epoch are read together under the log lock. (Reading them apart once let a
+    /// replica that had just become a follower stamp a write with its new leader's epoch: a
+    /// divergence no epoch check sees, which left a follower out of the ISR for good. Found by
+    /// the chaos suite.) A leadership that ends right after the read leaves a record of the old
+    /// epoch, which followers' epoch checks truncate.
+    pub(crate) fn append_as_leader(
+        &self,
+        records: &[u8],
+        acks: Acks,
+        now_ms: i64,
+    ) -> Result<(AppendOutcome, LeaderEpoch), LeaderAppendError> {
+        self.append_checked(records, None, acks, now_ms)
+    }
+
+    /// Leader: appends with acks=all semantics only while this replica still leads in `epoch`
+    /// (a coordinator's write to its internal topic, decided under that leadership).
+    pub(crate) fn append_in_epoch(
+        &self,
+        records: &[u8],
+        epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, LeaderAppendError> {
+        self.append_checked(records, Some(epoch), Acks::All, now_ms).map(|(out, _)| out)
+    }
+
+    fn append_checked(
+        &self,
+        records: &[u8],
+        required_epoch: Option<LeaderEpoch>,
+        acks: Acks,
+        now_ms: i64,
+    ) -> Result<(AppendOutcome, LeaderEpoch), LeaderAppendError> {
+        let mut log = self.lock_log();
+        let epoch = self.epoch_if_leader().ok_or(LeaderAppendError::NotLeader)?;
+        if required_epoch.is_some_and(|e| e != epoch) {
+            return Err(LeaderAppendError::NotLeader);
+        }
+        let min_isr = log.config().min_insync_replicas;
+        let isr = self.isr_len();
+        if acks == Acks::All && isr < min_isr {
+            return Err(LeaderAppendError::NotEnoughReplicas { isr, min_isr });
+        }
+        let out =
+            log.append_as_leader(records, epoch, now_ms).map_err(LeaderAppendError::Append)?;
+        let leo = log.log_end_offset();
+        drop(log);
+        self.publish_log_end(leo);
+        self.advance_high_watermark(leo);
+        Ok((out, epoch))
+    }
+
+    /// The leader epoch, if this replica is the leader; both from one reading of the state.
+    pub(crate) fn epoch_if_leader(&self) -> Option<LeaderEpoch> {
+        let st = self.state();
+        (st.leader == Some(self.local)).then_some(st.leader_epoch)
+    }
+
+    /// Whether this replica leads in `epoch` (not a later one).
+    pub(crate) fn leads_in(&self, epoch: LeaderEpoch) -> bool {
+        let st = self.state();
+        st.leader == Some(self.local) && st.leader_epoch == epoch
+    }
+
+    /// Leader: waits until the high watermark covers `target` (an offset one past the write)
+    /// while this replica still leads in `epoch`, the epoch the write was appended in.
+    ///
+    /// Only the leadership that appended a write may acknowledge it: once this replica follows
+    /// (or leads a later epoch), its tail may have been truncated and replaced, and the high
+    /// watermark it copies from the new leader says nothing about that write. Found by the
+    /// chaos suite: a leader frozen with a produce queued appended it on waking, was deposed,
+    /// truncated the write, and answered success once the new leader's HW passed the offset.
+    pub(crate) async fn wait_for_commit(
+        &self,
+        target: i64,
+        epoch: LeaderEpoch,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), CommitWait> {
+        let mut hw = self.hw.subscribe();
+        loop {
+            if !self.leads_in(epoch) {
+                return Err(CommitWait::NotLeader);
+            }
+            if *hw.borrow_and_update() >= target {
+                // Checked again after reading the HW: it must be this leadership's HW.
+                return if self.leads_in(epoch) { Ok(()) } else { Err(CommitWait::NotLeader) };
+            }
+            let wake = deadline.min(tokio::time::Instant::now() + LEADERSHIP_RECHECK);
+            match tokio::time::timeout_at(wake, hw.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(CommitWait::NotLeader), // the replica was removed
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(CommitWait::TimedOut);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    pub(crate) fn leader_epoch(&self) -> LeaderEpoch {
+        self.state().leader_epoch
+    }
+    pub(crate) fn leader(&self) -> Option<NodeId> {
+        self.state().leader
+    }
+    pub(crate) fn is_leader(&self) -> bool {
+        self.state().leader == Some(self.local)
+    }
+    pub(crate) fn isr_len(&self) -> i32 {
+        self.state().isr.len() as i32
+    }
+
+    /// Leader: recomputes HW = min log end offset over the ISR (the leader's is `leader_leo`)
+    /// and raises it if it grew. Returns the HW.
+    pub(crate) fn advance_high_watermark(&self, leader_leo: Offset) -> Offset {
+        let st = self.state();
+        if st.leader != Some(self.local) {
+            return self.high_watermark();
+        }
+        let min = st
+            .isr
+            .iter()
+            .map(|r| {
+                if *r == self.local {
+                    leader_leo.0
+                } else {
+                    st.followers.get(r).map_or(-1, |f| f.log_end_offset)
+                }
+            })
+            .min()
+            .unwrap_or(leader_leo.0);
+        drop(st);
+        self.hw.send_if_modified(|hw| {
+            if min > *hw {
+                *hw = min;
+                true
+            } else {
+                false
+            }
+        });
+        self.high_watermark()
+    }
+
+    /// Follower: adopts the leader's HW, bounded by its own log end offset (and lowered after a
+    /// truncation).
+    pub(crate) fn set_follower_high_watermark(&self, leader_hw: i64, local_leo: Offset) {
+        let hw = leader_hw.min(local_leo.0).max(0);
+        self.hw.send_if_modified(|cur| {
+            let changed = *cur != hw;
+            *cur = hw;
+            changed
+        });
+    }
+
+    /// Leader: records a follower fetch at `fetch_offset`. Returns the ISR to propose when the
+    /// follower should (re)join it: it is a replica outside the ISR whose fetch reached the HW.
+    pub(crate) fn record_follower_fetch(
+        &self,
+        follower: NodeId,
+        fetch_offset: i64,
+        leader_leo: Offset,
+        now_ms: i64,
+    ) -> Option<Vec<NodeId>> {
+        let mut st = self.state();
+        let hw = *self.hw.borrow();
+        let prev = st.followers.get(&follower).map_or(st.leader_since_ms, |f| f.caught_up_ms);
+        let caught_up_ms = if fetch_offset >= leader_leo.0 { now_ms } else { prev };
+        st.followers
+            .insert(follower, FollowerProgress { log_end_offset: fetch_offset, caught_up_ms });
+        let expand = !st.isr.contains(&follower)
+            && st.replicas.contains(&follower)
+            && fetch_offset >= hw
+            && !st.isr_change_pending;
+        if !expand {
+            return None;
+        }
+        st.isr_change_pending = true;
+        let mut isr = st.isr.clone();
+        isr.push(follower);
+        Some(isr)
+    }
+
+    /// Leader: the ISR without followers that have not caught up for `lag_max_ms`, if any must
+    /// go. Never drops the leader itself.
+    pub(crate) fn shrink_candidates(&self, now_ms: i64, lag_max_ms: i64) -> Option<Vec<NodeId>> {
+        let mut st = self.state();
+        if st.leader != Some(self.local) || st.isr_change_pending {
+            return None;
+        }
+        let since = st.leader_since_ms;
+        let keep: Vec<NodeId> = st
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| {
+                *r == self.local
+                    || now_ms - st.followers.get(r).map_or(since, |f| f.caught_up_ms) <= lag_max_ms
+            })
+            .collect();
+        if keep.len() == st.isr.len() {
+            return None;
+        }
+        st.isr_change_pending = true;
+        Some(keep)
+    }
+
+    /// Writes the high watermark to disk if it moved since the last checkpoint.
+    pub(crate) fn checkpoint_high_watermark(&self) -> io::Result<()> {
+        let hw = *self.hw.borrow();
+        if self.checkpointed_hw.load(Ordering::Acquire) == hw {
+            return Ok(());
+        }
+        crate::fsutil::write_atomically(
+            &self.dir.join(HIGH_WATERMARK_FILE),
+            hw.to_string().as_bytes(),
+        )?;
+        self.checkpointed_hw.store(hw, Ordering::Release);
+        Ok(())
+    }
+
+    /// Lets the next ISR change be proposed (the previous one was answered or failed).
+    pub(crate) fn clear_isr_change(&self) {
+        self.state().isr_change_pending = false;
+    }
+
+    /// Applies this partition's metadata. A new leader epoch resets follower progress; a
+    /// leadership gained records its epoch in the log's epoch cache and raises the HW.
+    pub(super) fn apply_metadata(
+        &self,
+        p: &PartitionImage,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        {
+            let mut log = self.lock_log();
+            if *log.config() != config {
+                log.set_config(config);
+            }
+        }
+        self.apply_replica_state(p, now_ms);
+        if self.is_leader() {
+            let leo = {
+                let mut log = self.lock_log();
+                log.start_leader_epoch(p.leader_epoch)?;
+                log.log_end_offset()
+            };
+            self.advance_high_watermark(leo);
+        }
+        Ok(())
+    }
+
+    fn apply_replica_state(&self, p: &PartitionImage, now_ms: i64) {
+        let mut st = self.state();
+        let new_epoch = st.leader_epoch != p.leader_epoch || st.leader != p.leader;
+        if new_epoch {
+            st.followers.clear();
+            st.leader_since_ms = now_ms;
+        }
+        if st.partition_epoch != p.partition_epoch || new_epoch {
+            st.isr_change_pending = false;
+        }
+        st.leader = p.leader;
+        st.leader_epoch = p.leader_epoch;
+        st.partition_epoch = p.partition_epoch;
+        st.replicas = p.replicas.clone();
+        st.isr = p.isr.clone();
+        drop(st);
+        if new_epoch {
+            // Wakes writes waiting for their commit: they belong to the previous leadership.
+            self.hw.send_modify(|_| {});
+        }
+    }
+
+    /// Log start, log end and high watermark, read together.
+    pub(crate) fn offsets(&self) -> LogOffsets {
+        let log = self.lock_log();
+        LogOffsets {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            high_watermark: self.high_watermark(),
+        }
+    }
+
+    /// A consumer's read from `fetch_offset`: whole batches below the high watermark, at most
+    /// `max_bytes` unless `at_least_one_batch` (KIP-74). An offset equal to the high watermark
+    /// reads nothing; one beyond the log end is out of range.
+    pub(crate) fn read_for_consumer(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: usize,
+        at_least_one_batch: bool,
+    ) -> Result<ConsumerRead, ReadError> {
+        let hw = self.high_watermark();
+        let log = self.lock_log();
+        let records = log.read(fetch_offset, hw, max_bytes, at_least_one_batch)?;
+        Ok(ConsumerRead { records, high_watermark: hw, log_start_offset: log.log_start_offset() })
+    }
+
+    /// Leader: answers a follower's fetch at `fetch_offset` whose last batch had
+    /// `last_fetched_epoch`: the truncation point if its log diverges (KIP-320), else the
+    /// batches after it. Records the follower's progress and raises the high watermark.
+    pub(crate) fn read_for_follower(
+        &self,
+        follower: NodeId,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        max_bytes: usize,
+        now_ms: i64,
+    ) -> Result<FollowerRead, ReadError> {
+        let log = self.lock_log();
+        let mut out = FollowerRead {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            ..Default::default()
+        };
+        if let Some(d) = divergence(&log, last_fetched_epoch, fetch_offset) {
+            out.diverging = Some(d);
+            out.high_watermark = self.high_watermark();
+            return Ok(out);
+        }
+        out.records = log.read(Offset(fetch_offset), out.log_end_offset, max_bytes, true)?;
+        drop(log);
+        out.isr_expansion =
+            self.record_follower_fetch(follower, fetch_offset, out.log_end_offset, now_ms);
+        out.high_watermark = self.advance_high_watermark(out.log_end_offset);
+        Ok(out)
+    }
+
+    /// Follower: where the next fetch starts, and in which leader epoch it is asked.
+    pub(crate) fn fetch_position(&self) -> FetchPosition {
+        let log = self.lock_log();
+        FetchPosition {
+            fetch_offset: log.log_end_offset(),
+            last_fetched_epoch: log.latest_epoch(),
+            current_leader_epoch: self.leader_epoch(),
+        }
+    }
+
+    /// Follower: applies `leader`'s answer to a fetch asked in leader epoch `asked_in`:
+    /// truncates to a divergence point, or appends the batches verbatim; then adopts the
+    /// leader's high watermark.
+    ///
+    /// Checked under the log lock, which a new leadership takes to record its epoch: an answer
+    /// that arrives after this replica stopped following `leader` in `asked_in` (it became
+    /// leader, or follows someone else now) is stale and must not touch the log. Applying it
+    /// would put the deposed leader's records after the new leader's epoch start (found by the
+    /// chaos suite; the regression test is beside the fetcher).
+    pub(crate) fn apply_as_follower(
+        &self,
+        leader: NodeId,
+        asked_in: LeaderEpoch,
+        data: LeaderData<'_>,
+        now_ms: i64,
+    ) -> FollowerApplied {
+        let mut log = self.lock_log();
+        if self.is_leader() || self.leader() != Some(leader) || self.leader_epoch() != asked_in {
+            tracing::info!(partition = %self.tp, %leader, epoch = %asked_in,
+                "ignoring a fetch answer from before a leadership change");
+            return FollowerApplied::Stale;
+        }
+        let mut applied = FollowerApplied::Applied;
+        let result = if let Some((epoch, end_offset)) = data.diverging {
+            let before = (log.log_end_offset(), log.latest_epoch());
+            let truncated = log.truncate_to(Offset(end_offset)).map_err(|e| e.to_string());
+            let after = (log.log_end_offset(), log.latest_epoch());
+            if truncated.is_ok() && after == before {
+                // Nothing changed, so the next fetch gets the same answer: back off rather than
+                // spin (a bug if it happens; the log says which partition).
+                tracing::error!(partition = %self.tp, epoch, end_offset,
+                    "truncation changed nothing; backing off");
+                applied = FollowerApplied::Stuck;
+            } else {
+                tracing::warn!(partition = %self.tp, epoch, end_offset,
+                    log_end_offset = %before.0, "log diverged from the leader; truncated");
+            }
+            truncated
+        } else if !data.records.is_empty() {
+            log.append_as_follower(data.records, now_ms).map(|_| ()).map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::error!(partition = %self.tp, error = %e, "applying replicated data failed");
+        }
+        let leo = log.log_end_offset();
+        drop(log);
+        self.publish_log_end(leo);
+        self.set_follower_high_watermark(data.high_watermark, leo);
+        applied
+    }
+
+    /// KIP-320 (OffsetForLeaderEpoch): the largest epoch ≤ `epoch` and where it ends.
+    pub(crate) fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        self.lock_log().end_offset_for_epoch(epoch)
+    }
+
+    /// The first offset below the high watermark whose timestamp is ≥ `timestamp_ms`.
+    pub(crate) fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> io::Result<Option<(Offset, i64)>> {
+        let hw = self.high_watermark();
+        self.lock_log().offset_for_timestamp(timestamp_ms, hw)
+    }
+
+    /// The offset and timestamp of the largest timestamp below the high watermark.
+    pub(crate) fn max_timestamp(&self) -> Option<(Offset, i64)> {
+        let hw = self.high_watermark();
+        self.lock_log().max_timestamp(hw)
+    }
+
+    /// Reads from `from` up to the log end (not the high watermark): a coordinator loading its
+    /// internal topic reads everything its leadership will commit.
+    pub(crate) fn read_to_log_end(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+    ) -> Result<Bytes, ReadError> {
+        let log = self.lock_log();
+        log.read(from, log.log_end_offset(), max_bytes, true)
+    }
+
+    /// fsyncs the log if its unflushed data is older than `flush.ms` (or `flush.messages`).
+    pub(crate) fn flush_if_due(&self, now_ms: i64) -> io::Result<()> {
+        let mut log = self.lock_log();
+        if log.flush_due(now_ms) { log.flush() } else { Ok(()) }
+    }
+
+    /// fsyncs the log.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        self.lock_log().flush()
+    }
+
+    /// Expires idempotent producers idle since before `producer_cutoff_ms` and deletes segments
+    /// past retention (never beyond the high watermark). Returns the segments deleted and the
+    /// log start offset after.
+    pub(crate) fn enforce_retention(
+        &self,
+        now_ms: i64,
+        producer_cutoff_ms: i64,
+    ) -> io::Result<(usize, Offset)> {
+        let hw = self.high_watermark();
+        let mut log = self.lock_log();
+        log.expire_producers(producer_cutoff_ms);
+        let deleted = log.enforce_retention(now_ms, hw)?;
+        Ok((deleted, log.log_start_offset()))
+    }
+}

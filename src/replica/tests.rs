@@ -1,0 +1,232 @@
+//! Tests of the replica layer: reconciliation, commit waits, leader appends.
+
+use std::fs;
+use std::sync::Arc;
+
+use super::*;
+use crate::config::broker::BrokerConfig;
+use crate::error_code::ErrorCode;
+use crate::metadata::image::MetadataImage;
+use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
+use uuid::Uuid;
+
+use crate::client::records::encode_batch;
+use crate::metadata::commands::{MetadataCommand, apply};
+use kafka_protocol::records::Compression;
+
+fn image(leader: i32) -> MetadataImage {
+    let mut img = MetadataImage::default();
+    apply(
+        &mut img,
+        &MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::from_u128(1),
+            assignments: vec![vec![NodeId(1), NodeId(2)]],
+            configs: Default::default(),
+        },
+    );
+    apply(
+        &mut img,
+        &MetadataCommand::ChangePartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: Some(NodeId(leader)),
+            isr: vec![NodeId(1), NodeId(2)],
+        },
+    );
+    img
+}
+
+/// Moves the leadership of t-0 to `leader` (a new leader epoch), ISR both brokers.
+fn move_leader(img: &mut MetadataImage, leader: i32) {
+    let other = if leader == 1 { 2 } else { 1 };
+    apply(
+        img,
+        &MetadataCommand::ChangePartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: Some(NodeId(leader)),
+            isr: vec![NodeId(leader), NodeId(other)],
+        },
+    );
+}
+
+#[test]
+fn the_high_watermark_survives_a_restart_bounded_by_the_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    {
+        let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+        rm.reconcile(&image(2), &broker).expect("reconcile");
+        let part = rm.get("t", 0).expect("replica");
+        let recs = vec![(None, Some(bytes::Bytes::from_static(b"v"))); 10];
+        let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+        {
+            let mut log = part.log();
+            let mut copy = batch.to_vec();
+            crate::log::batch::assign_offset(&mut copy, Offset(0), LeaderEpoch(1));
+            log.append_as_follower(&copy, 0).expect("append");
+        }
+        part.set_follower_high_watermark(7, Offset(10));
+        rm.flush_all();
+    }
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    rm.reconcile(&image(2), &broker).expect("reconcile");
+    assert_eq!(rm.get("t", 0).expect("replica").high_watermark(), Offset(7));
+}
+
+/// A full disk or an unreadable directory fails one replica, not the reconciliation: the
+/// others are opened and led, the failed one answers KAFKA_STORAGE_ERROR, and a later
+/// reconciliation with the same metadata opens it once the cause is gone.
+#[test]
+fn a_replica_that_cannot_be_opened_is_offline_and_the_others_are_served() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let mut img = image(1);
+    apply(
+        &mut img,
+        &MetadataCommand::CreateTopic {
+            name: "u".into(),
+            id: Uuid::from_u128(2),
+            assignments: vec![vec![NodeId(1)], vec![NodeId(1)]],
+            configs: Default::default(),
+        },
+    );
+    for partition in 0..2 {
+        apply(
+            &mut img,
+            &MetadataCommand::ChangePartition {
+                topic: "u".into(),
+                partition,
+                leader: Some(NodeId(1)),
+                isr: vec![NodeId(1)],
+            },
+        );
+    }
+    // A file where u-0's directory belongs: creating the directory fails.
+    let blocker = dir.path().join(TopicPartition::new("u", 0).dir_name());
+    fs::write(&blocker, b"not a directory").expect("blocker");
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+
+    let failures = rm.reconcile(&img, &broker).expect_err("u-0 cannot be opened");
+    assert_eq!(failures.0.len(), 1, "{failures}");
+    assert_eq!(failures.0[0].0, "u-0");
+    assert!(rm.get("t", 0).expect("t-0").is_leader());
+    assert!(rm.get("u", 1).expect("u-1").is_leader());
+    let missing = rm.lookup("u", 0).expect_err("u-0 is offline");
+    assert!(matches!(missing, Missing::Offline(_)), "{missing:?}");
+    assert_eq!(missing.code(ErrorCode::UnknownTopicOrPartition), ErrorCode::KafkaStorageError);
+    let unknown = rm.lookup("nope", 0).expect_err("not hosted");
+    assert_eq!(unknown, Missing::NotHosted);
+    assert_eq!(
+        unknown.code(ErrorCode::UnknownTopicOrPartition),
+        ErrorCode::UnknownTopicOrPartition
+    );
+    assert!(rm.has_offline());
+
+    fs::remove_file(&blocker).expect("unblock");
+    rm.reconcile(&img, &broker).expect("u-0 opens now");
+    assert!(rm.lookup("u", 0).expect("u-0").is_leader());
+    assert!(!rm.has_offline());
+}
+
+/// Found by the chaos suite (see [`Partition::wait_for_commit`]): a write waiting for its
+/// commit is not acknowledged by the high watermark this replica copies as a follower.
+#[tokio::test]
+async fn a_write_waiting_for_its_commit_fails_when_leadership_moves() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    rm.reconcile(&image(1), &broker).expect("leader");
+    let part = rm.get("t", 0).expect("replica");
+    let epoch = part.leader_epoch();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let waiter = {
+        let part = part.clone();
+        tokio::spawn(async move { part.wait_for_commit(5, epoch, deadline).await })
+    };
+    tokio::task::yield_now().await;
+    // Deposed; as a follower it adopts the new leader's HW, which passes the target.
+    let mut img = image(1);
+    move_leader(&mut img, 2);
+    rm.reconcile(&img, &broker).expect("follower");
+    part.set_follower_high_watermark(10, Offset(10));
+    let old_epoch = epoch;
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("woken")
+        .expect("joined");
+    assert_eq!(outcome, Err(CommitWait::NotLeader));
+
+    // Leading again (a later epoch): the leader's own HW acknowledges its own writes.
+    move_leader(&mut img, 1);
+    rm.reconcile(&img, &broker).expect("leader again");
+    let epoch = part.leader_epoch();
+    assert!(epoch > old_epoch, "a later epoch");
+    part.set_follower_high_watermark(0, Offset(0));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Err(CommitWait::TimedOut));
+    {
+        let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+        let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+        part.log().append_as_leader(&batch, epoch, 0).expect("append");
+    }
+    part.advance_high_watermark(Offset(1));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    // ISR [1, 2]: node 2 must confirm first.
+    assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Err(CommitWait::TimedOut));
+    part.record_follower_fetch(NodeId(2), 1, Offset(1), 0);
+    part.advance_high_watermark(Offset(1));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Ok(()));
+}
+
+/// Writes race leadership changes; every record must carry an epoch this replica led in
+/// (a record stamped with another leader's epoch is a divergence no epoch check sees).
+#[test]
+fn appends_racing_leadership_changes_carry_the_epoch_of_their_range() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let rm = Arc::new(ReplicaManager::new(NodeId(1), dir.path().to_path_buf()));
+    let mut img = image(1);
+    rm.reconcile(&img, &broker).expect("leader");
+    let part = rm.get("t", 0).expect("replica");
+    let mut led = std::collections::HashSet::from([part.leader_epoch().0]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (part, stop) = (part.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+            let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = part.append_as_leader(&batch, Acks::Leader, 0);
+            }
+        })
+    };
+    for round in 0..200 {
+        let leader = if round % 2 == 0 { 2 } else { 1 };
+        move_leader(&mut img, leader);
+        rm.reconcile(&img, &broker).expect("reconcile");
+        if leader == 1 {
+            led.insert(part.leader_epoch().0);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer");
+    let log = part.log();
+    let bytes = log.read(Offset(0), log.log_end_offset(), usize::MAX, true).expect("read");
+    let mut at = 0usize;
+    while at + 61 <= bytes.len() {
+        let base = i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8"));
+        let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+        let stamped = i32::from_be_bytes(bytes[at + 12..at + 16].try_into().expect("4"));
+        assert!(led.contains(&stamped), "record at {base} carries epoch {stamped}, led by 2");
+        let (covering, _) = log.epochs_covering(Offset(base)).expect("an epoch");
+        assert_eq!(stamped, covering.0, "record at {base} outside its epoch's range");
+        at += 12 + len;
+    }
+}
