@@ -15,7 +15,8 @@ IDLE=${3:-100}
 RECORD=1000
 RECORDS=$((MB * 1000 * 1000 / RECORD))
 
-cargo build --release --locked --bin samsa >&2
+# SAMSA_BIN measures another build (e.g. an older commit's) instead of building this tree.
+if [ -z "${SAMSA_BIN:-}" ]; then cargo build --release --locked --bin samsa >&2; fi
 BIN=${SAMSA_BIN:-target/release/samsa}
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 WORK=$(mktemp -d)

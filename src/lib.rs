@@ -2,39 +2,45 @@
 //!
 //! # Layout
 //!
+//! The data plane, bottom up; each room imports only the rooms below it:
+//!
 //! ```text
-//!  Kafka clients ──Kafka wire protocol──▶ kafka/      frames, one handler per API, the router
-//!                                          broker/     composition root: replicas, flusher, retention
-//!                                          metadata/   commands, pure apply, the image, the controller
-//!                                          group/      consumer-group coordinator (__consumer_offsets)
-//!                                          log/        partition storage: segments + indexes on disk
-//!  orchestrators, Prometheus ──HTTP──────▶ admin/      /healthz, /readyz, /metrics
-//!  CLI ──────────────────────────────────▶ cli/ + client/ (a small Kafka client of our own)
+//!  Kafka clients ──wire protocol──▶ kafka/        frames, the router, one handler per API
+//!  orchestrators ──HTTP───────────▶ admin/        /healthz, /readyz, /metrics
+//!  operators ─────────────────────▶ cli/ client/  the tools and their small Kafka client
+//!                                   broker/       composition root: start/shutdown, tasks
+//!                                   replication/  fetchers, fetch service, ISR changes
+//!                                   group/        the consumer-group coordinator
+//!                                   coordinator/  shared machinery of internal-topic coordinators
+//!                                   replica/      partitions, HW, commit waits, the reconciler
+//!                                   log/          partition storage: segments + indexes on disk
 //! ```
 //!
-//! * [`log`] is synchronous and owns the files; it never sees the network.
+//! * [`log`](crate::log) is synchronous and owns the files; it never sees the network.
+//! * The replica layer is the only room that holds a log lock; `replication/` and `group/` get
+//!   it through small context structs, never through the broker.
 //! * [`metadata`] holds the cluster's metadata as a log of commands applied by a pure function,
-//!   behind the [`metadata::MetadataLog`] trait; [`raft`] implements it on openraft + sled, and
+//!   behind the [`metadata::MetadataLog`] trait; `raft/` implements it on openraft + sled, and
 //!   [`controller`] (the raft leader) decides every change. `samsa dev` is a one-voter quorum.
 //! * [`kafka`] turns bytes into requests and responses; handlers call into [`broker`].
-//! * [`broker`] wires config → metadata → replicas → Kafka listener, and runs the background
-//!   flusher and retention tasks.
+//! * [`broker`] builds every room in order, implements the traits they declare, and runs the
+//!   background tasks (reconciler, flusher, retention, ISR checks, group timers).
 
 pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod client;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
 pub mod controller;
 pub(crate) mod coordinator;
 pub mod error_code;
-pub mod fsutil;
+pub(crate) mod fsutil;
 pub(crate) mod group;
 pub mod kafka;
-pub mod log;
+pub(crate) mod log;
 pub mod metadata;
-pub mod raft;
+pub(crate) mod raft;
 pub(crate) mod replica;
 pub(crate) mod replication;
 pub mod types;

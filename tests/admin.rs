@@ -60,7 +60,9 @@ async fn health_readiness_and_metrics_are_served_and_metrics_follow_traffic() {
         assert!(metric(&before, name).is_some(), "{name} missing from:\n{before}");
     }
     assert_eq!(metric(&before, "samsa_active_controller"), Some(1.0));
-    assert!(before.contains("# TYPE samsa_consumer_group_lag gauge"));
+    // OpenMetrics text (the group-lag family has series only once a group commits; its
+    // rendering is unit-tested beside the registry).
+    assert!(before.trim_end().ends_with("# EOF"), "{before}");
 
     let mut c = KafkaClient::connect(&b.bootstrap()).await.expect("connect");
     for _ in 0..3 {
@@ -70,7 +72,7 @@ async fn health_readiness_and_metrics_are_served_and_metrics_follow_traffic() {
     let requests = |t: &str| metric(t, "samsa_requests_total{api=\"Metadata\"}").unwrap_or(0.0);
     assert_eq!(requests(&after) - requests(&before), 3.0);
     assert!(metric(&after, "samsa_bytes_out_total") > metric(&before, "samsa_bytes_out_total"));
-    assert!(after.contains("samsa_request_latency_seconds_bucket{api=\"Metadata\",le=\"+Inf\"}"));
+    assert!(after.contains("samsa_request_latency_seconds_bucket{le=\"+Inf\",api=\"Metadata\"}"));
 
     // A fenced broker must not get traffic: 503 until its next heartbeat unfences it.
     let fence =

@@ -383,47 +383,122 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
     clear_earlier_run(&cfg.out_dir)?;
     let rec = Recorder::create(&cfg.out_dir.join("runner.jsonl"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let start = Instant::now();
-    println!("chaos: starting {} nodes ({})", cfg.nodes, cfg.target.name());
-    let target = start_target(cfg)?;
-    let target_name = target.describe();
-    let nodes: Vec<(i32, String)> =
-        target.ids().into_iter().filter_map(|id| Some((id, target.kafka_addr(id).ok()?))).collect();
-    let bootstrap = target.bootstrap();
-    println!("{} chaos: {target_name} up; bootstrap {bootstrap}", stamp(start));
-    let mut runner =
-        Runner { cfg, rt, target, probe: Probe::new(nodes.clone()), rec: rec.clone(), start };
-    runner.rt.block_on(runner.probe.create_topic(
-        TOPIC,
-        cfg.partitions,
-        3,
-        &[("min.insync.replicas", "2")],
-    ))?;
-    runner
-        .wait_healthy(cfg.recovery_timeout)
-        .map_err(anyhow::Error::msg)
-        .context("the new cluster never became healthy")?;
+    let mut runner = Runner::start(cfg, rec.clone(), start)?;
+    let target_name = runner.target.describe();
+    let watchers = Watchers::start(&runner, cfg);
+    let mut workload = start_workload(cfg, &runner.target.bootstrap(), start)?;
+    std::thread::sleep(WARM_UP);
+    let counts = inject_faults(&mut runner, &mut workload, cfg, &interrupted);
+    println!(
+        "{} chaos: faults done ({}); stopping the producers",
+        stamp(start),
+        summary_counts(&counts)
+    );
+    wind_down(&mut runner, &mut workload, cfg);
+    watchers.stop(&runner.rt);
 
-    let watching = Arc::new(AtomicBool::new(false));
-    let controller: watch::SharedController = Arc::new(std::sync::atomic::AtomicI32::new(-1));
-    let observer = runner.rt.spawn(watch::observe(
-        Probe::new(nodes.clone()),
-        rec.clone(),
-        controller.clone(),
-        watching.clone(),
-    ));
-    let sampler = runner.rt.spawn(watch::sample_offsets(
-        Probe::new(nodes.clone()),
-        rec.clone(),
-        cfg.partitions,
-        controller,
-        watching.clone(),
-    ));
+    println!("{} chaos: reading every partition back and comparing replicas", stamp(start));
+    verify::final_checks(
+        &runner.rt,
+        &mut runner.probe,
+        runner.target.as_ref(),
+        &rec,
+        &cfg.out_dir,
+        (TOPIC, cfg.partitions),
+    )?;
+    rec.flush();
+    runner.target.save_logs(&cfg.out_dir);
+    drop(runner);
+
+    let checked = check_dir(&cfg.out_dir)?;
+    Ok(Outcome {
+        report: checked.report,
+        availability: checked.availability,
+        faults: counts,
+        elapsed: start.elapsed(),
+        target: target_name,
+    })
+}
+
+impl<'a> Runner<'a> {
+    /// Starts the cluster, creates the workload topic and waits until every partition is healthy.
+    fn start(cfg: &'a ChaosConfig, rec: Recorder, start: Instant) -> anyhow::Result<Self> {
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        println!("chaos: starting {} nodes ({})", cfg.nodes, cfg.target.name());
+        let target = start_target(cfg)?;
+        println!(
+            "{} chaos: {} up; bootstrap {}",
+            stamp(start),
+            target.describe(),
+            target.bootstrap()
+        );
+        let probe = Probe::new(kafka_nodes(target.as_ref()));
+        let mut runner = Runner { cfg, rt, target, probe, rec, start };
+        runner.rt.block_on(runner.probe.create_topic(
+            TOPIC,
+            cfg.partitions,
+            3,
+            &[("min.insync.replicas", "2")],
+        ))?;
+        runner
+            .wait_healthy(cfg.recovery_timeout)
+            .map_err(anyhow::Error::msg)
+            .context("the new cluster never became healthy")?;
+        Ok(runner)
+    }
+}
+
+/// Every node's id and Kafka address.
+fn kafka_nodes(target: &dyn Target) -> Vec<(i32, String)> {
+    target.ids().into_iter().filter_map(|id| Some((id, target.kafka_addr(id).ok()?))).collect()
+}
+
+/// The observer (leaders, controller) and the committed-offsets sampler, running beside the
+/// faults.
+struct Watchers {
+    stop: Arc<AtomicBool>,
+    observer: tokio::task::JoinHandle<()>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Watchers {
+    fn start(runner: &Runner<'_>, cfg: &ChaosConfig) -> Self {
+        let nodes = kafka_nodes(runner.target.as_ref());
+        let stop = Arc::new(AtomicBool::new(false));
+        let controller: watch::SharedController = Arc::new(std::sync::atomic::AtomicI32::new(-1));
+        let observer = runner.rt.spawn(watch::observe(
+            Probe::new(nodes.clone()),
+            runner.rec.clone(),
+            TOPIC.to_string(),
+            controller.clone(),
+            stop.clone(),
+        ));
+        let sampler = runner.rt.spawn(watch::sample_offsets(
+            Probe::new(nodes),
+            runner.rec.clone(),
+            (GROUP.to_string(), TOPIC.to_string(), cfg.partitions),
+            controller,
+            stop.clone(),
+        ));
+        Watchers { stop, observer, sampler }
+    }
+
+    /// Takes one last committed-offsets reading, then stops both.
+    fn stop(self, rt: &tokio::runtime::Runtime) {
+        std::thread::sleep(watch::SAMPLE_EVERY * 2);
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = rt.block_on(self.observer);
+        let _ = rt.block_on(self.sampler);
+    }
+}
+
+fn start_workload(cfg: &ChaosConfig, bootstrap: &str, start: Instant) -> anyhow::Result<Workload> {
     let wcfg = WorkloadConfig {
         python: cfg.python.clone(),
         script: cfg.worker_script.clone(),
-        bootstrap: bootstrap.clone(),
+        bootstrap: bootstrap.to_string(),
         topic: TOPIC.into(),
         partitions: cfg.partitions,
         group: GROUP.into(),
@@ -432,15 +507,24 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         rate: cfg.rate,
         admin_prefix: "chaos-admin".into(),
     };
-    let mut workload = Workload::start(&wcfg, &cfg.out_dir, true)?;
+    let workload = Workload::start(&wcfg, &cfg.out_dir, true)?;
     println!(
         "{} chaos: workload started: {} producers, {} consumers, 1 admin client",
         stamp(start),
         cfg.producers,
         cfg.consumers
     );
-    std::thread::sleep(WARM_UP);
+    Ok(workload)
+}
 
+/// Runs the seeded schedule until the duration or round count is reached (or Ctrl-C), noting
+/// workload processes that die. Returns the faults injected, by kind.
+fn inject_faults(
+    runner: &mut Runner<'_>,
+    workload: &mut Workload,
+    cfg: &ChaosConfig,
+    interrupted: &AtomicBool,
+) -> BTreeMap<String, usize> {
     let deadline = Instant::now() + cfg.duration;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let kinds: std::collections::BTreeSet<FaultKind> = cfg.faults.iter().copied().collect();
@@ -457,16 +541,17 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         *counts.entry(step.kind.name().to_string()).or_insert(0) += 1;
         for dead in workload.dead() {
             let detail = format!("workload process {dead} exited during the run");
-            println!("{} {detail}", stamp(start));
-            rec.record(&Event::Incomplete { t: now_ms(), detail });
+            println!("{} {detail}", stamp(runner.start));
+            runner.rec.record(&Event::Incomplete { t: now_ms(), detail });
         }
     }
+    counts
+}
 
-    println!(
-        "{} chaos: faults done ({}); stopping the producers",
-        stamp(start),
-        summary_counts(&counts)
-    );
+/// Stops the producers, heals the cluster, waits for it to be healthy, then stops the rest of
+/// the workload.
+fn wind_down(runner: &mut Runner<'_>, workload: &mut Workload, cfg: &ChaosConfig) {
+    let (rec, start) = (runner.rec.clone(), runner.start);
     for name in workload.stop_producers() {
         rec.record(&Event::Incomplete {
             t: now_ms(),
@@ -490,33 +575,6 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
             crate::workload::OTHER_STOP_TIMEOUT
         );
     }
-    // One last committed-offsets read, then the watchers stop.
-    std::thread::sleep(watch::SAMPLE_EVERY * 2);
-    watching.store(true, Ordering::Relaxed);
-    let _ = runner.rt.block_on(observer);
-    let _ = runner.rt.block_on(sampler);
-
-    println!("{} chaos: reading every partition back and comparing replicas", stamp(start));
-    verify::final_checks(
-        &runner.rt,
-        &mut runner.probe,
-        runner.target.as_ref(),
-        &rec,
-        &cfg.out_dir,
-        cfg.partitions,
-    )?;
-    rec.flush();
-    runner.target.save_logs(&cfg.out_dir);
-    drop(runner);
-
-    let checked = check_dir(&cfg.out_dir)?;
-    Ok(Outcome {
-        report: checked.report,
-        availability: checked.availability,
-        faults: counts,
-        elapsed: start.elapsed(),
-        target: target_name,
-    })
 }
 
 fn summary_counts(counts: &BTreeMap<String, usize>) -> String {

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::chaos::TOPIC;
 use crate::history::{Event, Recorder, now_ms};
 use crate::probe::Probe;
 use crate::target::Target;
@@ -30,10 +29,10 @@ fn describe_difference(copies: &[(i32, Vec<u8>)]) -> String {
 }
 
 /// Copies the replicas of a partition that differ into the run directory, for a post-mortem.
-fn keep_replicas(target: &dyn Target, out_dir: &Path, p: i32, replicas: &[i32]) {
+fn keep_replicas(target: &dyn Target, out_dir: &Path, topic: &str, p: i32, replicas: &[i32]) {
     for r in replicas {
-        let from = target.data_dir(*r).join(format!("{TOPIC}-{p}"));
-        let to = out_dir.join("replicas").join(format!("{TOPIC}-{p}-node{r}"));
+        let from = target.data_dir(*r).join(format!("{topic}-{p}"));
+        let to = out_dir.join("replicas").join(format!("{topic}-{p}-node{r}"));
         if std::fs::create_dir_all(&to).is_err() {
             continue;
         }
@@ -61,10 +60,10 @@ pub(crate) fn final_checks(
     target: &dyn Target,
     rec: &Recorder,
     out_dir: &Path,
-    partitions: i32,
+    (topic, partitions): (&str, i32),
 ) -> anyhow::Result<()> {
     let final_file = Recorder::create(&out_dir.join("final.jsonl"))?;
-    let view = rt.block_on(probe.view(TOPIC));
+    let view = rt.block_on(probe.view(topic));
     for p in 0..partitions {
         let Some(leader) = view.partitions.get(&p).map(|v| v.leader).filter(|l| *l >= 0) else {
             rec.record(&Event::Incomplete {
@@ -73,7 +72,7 @@ pub(crate) fn final_checks(
             });
             continue;
         };
-        match rt.block_on(probe.read_partition(TOPIC, p, leader)) {
+        match rt.block_on(probe.read_partition(topic, p, leader)) {
             Ok((records, hw)) => {
                 for r in records {
                     final_file.record(&Event::Final {
@@ -94,24 +93,7 @@ pub(crate) fn final_checks(
     final_file.flush();
     for p in 0..partitions {
         let replicas = view.partitions.get(&p).map(|v| v.replicas.clone()).unwrap_or_default();
-        let started = Instant::now();
-        let (identical, detail) = loop {
-            let copies: Vec<(i32, Vec<u8>)> = replicas
-                .iter()
-                .map(|r| (*r, replica_bytes(&target.data_dir(*r).join(format!("{TOPIC}-{p}")))))
-                .collect();
-            let same = copies.windows(2).all(|w| w[0].1 == w[1].1);
-            if same || started.elapsed() > CONVERGE_TIMEOUT {
-                let mut detail: Vec<String> =
-                    copies.iter().map(|(r, b)| format!("node {r}: {} bytes", b.len())).collect();
-                if !same {
-                    detail.push(describe_difference(&copies));
-                    keep_replicas(target, out_dir, p, &replicas);
-                }
-                break (same, detail.join(", "));
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        };
+        let (identical, detail) = compare_replicas(target, out_dir, topic, p, &replicas);
         rec.record(&Event::Replicas { t: now_ms(), p, identical, detail });
     }
     match rt.block_on(probe.topics()) {
@@ -120,4 +102,34 @@ pub(crate) fn final_checks(
             .record(&Event::Incomplete { t: now_ms(), detail: "no topic list at the end".into() }),
     }
     Ok(())
+}
+
+/// Whether every replica of `topic`-`p` holds the same bytes (waiting up to
+/// `CONVERGE_TIMEOUT` for followers to catch up), and what each holds. Differing replicas are
+/// copied into the run directory.
+fn compare_replicas(
+    target: &dyn Target,
+    out_dir: &Path,
+    topic: &str,
+    p: i32,
+    replicas: &[i32],
+) -> (bool, String) {
+    let started = Instant::now();
+    loop {
+        let copies: Vec<(i32, Vec<u8>)> = replicas
+            .iter()
+            .map(|r| (*r, replica_bytes(&target.data_dir(*r).join(format!("{topic}-{p}")))))
+            .collect();
+        let same = copies.windows(2).all(|w| w[0].1 == w[1].1);
+        if same || started.elapsed() > CONVERGE_TIMEOUT {
+            let mut detail: Vec<String> =
+                copies.iter().map(|(r, b)| format!("node {r}: {} bytes", b.len())).collect();
+            if !same {
+                detail.push(describe_difference(&copies));
+                keep_replicas(target, out_dir, topic, p, replicas);
+            }
+            return (same, detail.join(", "));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::chaos::{GROUP, TOPIC};
 use crate::history::{Event, Recorder, now_ms};
 use crate::probe::{ClusterView, Probe};
 
@@ -23,12 +22,13 @@ pub(crate) type SharedController = Arc<std::sync::atomic::AtomicI32>;
 pub(crate) async fn observe(
     mut probe: Probe,
     rec: Recorder,
+    topic: String,
     controller: SharedController,
     stop: Arc<AtomicBool>,
 ) {
     let mut last = ClusterView::default();
     while !stop.load(Ordering::Relaxed) {
-        let view = probe.view(TOPIC).await;
+        let view = probe.view(&topic).await;
         controller.store(view.controller.map_or(-1, |(c, _)| c), Ordering::Relaxed);
         let t = now_ms();
         for (p, v) in &view.partitions {
@@ -63,7 +63,7 @@ pub(crate) async fn observe(
 pub(crate) async fn sample_offsets(
     mut probe: Probe,
     rec: Recorder,
-    partitions: i32,
+    (group, topic, partitions): (String, String, i32),
     controller: SharedController,
     stop: Arc<AtomicBool>,
 ) {
@@ -71,10 +71,10 @@ pub(crate) async fn sample_offsets(
         let t0 = now_ms();
         let via = controller.load(Ordering::Relaxed);
         if via >= 0
-            && let Some(offsets) = probe.committed(GROUP, TOPIC, partitions, via).await
+            && let Some(offsets) = probe.committed(&group, &topic, partitions, via).await
         {
             let offsets = offsets.into_iter().map(|(p, o)| (p.to_string(), o)).collect();
-            rec.record(&Event::Offsets { t: now_ms(), t0, group: GROUP.into(), offsets });
+            rec.record(&Event::Offsets { t: now_ms(), t0, group: group.clone(), offsets });
         }
         tokio::time::sleep(SAMPLE_EVERY).await;
     }

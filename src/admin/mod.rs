@@ -6,58 +6,83 @@
 //!
 //! It only reads broker state; nothing here can change it.
 
-pub mod http;
-pub mod metrics;
+pub(crate) mod metrics;
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use self::http::Response;
-use self::metrics::{header, label};
+use self::metrics::{LagLabels, Sample};
 use crate::broker::Broker;
 
 /// A node is ready when its applied metadata is at most this many raft entries behind the
 /// entries it holds.
 pub const METADATA_LAG_READY_MAX: u64 = 10;
+/// Largest request head read (request line and headers); larger requests are refused.
+pub const REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// How long a client may take to send its request head before the connection is dropped.
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves the admin endpoints until `shutdown` resolves.
+/// The admin endpoints.
+fn router(broker: Arc<Broker>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(prometheus))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "endpoints: /healthz /readyz /metrics\n") })
+        .with_state(broker)
+}
+
+async fn ready(State(broker): State<Arc<Broker>>) -> Response {
+    match readiness(&broker) {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
+        }
+    }
+}
+
+async fn prometheus(State(broker): State<Arc<Broker>>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], render(&broker)).into_response()
+}
+
+/// Serves the admin endpoints (HTTP/1.1, hyper) until `shutdown` resolves. Each connection is
+/// bounded: a request head over [`REQUEST_HEAD_BYTES_MAX`] or slower than
+/// [`REQUEST_READ_TIMEOUT`] ends it.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    let service = TowerToHyperService::new(router(broker));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
-                let Ok((mut stream, _)) = accepted else { continue };
-                let broker = broker.clone();
+                let Ok((stream, _)) = accepted else { continue };
+                let service = service.clone();
                 tokio::spawn(async move {
-                    let Some((method, path)) = http::read_request(&mut stream).await else { return };
-                    let response = route(&broker, &method, &path);
-                    http::write_response(&mut stream, &response).await;
+                    let served = hyper::server::conn::http1::Builder::new()
+                        // One response per connection, as the probes and scrapers expect.
+                        .keep_alive(false)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(REQUEST_READ_TIMEOUT)
+                        .max_buf_size(REQUEST_HEAD_BYTES_MAX)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    if let Err(e) = served {
+                        tracing::debug!(error = %e, "admin connection ended");
+                    }
                 });
             }
         }
-    }
-}
-
-fn route(broker: &Broker, method: &str, path: &str) -> Response {
-    if method != "GET" && method != "HEAD" {
-        return Response::text(405, "only GET\n");
-    }
-    match path {
-        "/healthz" => Response::text(200, "ok\n"),
-        "/readyz" => match readiness(broker) {
-            Ok(()) => Response::text(200, "ready\n"),
-            Err(why) => Response::text(503, format!("not ready: {why}\n")),
-        },
-        "/metrics" => Response {
-            status: 200,
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: render(broker),
-        },
-        _ => Response::text(404, "endpoints: /healthz /readyz /metrics\n"),
     }
 }
 
@@ -84,81 +109,39 @@ pub fn readiness(broker: &Broker) -> Result<(), String> {
 }
 
 /// Every metric: the counters plus gauges read now.
-pub fn render(broker: &Broker) -> String {
-    let mut out = String::new();
-    broker.metrics.render(&mut out);
+pub(crate) fn render(broker: &Broker) -> String {
     let quorum = broker.metadata.quorum();
     let image = broker.metadata.image();
-    let is_controller = quorum.leader == Some(broker.config.node_id);
-    let mut led = 0;
-    let mut under_replicated = 0;
+    let mut sample = Sample {
+        active_controller: quorum.leader == Some(broker.config.node_id),
+        raft_term: quorum.term,
+        raft_commit_index: quorum.commit_index,
+        raft_last_log_index: quorum.last_log_index,
+        ..Default::default()
+    };
     for part in broker.replicas.all() {
         let st = part.snapshot();
         if st.leader == Some(broker.config.node_id) {
-            led += 1;
+            sample.leader_partitions += 1;
             if st.isr.len() < st.replicas.len() {
-                under_replicated += 1;
+                sample.under_replicated_partitions += 1;
             }
         }
     }
     let live = |id: &crate::types::NodeId| image.brokers.get(id).is_some_and(|b| !b.fenced);
-    let offline = image
+    sample.offline_partitions = image
         .topics
         .values()
         .flat_map(|t| &t.partitions)
         .filter(|p| !p.leader.as_ref().is_some_and(live))
-        .count();
-    let gauges = [
-        (
-            "samsa_active_controller",
-            "1 on the node that is the active controller.",
-            u64::from(is_controller),
-        ),
-        ("samsa_raft_term", "The metadata quorum's current raft term.", quorum.term),
-        (
-            "samsa_raft_commit_index",
-            "The last metadata log index applied on this node.",
-            quorum.commit_index,
-        ),
-        (
-            "samsa_raft_last_log_index",
-            "The last metadata log index this node holds.",
-            quorum.last_log_index,
-        ),
-        ("samsa_leader_partitions", "Partitions this broker leads.", led),
-        (
-            "samsa_under_replicated_partitions",
-            "Partitions this broker leads whose ISR is smaller than the replica set.",
-            under_replicated,
-        ),
-        (
-            "samsa_offline_partitions",
-            "Partitions without a live leader, in this node's metadata.",
-            offline as u64,
-        ),
-    ];
-    for (name, help, v) in gauges {
-        header(&mut out, name, "gauge", help);
-        let _ = writeln!(out, "{name} {v}");
-    }
-    header(
-        &mut out,
-        "samsa_consumer_group_lag",
-        "gauge",
-        "High watermark minus committed offset, for groups this broker coordinates and partitions it leads.",
-    );
+        .count() as u64;
     for (group, topic, partition, committed) in broker.groups.committed_offsets() {
         let Some(part) = broker.replicas.get(&topic, partition) else { continue };
         if !part.is_leader() {
             continue;
         }
         let lag = (part.high_watermark().0 - committed).max(0);
-        let _ = writeln!(
-            out,
-            "samsa_consumer_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
-            label(&group),
-            label(&topic)
-        );
+        sample.group_lag.push((LagLabels { group, topic, partition }, lag));
     }
-    out
+    broker.metrics.encode(sample)
 }

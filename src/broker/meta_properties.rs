@@ -16,7 +16,7 @@ const FORMAT_VERSION: &str = "1";
 
 /// The identity recorded in a data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaProperties {
+pub(crate) struct MetaProperties {
     pub node_id: NodeId,
     pub cluster_id: Option<String>,
 }
@@ -33,7 +33,7 @@ fn write(data_dir: &Path, props: &MetaProperties) -> anyhow::Result<()> {
 }
 
 /// Reads `meta.properties`, or creates it. `configured` is the `cluster.id` setting, if any.
-pub fn load_or_create(
+pub(crate) fn load_or_create(
     data_dir: &Path,
     node_id: NodeId,
     configured: Option<&str>,
@@ -76,7 +76,7 @@ pub fn load_or_create(
 }
 
 /// Records the cluster id the quorum reports, or refuses if the directory belongs elsewhere.
-pub fn record_cluster_id(
+pub(crate) fn record_cluster_id(
     data_dir: &Path,
     props: &mut MetaProperties,
     cluster_id: &str,

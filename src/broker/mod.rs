@@ -20,7 +20,7 @@
 //! fetcher, the raft member and the RPC server stop (releasing the metadata store), and every
 //! log is fsynced with its high watermark checkpointed.
 
-pub mod meta_properties;
+pub(crate) mod meta_properties;
 mod tasks;
 
 use std::collections::BTreeMap;
@@ -115,11 +115,10 @@ impl IsrProposer for ControllerIsrProposer {
                 isr: change.isr,
             };
             controller.execute(request).await?;
-            let counter = match change.kind {
-                IsrChangeKind::Expand => &metrics.isr_expands,
-                IsrChangeKind::Shrink => &metrics.isr_shrinks,
+            match change.kind {
+                IsrChangeKind::Expand => metrics.isr_expands.inc(),
+                IsrChangeKind::Shrink => metrics.isr_shrinks.inc(),
             };
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         })
     }

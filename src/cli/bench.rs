@@ -147,7 +147,7 @@ async fn ensure_topic(
 }
 
 /// Throughput and latency summary, printed in one place for both benchmarks.
-pub struct Report {
+pub(super) struct Report {
     pub records: u64,
     pub bytes: u64,
     pub elapsed: Duration,
@@ -155,7 +155,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn print(&self, what: &str) -> anyhow::Result<()> {
+    pub(super) fn print(&self, what: &str) -> anyhow::Result<()> {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
         outln!(

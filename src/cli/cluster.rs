@@ -5,6 +5,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{
     DescribeClusterRequest, DescribeQuorumRequest, DescribeQuorumResponse,
 };
@@ -63,46 +64,55 @@ pub(super) async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
         "Active controller: {}",
         if leader >= 0 { leader.to_string() } else { "none (election in progress)".into() }
     );
-    if let Some(p) = quorum.topics.first().and_then(|t| t.partitions.first()) {
-        let hw = p.high_watermark;
-        outln!("Metadata quorum:   term {}, commit index {hw}", p.leader_epoch);
-        let addr = |id: i32| {
-            quorum
-                .nodes
-                .iter()
-                .find(|n| n.node_id.0 == id)
-                .and_then(|n| n.listeners.first())
-                .map_or(String::new(), |l| format!("{}:{}", l.host, l.port))
-        };
-        outln!("  {:<6} {:<9} {:<22} {:>10} {:>6}", "VOTER", "STATE", "ENDPOINT", "LOG END", "LAG");
-        for r in &p.current_voters {
-            let state = if r.replica_id.0 == leader { "leader" } else { "follower" };
-            let (end, lag) = if r.log_end_offset >= 0 {
-                (r.log_end_offset.to_string(), (hw - r.log_end_offset).max(0).to_string())
-            } else {
-                ("?".into(), "?".into())
-            };
-            outln!(
-                "  {:<6} {:<9} {:<22} {:>10} {:>6}",
-                r.replica_id.0,
-                state,
-                addr(r.replica_id.0),
-                end,
-                lag
-            );
-        }
-        for r in &p.observers {
-            let end = if r.log_end_offset >= 0 { r.log_end_offset.to_string() } else { "?".into() };
-            outln!("  {:<6} {:<9} {:<22} {:>10}", r.replica_id.0, "observer", "", end);
-        }
-    }
+    print_quorum(&quorum, leader)?;
     outln!("Brokers:");
     for b in &dc.brokers {
         let state = if b.is_fenced { "fenced" } else { "alive" };
         outln!("  {:<6} {:<22} {state}", b.broker_id.0, format!("{}:{}", b.host, b.port));
     }
+    print_partitions(md.topics)
+}
+
+/// The voters with their log ends and lag, then the observers.
+fn print_quorum(quorum: &DescribeQuorumResponse, leader: i32) -> anyhow::Result<()> {
+    let Some(p) = quorum.topics.first().and_then(|t| t.partitions.first()) else { return Ok(()) };
+    let hw = p.high_watermark;
+    outln!("Metadata quorum:   term {}, commit index {hw}", p.leader_epoch);
+    let addr = |id: i32| {
+        quorum
+            .nodes
+            .iter()
+            .find(|n| n.node_id.0 == id)
+            .and_then(|n| n.listeners.first())
+            .map_or(String::new(), |l| format!("{}:{}", l.host, l.port))
+    };
+    outln!("  {:<6} {:<9} {:<22} {:>10} {:>6}", "VOTER", "STATE", "ENDPOINT", "LOG END", "LAG");
+    for r in &p.current_voters {
+        let state = if r.replica_id.0 == leader { "leader" } else { "follower" };
+        let (end, lag) = if r.log_end_offset >= 0 {
+            (r.log_end_offset.to_string(), (hw - r.log_end_offset).max(0).to_string())
+        } else {
+            ("?".into(), "?".into())
+        };
+        outln!(
+            "  {:<6} {:<9} {:<22} {:>10} {:>6}",
+            r.replica_id.0,
+            state,
+            addr(r.replica_id.0),
+            end,
+            lag
+        );
+    }
+    for r in &p.observers {
+        let end = if r.log_end_offset >= 0 { r.log_end_offset.to_string() } else { "?".into() };
+        outln!("  {:<6} {:<9} {:<22} {:>10}", r.replica_id.0, "observer", "", end);
+    }
+    Ok(())
+}
+
+/// Every partition with its leader, epoch, replicas and ISR, sorted by topic and partition.
+fn print_partitions(mut topics: Vec<MetadataResponseTopic>) -> anyhow::Result<()> {
     outln!("Partitions:");
-    let mut topics = md.topics;
     topics.sort_by(|x, y| x.name.cmp(&y.name));
     for t in topics {
         let tname = t.name.map(|n| n.0.to_string()).unwrap_or_default();

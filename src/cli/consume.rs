@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::ClientArgs;
 use super::admin::{list_offset, partition_count};
@@ -46,25 +46,7 @@ pub struct ConsumeArgs {
 
 pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let mut cluster = ClusterClient::connect(&a.client.bootstrap_server).await?;
-    let partitions = partition_count(&mut cluster, &a.topic).await?;
-    let chosen: Vec<i32> = match a.partition {
-        Some(p) if p < 0 || p >= partitions => {
-            bail!("partition {p} does not exist: topic '{}' has {partitions} partitions", a.topic)
-        }
-        Some(p) => vec![p],
-        None => (0..partitions).collect(),
-    };
-    let mut offsets = BTreeMap::new();
-    for p in chosen {
-        let start = match a.offset {
-            Some(o) => o,
-            None => {
-                let leader = cluster.leader(&a.topic, p).await?;
-                list_offset(leader, &a.topic, p, if a.from_beginning { -2 } else { -1 }).await?
-            }
-        };
-        offsets.insert(p, start);
-    }
+    let mut offsets = start_offsets(&mut cluster, &a).await?;
     let version = cluster.any().version::<FetchRequest>(12)?;
     // Fetches go to each partition's leader; with several leaders each waits less.
     let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
@@ -77,7 +59,6 @@ pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let wait_ms = (500 / by_leader.len().max(1)) as i32;
     let mut printed = 0u64;
     let mut idle_since = std::time::Instant::now();
-    let stdout = std::io::stdout();
     loop {
         if a.max_messages.is_some_and(|m| printed >= m) {
             break;
@@ -96,38 +77,82 @@ pub(super) async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             }
         }
-        let mut out = stdout.lock();
-        for t in responses.into_iter().flat_map(|r| r.responses) {
-            for p in t.partitions {
-                if p.error_code != 0 {
-                    bail!(
-                        "fetching {}-{} failed: {}",
-                        a.topic,
-                        p.partition_index,
-                        error_name(p.error_code)
-                    );
-                }
-                let records = decode_records(p.records.unwrap_or_default())?;
-                let next = offsets.get_mut(&p.partition_index).context("unexpected partition")?;
-                for r in records {
-                    if r.offset < *next || a.max_messages.is_some_and(|m| printed >= m) {
-                        continue;
-                    }
-                    *next = r.offset + 1;
-                    let value = r.value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-                    if a.print_key {
-                        let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-                        writeln!(out, "{key}{}{value}", a.key_separator)?;
-                    } else {
-                        writeln!(out, "{value}")?;
-                    }
-                    printed += 1;
-                    idle_since = std::time::Instant::now();
-                }
-            }
+        let before = printed;
+        printed = print_records(&a, responses, &mut offsets, printed)?;
+        if printed > before {
+            idle_since = std::time::Instant::now();
         }
-        out.flush()?;
     }
     eprintln!("Consumed {printed} records.");
     Ok(())
+}
+
+/// Where each chosen partition is read from: `--offset`, else the earliest (with
+/// `--from-beginning`) or latest offset.
+async fn start_offsets(
+    cluster: &mut ClusterClient,
+    a: &ConsumeArgs,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let partitions = partition_count(cluster, &a.topic).await?;
+    let chosen: Vec<i32> = match a.partition {
+        Some(p) if p < 0 || p >= partitions => {
+            bail!("partition {p} does not exist: topic '{}' has {partitions} partitions", a.topic)
+        }
+        Some(p) => vec![p],
+        None => (0..partitions).collect(),
+    };
+    let mut offsets = BTreeMap::new();
+    for p in chosen {
+        let start = match a.offset {
+            Some(o) => o,
+            None => {
+                let leader = cluster.leader(&a.topic, p).await?;
+                list_offset(leader, &a.topic, p, if a.from_beginning { -2 } else { -1 }).await?
+            }
+        };
+        offsets.insert(p, start);
+    }
+    Ok(offsets)
+}
+
+/// Prints the fetched records past each partition's position (up to `--max-messages`) and
+/// moves the positions on; returns the count printed so far.
+fn print_records(
+    a: &ConsumeArgs,
+    responses: Vec<FetchResponse>,
+    offsets: &mut BTreeMap<i32, i64>,
+    mut printed: u64,
+) -> anyhow::Result<u64> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for t in responses.into_iter().flat_map(|r| r.responses) {
+        for p in t.partitions {
+            if p.error_code != 0 {
+                bail!(
+                    "fetching {}-{} failed: {}",
+                    a.topic,
+                    p.partition_index,
+                    error_name(p.error_code)
+                );
+            }
+            let records = decode_records(p.records.unwrap_or_default())?;
+            let next = offsets.get_mut(&p.partition_index).context("unexpected partition")?;
+            for r in records {
+                if r.offset < *next || a.max_messages.is_some_and(|m| printed >= m) {
+                    continue;
+                }
+                *next = r.offset + 1;
+                let value = r.value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                if a.print_key {
+                    let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    writeln!(out, "{key}{}{value}", a.key_separator)?;
+                } else {
+                    writeln!(out, "{value}")?;
+                }
+                printed += 1;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(printed)
 }

@@ -41,7 +41,18 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     run_node(config, "samsa server").await
 }
 
-async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
+/// Every listener a node binds before it starts (so a port in use fails at once, with a
+/// message).
+struct Listeners {
+    kafka: Option<TcpListener>,
+    /// Named extra Kafka listeners (`INTERNAL`, `EXTERNAL`, ...).
+    extra: Vec<(String, TcpListener)>,
+    controller: TcpListener,
+    admin: Option<TcpListener>,
+}
+
+/// Binds the node's listeners, and advertises the ports actually bound where 0 was asked for.
+async fn bind_listeners(config: &mut BrokerConfig) -> anyhow::Result<Listeners> {
     let kafka = if config.process_roles.broker {
         let l = TcpListener::bind(config.listener).await.with_context(|| {
             format!("cannot listen on {}: is Kafka or another samsa already running there? Pick another port", config.listener)
@@ -70,13 +81,12 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         l.bind = addr;
         extra.push((l.name.clone(), bound));
     }
-    let controller_listener =
-        TcpListener::bind(config.controller_listener).await.with_context(|| {
-            format!("cannot listen on {} (controller listener)", config.controller_listener)
-        })?;
+    let controller = TcpListener::bind(config.controller_listener).await.with_context(|| {
+        format!("cannot listen on {} (controller listener)", config.controller_listener)
+    })?;
     if config.controller_listener.port() == 0 {
         // A lone node on an ephemeral port: advertise what was bound.
-        config.controller_advertised = controller_listener.local_addr()?.to_string();
+        config.controller_advertised = controller.local_addr()?.to_string();
     }
     let admin = match config.admin_listener {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
@@ -84,17 +94,23 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    Ok(Listeners { kafka, extra, controller, admin })
+}
+
+async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
+    let listeners = bind_listeners(&mut config).await?;
     let data_dir = config.data_dir.clone();
-    let broker = Broker::start(config, controller_listener).await?;
-    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-    if let Some(listener) = admin {
+    let broker = Broker::start(config, listeners.controller).await?;
+    let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = listeners.admin {
         let mut stop = broker.shutdown_signal();
         tokio::spawn(crate::admin::serve(listener, broker.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
         }));
     }
     let cluster_id = broker.metadata.image().cluster_id.clone().unwrap_or_default();
-    let kafka_addr = kafka
+    let kafka_addr = listeners
+        .kafka
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .map_or("none".to_string(), |a| a.to_string());
@@ -104,7 +120,8 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         broker.config.node_id,
         data_dir.display()
     );
-    let extra_servers: Vec<_> = extra
+    let extra_servers: Vec<_> = listeners
+        .extra
         .into_iter()
         .map(|(name, listener)| {
             tokio::spawn(server::serve_named(
@@ -115,7 +132,7 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
             ))
         })
         .collect();
-    match kafka {
+    match listeners.kafka {
         Some(listener) => server::serve(listener, broker.clone(), shutdown_signal()).await,
         None => shutdown_signal().await,
     }

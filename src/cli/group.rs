@@ -70,7 +70,8 @@ pub struct ResetArgs {
     /// An absolute offset (clamped to the partition's earliest..latest).
     #[arg(long)]
     pub to_offset: Option<i64>,
-    /// The first offset at or after a time: `2026-11-22T05:00:00.000` (UTC), or epoch ms.
+    /// The first offset at or after a time: `2026-11-22T05:00:00.000` (UTC), with an offset
+    /// (`2026-11-22T05:00:00.000+01:00`), or epoch ms.
     #[arg(long)]
     pub to_datetime: Option<String>,
     /// Apply the plan (without it, only print it).
@@ -293,35 +294,25 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.mmm][Z]` (UTC) or epoch milliseconds.
+/// Parses a time for `--to-datetime`: RFC 3339 with an offset (`2026-11-22T05:00:00.250Z`,
+/// `...+01:00`), a civil time without one (`2026-11-22T05:00:00.000`, read as UTC), or epoch
+/// milliseconds.
 fn parse_datetime(s: &str) -> anyhow::Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
     let bad = || {
         anyhow::anyhow!(
-            "cannot read '{s}' as a time: use 2026-11-22T05:00:00.000 (UTC) or epoch milliseconds"
+            "cannot read '{s}' as a time: use 2026-11-22T05:00:00.000 (UTC), \
+             2026-11-22T05:00:00.000+01:00, or epoch milliseconds"
         )
     };
-    let s = s.trim_end_matches('Z');
-    let (date, time) = s.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> =
-        date.split('-').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
-    let (hms, millis) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> =
-        hms.split(':').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
-    let ms: i64 = format!("{millis:0<3}")[..3].parse().map_err(|_| bad())?;
-    if d.len() != 3 || t.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
-        return Err(bad());
-    }
-    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms)
+    let civil: jiff::civil::DateTime = s.parse().map_err(|_| bad())?;
+    let zoned = civil.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| bad())?;
+    Ok(zoned.timestamp().as_millisecond())
 }
 
 async fn reset(a: ResetArgs) -> anyhow::Result<()> {
@@ -335,9 +326,32 @@ async fn reset(a: ResetArgs) -> anyhow::Result<()> {
         );
     }
     let current = committed(coord, &a.group).await?;
+    let targets = reset_targets(&mut cluster, &a, current.keys().cloned()).await?;
+    let plan = reset_plan(&mut cluster, &a, targets).await?;
+    outln!("{:<24} {:<24} {:>9} {:>14}", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
+    for (t, p, o) in &plan {
+        outln!("{:<24} {t:<24} {p:>9} {o:>14}", a.group);
+    }
+    if !a.execute {
+        outln!("\nDry run: nothing changed. Add --execute to apply.");
+        return Ok(());
+    }
+    let coord = coordinator(&mut cluster, &a.group).await?;
+    commit_plan(coord, &a.group, &plan).await?;
+    outln!("\nReset the offsets of group '{}'.", a.group);
+    Ok(())
+}
+
+/// The partitions a reset covers: every committed one with `--all-topics`, plus each
+/// `--topic T` (all its partitions) or `--topic T:0,2`.
+async fn reset_targets(
+    cluster: &mut ClusterClient,
+    a: &ResetArgs,
+    committed: impl Iterator<Item = (String, i32)>,
+) -> anyhow::Result<Vec<(String, i32)>> {
     let mut targets: Vec<(String, i32)> = Vec::new();
     if a.all_topics {
-        targets.extend(current.keys().cloned());
+        targets.extend(committed);
     }
     for spec in &a.topic {
         let (t, parts) = spec.split_once(':').map_or((spec.as_str(), None), |(t, p)| (t, Some(p)));
@@ -350,7 +364,7 @@ async fn reset(a: ResetArgs) -> anyhow::Result<()> {
                 }
             }
             None => {
-                let n = partition_count(&mut cluster, t).await?;
+                let n = partition_count(cluster, t).await?;
                 targets.extend((0..n).map(|p| (t.to_string(), p)));
             }
         }
@@ -361,10 +375,19 @@ async fn reset(a: ResetArgs) -> anyhow::Result<()> {
             a.group
         );
     }
+    Ok(targets)
+}
+
+/// The new offset of each target, from its leader's earliest and latest offsets.
+async fn reset_plan(
+    cluster: &mut ClusterClient,
+    a: &ResetArgs,
+    targets: Vec<(String, i32)>,
+) -> anyhow::Result<Vec<(String, i32, i64)>> {
     let datetime = a.to_datetime.as_deref().map(parse_datetime).transpose()?;
     let mut plan = Vec::new();
     for (t, p) in targets {
-        partition_count(&mut cluster, &t).await?;
+        partition_count(cluster, &t).await?;
         let leader = cluster.leader(&t, p).await?;
         let earliest = list_offset(leader, &t, p, -2).await?;
         let latest = list_offset(leader, &t, p, -1).await?;
@@ -380,22 +403,22 @@ async fn reset(a: ResetArgs) -> anyhow::Result<()> {
         };
         plan.push((t, p, offset));
     }
-    outln!("{:<24} {:<24} {:>9} {:>14}", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
-    for (t, p, o) in &plan {
-        outln!("{:<24} {t:<24} {p:>9} {o:>14}", a.group);
-    }
-    if !a.execute {
-        outln!("\nDry run: nothing changed. Add --execute to apply.");
-        return Ok(());
-    }
-    let coord = coordinator(&mut cluster, &a.group).await?;
+    Ok(plan)
+}
+
+/// Commits `plan` for `group` as a standalone consumer (generation -1).
+async fn commit_plan(
+    coord: &mut KafkaClient,
+    group: &str,
+    plan: &[(String, i32, i64)],
+) -> anyhow::Result<()> {
     let version = coord.version::<OffsetCommitRequest>(8)?;
     let mut req = OffsetCommitRequest::default();
-    req.group_id = group_id(&a.group);
+    req.group_id = group_id(group);
     req.generation_id_or_member_epoch = -1;
     req.retention_time_ms = -1;
     let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for (t, p, o) in &plan {
+    for (t, p, o) in plan {
         let mut rp = OffsetCommitRequestPartition::default();
         rp.partition_index = *p;
         rp.committed_offset = *o;
@@ -425,7 +448,6 @@ async fn reset(a: ResetArgs) -> anyhow::Result<()> {
             }
         }
     }
-    outln!("\nReset the offsets of group '{}'.", a.group);
     Ok(())
 }
 
@@ -440,5 +462,9 @@ mod tests {
         assert_eq!(parse_datetime("1795323600250").expect("ms"), 1_795_323_600_250);
         assert!(parse_datetime("yesterday").is_err());
         assert!(parse_datetime("2026-13-01T00:00:00").is_err());
+        assert_eq!(
+            parse_datetime("2026-11-22T06:00:00.250+01:00").expect("offset"),
+            1_795_323_600_250
+        );
     }
 }

@@ -11,7 +11,7 @@ macro_rules! outln {
 }
 
 mod admin;
-pub mod bench;
+mod bench;
 mod cluster;
 mod consume;
 mod dev;

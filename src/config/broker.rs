@@ -162,22 +162,12 @@ impl BrokerConfig {
 
     /// Applies one `key=value` override with Kafka's key names.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let long = |min: i64| -> Result<i64, ConfigError> {
-            let v: i64 = value.trim().parse().map_err(|_| invalid(key, value, "not an integer"))?;
-            if v < min {
-                return Err(invalid(key, value, format!("must be at least {min}")));
-            }
-            Ok(v)
-        };
-        let boolean = || -> Result<bool, ConfigError> {
-            match value.trim() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(invalid(key, value, "must be true or false")),
-            }
-        };
+        let ranged = |min: i64, max: i64| parse_ranged(key, value, min, max);
+        let long = |min: i64| ranged(min, i64::MAX);
+        let int = |min: i64| ranged(min, i64::from(i32::MAX));
+        let boolean = || parse_bool(key, value);
         match key {
-            "node.id" => self.node_id = NodeId(long(0)?.min(i64::from(i32::MAX)) as i32),
+            "node.id" => self.node_id = NodeId(int(0)? as i32),
             "process.roles" => self.process_roles = parse_roles(value)?,
             "controller.quorum.voters" => self.voters = parse_voters(value)?,
             "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = boolean()?,
@@ -192,14 +182,14 @@ impl BrokerConfig {
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = long(100)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = long(10)?,
             "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
-            "num.partitions" => self.num_partitions = long(1)?.min(i64::from(i32::MAX)) as i32,
+            "num.partitions" => self.num_partitions = int(1)? as i32,
             "default.replication.factor" => {
-                self.default_replication_factor = long(1)?.min(i64::from(i16::MAX)) as i16
+                self.default_replication_factor = ranged(1, i64::from(i16::MAX))? as i16
             }
             "auto.create.topics.enable" => self.auto_create_topics_enable = boolean()?,
-            "message.max.bytes" => self.message_max_bytes = long(0)?,
-            "socket.request.max.bytes" => self.socket_request_max_bytes = long(1024)?,
-            "log.segment.bytes" => self.log_segment_bytes = long(1024)?,
+            "message.max.bytes" => self.message_max_bytes = int(0)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = int(1024)?,
+            "log.segment.bytes" => self.log_segment_bytes = int(1024)?,
             "log.roll.ms" => self.log_roll_ms = long(1)?,
             "log.retention.ms" => self.log_retention_ms = long(-1)?,
             "log.retention.bytes" => self.log_retention_bytes = long(-1)?,
@@ -207,12 +197,12 @@ impl BrokerConfig {
             "log.flush.interval.messages" => self.log_flush_interval_messages = long(1)?,
             "log.flush.interval.ms" => self.log_flush_interval_ms = long(0)?,
             "log.flush.scheduler.interval.ms" => self.log_flush_scheduler_interval_ms = long(1)?,
-            "log.index.interval.bytes" => self.log_index_interval_bytes = long(0)?,
+            "log.index.interval.bytes" => self.log_index_interval_bytes = int(0)?,
             "log.message.timestamp.type" => match value {
                 "CreateTime" | "LogAppendTime" => self.log_message_timestamp_type = value.into(),
                 _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
             },
-            "min.insync.replicas" => self.min_insync_replicas = long(1)?,
+            "min.insync.replicas" => self.min_insync_replicas = int(1)?,
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = boolean()?,
             "admin.listener" => {
@@ -364,6 +354,29 @@ pub fn parse_voters(
     Ok(voters)
 }
 
+/// An integer setting within `[min, max]`. Out-of-range values are refused with the range,
+/// never clamped.
+fn parse_ranged(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let v: i64 = value.trim().parse().map_err(|_| invalid(key, value, "not an integer"))?;
+    if v < min || v > max {
+        let range = if max == i64::MAX {
+            format!("must be at least {min}")
+        } else {
+            format!("must be between {min} and {max}")
+        };
+        return Err(invalid(key, value, range));
+    }
+    Ok(v)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "must be true or false")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +388,10 @@ mod tests {
         assert_eq!(c.num_partitions, 3);
         assert_eq!(c.log_retention_ms, -1);
         assert!(matches!(c.set("num.partitions", "0"), Err(ConfigError::InvalidValue { .. })));
+        // Out of range is refused with the range, not clamped.
+        let too_big = c.set("node.id", "3000000000").expect_err("beyond an int");
+        assert!(too_big.to_string().contains("between 0 and 2147483647"), "{too_big}");
+        assert!(c.set("default.replication.factor", "40000").is_err());
         assert!(matches!(c.set("no.such.key", "1"), Err(ConfigError::UnknownKey(_))));
         assert!(c.apply_overrides(["novalue"]).is_err());
     }

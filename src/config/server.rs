@@ -37,20 +37,15 @@ pub fn env_key(var: &str) -> Option<String> {
     )
 }
 
-/// Parses a Java-style properties file: `key=value` (or `key: value`), `#`/`!` comments.
+/// Parses a properties file as Java does (`java.util.Properties`): `key=value`, `key: value` or
+/// `key value`, `#`/`!` comments, backslash line continuations, `\uXXXX` and other escapes.
+/// The file is read as UTF-8 (a superset of the ASCII Kafka's files use). Values are trimmed, as
+/// Kafka's config parsing trims them. Pairs come back in file order.
 pub fn parse_properties(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-            continue;
-        }
-        let (k, v) = line
-            .split_once('=')
-            .or_else(|| line.split_once(':'))
-            .with_context(|| format!("line {}: expected key=value, got '{line}'", n + 1))?;
-        out.push((k.trim().to_string(), v.trim().to_string()));
-    }
+    java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8)
+        .read_into(|k, v| out.push((k.trim().to_string(), v.trim().to_string())))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(out)
 }
 
@@ -285,6 +280,23 @@ mod tests {
         assert_eq!(env_key("SAMSA_A___B").as_deref(), Some("a-b"));
         assert_eq!(env_key("SAMSA_LOG"), None);
         assert_eq!(env_key("PATH"), None);
+    }
+
+    /// Java's properties syntax, as Kafka's own `server.properties` files use it.
+    #[test]
+    fn properties_files_read_as_java_reads_them() {
+        let text = "# a comment\n! another\nnode.id = 1\nprocess.roles: broker,\\\n    controller\n\
+                    log.dirs /var/lib/samsa\nbroker.rack=r\\u00e9gion-a  \n";
+        let pairs = parse_properties(text).expect("parses");
+        assert_eq!(
+            pairs,
+            vec![
+                ("node.id".to_string(), "1".to_string()),
+                ("process.roles".to_string(), "broker,controller".to_string()),
+                ("log.dirs".to_string(), "/var/lib/samsa".to_string()),
+                ("broker.rack".to_string(), "r\u{e9}gion-a".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! ([`service`]) elsewhere.
 
 pub mod client;
-pub mod service;
+pub(crate) mod service;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -260,18 +260,7 @@ impl Controller {
                 *validate_only,
             ),
             R::AlterTopicConfigs { topic, ops, validate_only } => {
-                let current = image.topic(topic).map(|t| t.configs.clone()).ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::UnknownTopicOrPartition,
-                        format!("Topic '{topic}' does not exist."),
-                    )
-                })?;
-                let next = decide::apply_config_ops(&current, ops)?;
-                (
-                    decide::set_topic_configs(image, topic, next)?,
-                    ControllerReply::Done,
-                    *validate_only,
-                )
+                (alter_topic_configs(image, topic, ops)?, ControllerReply::Done, *validate_only)
             }
             R::AllocateProducerIds { broker } => (
                 vec![MetadataCommand::AllocateProducerIds {
@@ -281,26 +270,11 @@ impl Controller {
                 ControllerReply::Done,
                 false,
             ),
-            R::BrokerHeartbeat { broker, incarnation, shutting_down } => {
-                let reg = image
-                    .brokers
-                    .get(broker)
-                    .filter(|b| b.incarnation == *incarnation)
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::BrokerIdNotRegistered,
-                            format!("broker {broker} must register (again)"),
-                        )
-                    })?;
-                let cmds = if *shutting_down {
-                    decide::fence_broker(image, *broker)
-                } else if reg.fenced {
-                    decide::unfence_broker(image, *broker)
-                } else {
-                    Vec::new()
-                };
-                (cmds, ControllerReply::Heartbeat { fenced: *shutting_down }, false)
-            }
+            R::BrokerHeartbeat { broker, incarnation, shutting_down } => (
+                heartbeat(image, *broker, *incarnation, *shutting_down)?,
+                ControllerReply::Heartbeat { fenced: *shutting_down },
+                false,
+            ),
             R::FenceBroker { broker } => {
                 (decide::fence_broker(image, *broker), ControllerReply::Done, false)
             }
@@ -327,4 +301,44 @@ impl Controller {
             }
         })
     }
+}
+
+/// IncrementalAlterConfigs on a topic: the ops applied to its current configs.
+fn alter_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    ops: &[ConfigOp],
+) -> Result<Vec<MetadataCommand>, ApiError> {
+    let current = image.topic(topic).map(|t| t.configs.clone()).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("Topic '{topic}' does not exist."),
+        )
+    })?;
+    let next = decide::apply_config_ops(&current, ops)?;
+    decide::set_topic_configs(image, topic, next)
+}
+
+/// A heartbeat from a registered incarnation: a shutting-down broker is fenced (its
+/// leaderships move), a fenced one that is alive again is unfenced.
+fn heartbeat(
+    image: &MetadataImage,
+    broker: NodeId,
+    incarnation: Uuid,
+    shutting_down: bool,
+) -> Result<Vec<MetadataCommand>, ApiError> {
+    let reg =
+        image.brokers.get(&broker).filter(|b| b.incarnation == incarnation).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BrokerIdNotRegistered,
+                format!("broker {broker} must register (again)"),
+            )
+        })?;
+    Ok(if shutting_down {
+        decide::fence_broker(image, broker)
+    } else if reg.fenced {
+        decide::unfence_broker(image, broker)
+    } else {
+        Vec::new()
+    })
 }

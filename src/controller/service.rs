@@ -9,12 +9,12 @@ use super::{Controller, ControllerRequest};
 use crate::raft::pb::Payload;
 use crate::raft::pb::controller_server;
 
-pub struct ControllerService {
+pub(crate) struct ControllerService {
     controller: Arc<Controller>,
 }
 
 impl ControllerService {
-    pub fn new(controller: Arc<Controller>) -> Self {
+    pub(crate) fn new(controller: Arc<Controller>) -> Self {
         ControllerService { controller }
     }
 }

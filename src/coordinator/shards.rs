@@ -71,8 +71,8 @@ impl Shards {
             keep
         });
         for (&partition, &epoch) in led {
-            if !self.shards.contains_key(&partition) {
-                self.shards.insert(partition, Shard { epoch, loaded: false });
+            if let std::collections::hash_map::Entry::Vacant(e) = self.shards.entry(partition) {
+                e.insert(Shard { epoch, loaded: false });
                 change.gained.push(Placement { partition, epoch });
             }
         }

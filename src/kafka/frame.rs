@@ -6,7 +6,7 @@ use thiserror::Error;
 
 /// Why a connection's byte stream cannot continue.
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("request frame of {size} bytes exceeds socket.request.max.bytes {max}")]
     TooLarge { size: i64, max: i64 },
     #[error("negative frame size {0}")]
@@ -14,7 +14,10 @@ pub enum FrameError {
 }
 
 /// Takes one whole frame off the front of `buf`, if one is there.
-pub fn take_frame(buf: &mut BytesMut, max_bytes: i64) -> Result<Option<BytesMut>, FrameError> {
+pub(crate) fn take_frame(
+    buf: &mut BytesMut,
+    max_bytes: i64,
+) -> Result<Option<BytesMut>, FrameError> {
     if buf.len() < 4 {
         return Ok(None);
     }

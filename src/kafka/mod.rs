@@ -6,7 +6,7 @@
 //! key or an oversize frame closes that one connection; every other failure is an error code in
 //! a response.
 
-pub mod frame;
-pub mod handlers;
+pub(crate) mod frame;
+pub(crate) mod handlers;
 pub mod router;
 pub mod server;

@@ -20,11 +20,11 @@ use thiserror::Error;
 use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 
 /// Size of the fixed v2 batch header, in bytes.
-pub const BATCH_HEADER_BYTES: usize = 61;
+pub(crate) const BATCH_HEADER_BYTES: usize = 61;
 /// Bytes before the `batchLength` field's payload starts (baseOffset + batchLength).
-pub const LOG_OVERHEAD_BYTES: usize = 12;
+pub(crate) const LOG_OVERHEAD_BYTES: usize = 12;
 /// The only record-batch format samsa stores.
-pub const MAGIC_V2: i8 = 2;
+pub(crate) const MAGIC_V2: i8 = 2;
 /// The first byte the CRC covers.
 const CRC_START: usize = 21;
 
@@ -35,7 +35,7 @@ const ATTR_CONTROL: i16 = 0x20;
 
 /// Why a batch was refused. Each maps to the Kafka error code a producer expects.
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum BatchError {
+pub(crate) enum BatchError {
     /// Fewer bytes than a header, or `batchLength` pointing past the data.
     #[error("record batch truncated: need {needed} bytes, have {available}")]
     Truncated { needed: usize, available: usize },
@@ -55,7 +55,7 @@ pub enum BatchError {
 
 /// Compression codec from the batch attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
+pub(crate) enum Codec {
     None,
     Gzip,
     Snappy,
@@ -65,7 +65,7 @@ pub enum Codec {
 
 /// A validated view of one batch's header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
+pub(crate) struct BatchHeader {
     pub base_offset: Offset,
     /// Total bytes of this batch including the 12-byte log overhead.
     pub size_bytes: usize,
@@ -84,17 +84,17 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     /// The offset of the batch's last record.
-    pub fn last_offset(&self) -> Offset {
+    pub(crate) fn last_offset(&self) -> Offset {
         self.base_offset.plus(i64::from(self.last_offset_delta))
     }
 
     /// The offset after this batch.
-    pub fn next_offset(&self) -> Offset {
+    pub(crate) fn next_offset(&self) -> Offset {
         self.last_offset().plus(1)
     }
 
     /// The codec the records are compressed with; `None` for an unknown codec id.
-    pub fn codec(&self) -> Option<Codec> {
+    pub(crate) fn codec(&self) -> Option<Codec> {
         match self.attributes & ATTR_COMPRESSION_MASK {
             0 => Some(Codec::None),
             1 => Some(Codec::Gzip),
@@ -105,21 +105,21 @@ impl BatchHeader {
         }
     }
 
-    pub fn is_transactional(&self) -> bool {
+    pub(crate) fn is_transactional(&self) -> bool {
         self.attributes & ATTR_TRANSACTIONAL != 0
     }
 
-    pub fn is_control(&self) -> bool {
+    pub(crate) fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
     }
 
     /// Whether the producer uses idempotence (a producer id was assigned).
-    pub fn has_producer_id(&self) -> bool {
+    pub(crate) fn has_producer_id(&self) -> bool {
         self.producer_id.0 >= 0
     }
 
     /// The sequence number of the batch's last record (sequences wrap at `i32::MAX`).
-    pub fn last_sequence(&self) -> i32 {
+    pub(crate) fn last_sequence(&self) -> i32 {
         if self.base_sequence < 0 {
             return -1;
         }
@@ -142,7 +142,7 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 
 /// Reads the total size of the batch starting at `bytes` from its length prefix, without
 /// validating anything else. `None` when fewer than 12 bytes are there.
-pub fn peek_size(bytes: &[u8]) -> Option<Result<usize, BatchError>> {
+pub(crate) fn peek_size(bytes: &[u8]) -> Option<Result<usize, BatchError>> {
     if bytes.len() < LOG_OVERHEAD_BYTES {
         return None;
     }
@@ -155,7 +155,7 @@ pub fn peek_size(bytes: &[u8]) -> Option<Result<usize, BatchError>> {
 
 /// Parses the header of the batch at the start of `bytes` without checking the CRC.
 /// `bytes` may extend past the batch.
-pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let size_bytes = match peek_size(bytes) {
         None => {
             return Err(BatchError::Truncated {
@@ -190,13 +190,13 @@ pub fn parse_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
 }
 
 /// Computes the CRC-32C the batch in `batch` (exactly one whole batch) should carry.
-pub fn compute_crc(batch: &[u8]) -> u32 {
+pub(crate) fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[CRC_START..])
 }
 
 /// Parses and fully validates the one batch at the start of `bytes`: sizes, magic, CRC and header
 /// consistency. Returns the header; the batch occupies `bytes[..header.size_bytes]`.
-pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+pub(crate) fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = parse_header(bytes)?;
     if bytes.len() < header.size_bytes {
         return Err(BatchError::Truncated { needed: header.size_bytes, available: bytes.len() });
@@ -216,7 +216,7 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
 
 /// Validates a producer's batch further than [`validate`]: Kafka's rules for what a client may
 /// send (KIP-98): at least one record, offset deltas that match the count, no control batches.
-pub fn validate_client_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+pub(crate) fn validate_client_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = validate(bytes)?;
     if header.records_count == 0 {
         return Err(BatchError::InvalidRecord("a produced batch must hold at least one record"));
@@ -232,7 +232,7 @@ pub fn validate_client_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
 
 /// Splits a produce request's record set into validated batches. Every byte must belong to a
 /// whole, valid batch.
-pub fn split_client_batches(mut bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+pub(crate) fn split_client_batches(mut bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
     let mut out = Vec::new();
     if bytes.is_empty() {
         return Err(BatchError::InvalidRecord("empty record set"));
@@ -247,14 +247,14 @@ pub fn split_client_batches(mut bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchE
 
 /// Rewrites the two fields the broker owns: `baseOffset` and `partitionLeaderEpoch`. Neither is
 /// covered by the CRC, so the batch stays valid.
-pub fn assign_offset(batch: &mut [u8], base_offset: Offset, leader_epoch: LeaderEpoch) {
+pub(crate) fn assign_offset(batch: &mut [u8], base_offset: Offset, leader_epoch: LeaderEpoch) {
     assert!(batch.len() >= BATCH_HEADER_BYTES, "assign_offset on a batch shorter than a header");
     batch[0..8].copy_from_slice(&base_offset.0.to_be_bytes());
     batch[12..16].copy_from_slice(&leader_epoch.0.to_be_bytes());
 }
 
 /// Turns a batch into a LogAppendTime batch stamped `now_ms` and recomputes its CRC.
-pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+pub(crate) fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     assert!(batch.len() >= BATCH_HEADER_BYTES, "set_log_append_time on a short batch");
     let attributes = be_i16(batch, 21) | ATTR_LOG_APPEND_TIME;
     batch[21..23].copy_from_slice(&attributes.to_be_bytes());

@@ -7,7 +7,7 @@ use crate::config::topic::effective;
 
 /// How timestamps of appended batches are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimestampType {
+pub(crate) enum TimestampType {
     /// Keep the producer's timestamps.
     CreateTime,
     /// Stamp each batch with the broker's clock at append.
@@ -16,7 +16,7 @@ pub enum TimestampType {
 
 /// A partition log's settings. Units are in the names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
     /// -1: keep forever.
@@ -34,7 +34,7 @@ pub struct LogConfig {
 impl LogConfig {
     /// Resolves a topic's settings. Values were validated when they were set; anything
     /// unparsable falls back to the broker default.
-    pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Self {
+    pub(crate) fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Self {
         let num = |key: &str, fallback: i64| -> i64 {
             effective(key, overrides, broker).and_then(|v| v.parse().ok()).unwrap_or(fallback)
         };

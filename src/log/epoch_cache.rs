@@ -14,7 +14,7 @@ use crate::types::{LeaderEpoch, Offset};
 const CHECKPOINT_VERSION: u32 = 0;
 
 #[derive(Debug)]
-pub struct LeaderEpochCache {
+pub(crate) struct LeaderEpochCache {
     path: PathBuf,
     entries: Vec<(LeaderEpoch, Offset)>,
 }
@@ -22,22 +22,22 @@ pub struct LeaderEpochCache {
 impl LeaderEpochCache {
     /// Loads the checkpoint at `path`; a missing or damaged file gives an empty cache (recovery
     /// then rebuilds it from the batches' partition leader epochs).
-    pub fn open(path: &Path) -> Self {
+    pub(crate) fn open(path: &Path) -> Self {
         let entries = fs::read_to_string(path).ok().and_then(|s| parse(&s)).unwrap_or_default();
         LeaderEpochCache { path: path.to_path_buf(), entries }
     }
 
-    pub fn entries(&self) -> &[(LeaderEpoch, Offset)] {
+    pub(crate) fn entries(&self) -> &[(LeaderEpoch, Offset)] {
         &self.entries
     }
 
-    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+    pub(crate) fn latest_epoch(&self) -> Option<LeaderEpoch> {
         self.entries.last().map(|e| e.0)
     }
 
     /// Notes that `epoch` starts at `start_offset`, if it is newer than the latest epoch.
     /// Returns whether the cache changed.
-    pub fn assign(&mut self, epoch: LeaderEpoch, start_offset: Offset) -> bool {
+    pub(crate) fn assign(&mut self, epoch: LeaderEpoch, start_offset: Offset) -> bool {
         match self.entries.last() {
             Some((last, _)) if *last >= epoch => false,
             _ => {
@@ -50,7 +50,7 @@ impl LeaderEpochCache {
     /// The end offset of `epoch`: the start of the next larger epoch, or `log_end_offset` for the
     /// latest. Returns the largest epoch ≤ the requested one with its end offset, or `None` when
     /// the requested epoch is older than every entry (Kafka answers UNDEFINED then).
-    pub fn end_offset_for(
+    pub(crate) fn end_offset_for(
         &self,
         epoch: LeaderEpoch,
         log_end_offset: Offset,
@@ -65,14 +65,14 @@ impl LeaderEpochCache {
     }
 
     /// Drops entries that start at or after `offset` (log truncated to `offset`).
-    pub fn truncate_from_end(&mut self, offset: Offset) -> bool {
+    pub(crate) fn truncate_from_end(&mut self, offset: Offset) -> bool {
         let before = self.entries.len();
         self.entries.retain(|(_, start)| *start < offset);
         before != self.entries.len()
     }
 
     /// Clamps the history below the new log start offset.
-    pub fn truncate_from_start(&mut self, log_start_offset: Offset) -> bool {
+    pub(crate) fn truncate_from_start(&mut self, log_start_offset: Offset) -> bool {
         let keep_from = self.entries.partition_point(|(_, s)| *s <= log_start_offset);
         if keep_from <= 1 {
             return false;
@@ -83,12 +83,8 @@ impl LeaderEpochCache {
         true
     }
 
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     /// Writes the checkpoint atomically.
-    pub fn persist(&self) -> io::Result<()> {
+    pub(crate) fn persist(&self) -> io::Result<()> {
         let mut s = format!("{CHECKPOINT_VERSION}\n{}\n", self.entries.len());
         for (e, o) in &self.entries {
             s.push_str(&format!("{} {}\n", e.0, o.0));

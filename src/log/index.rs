@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// One fixed-size entry of an index file.
-pub trait IndexEntry: Copy {
+pub(crate) trait IndexEntry: Copy {
     /// Encoded size in bytes.
     const SIZE: usize;
     fn encode(&self, out: &mut Vec<u8>);
@@ -23,14 +23,14 @@ pub trait IndexEntry: Copy {
 
 /// An `.index` entry: where the batch holding `relative_offset` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OffsetEntry {
+pub(crate) struct OffsetEntry {
     pub relative_offset: u32,
     pub position: u32,
 }
 
 /// A `.timeindex` entry: the segment's max timestamp reached `timestamp_ms` at `relative_offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeEntry {
+pub(crate) struct TimeEntry {
     pub timestamp_ms: i64,
     pub relative_offset: u32,
 }
@@ -67,7 +67,7 @@ impl IndexEntry for TimeEntry {
 
 /// A sparse index file plus its in-memory copy.
 #[derive(Debug)]
-pub struct SparseIndex<E: IndexEntry> {
+pub(crate) struct SparseIndex<E: IndexEntry> {
     path: PathBuf,
     file: File,
     entries: Vec<E>,
@@ -76,7 +76,7 @@ pub struct SparseIndex<E: IndexEntry> {
 
 impl<E: IndexEntry> SparseIndex<E> {
     /// Opens (or creates) the index at `path`, loading whole entries and dropping a torn tail.
-    pub fn open(path: &Path) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         let mut raw = Vec::new();
         file.read_to_end(&mut raw)?;
@@ -88,16 +88,12 @@ impl<E: IndexEntry> SparseIndex<E> {
         Ok(SparseIndex { path: path.to_path_buf(), file, entries, scratch: Vec::new() })
     }
 
-    pub fn entries(&self) -> &[E] {
+    pub(crate) fn entries(&self) -> &[E] {
         &self.entries
     }
 
-    pub fn last(&self) -> Option<E> {
-        self.entries.last().copied()
-    }
-
     /// Appends an entry; the caller keeps entries sorted.
-    pub fn append(&mut self, entry: E) -> io::Result<()> {
+    pub(crate) fn append(&mut self, entry: E) -> io::Result<()> {
         self.scratch.clear();
         entry.encode(&mut self.scratch);
         self.file.write_all(&self.scratch)?;
@@ -106,7 +102,7 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     /// Keeps only the first `n` entries.
-    pub fn truncate_entries(&mut self, n: usize) -> io::Result<()> {
+    pub(crate) fn truncate_entries(&mut self, n: usize) -> io::Result<()> {
         if n < self.entries.len() {
             self.entries.truncate(n);
             self.file.set_len((n * E::SIZE) as u64)?;
@@ -115,22 +111,22 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     /// Drops every entry (before a rebuild).
-    pub fn clear(&mut self) -> io::Result<()> {
+    pub(crate) fn clear(&mut self) -> io::Result<()> {
         self.truncate_entries(0)
     }
 
-    pub fn sync(&self) -> io::Result<()> {
+    pub(crate) fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
 
 impl SparseIndex<OffsetEntry> {
     /// The last entry at or before `relative_offset`: where a scan for it may start.
-    pub fn floor(&self, relative_offset: u32) -> Option<OffsetEntry> {
+    pub(crate) fn floor(&self, relative_offset: u32) -> Option<OffsetEntry> {
         let i = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
         i.checked_sub(1).map(|i| self.entries[i])
     }
@@ -139,16 +135,16 @@ impl SparseIndex<OffsetEntry> {
 impl SparseIndex<TimeEntry> {
     /// The last entry whose timestamp is below `timestamp_ms`: a scan for the first record with
     /// timestamp ≥ `timestamp_ms` may start at its offset.
-    pub fn floor_below(&self, timestamp_ms: i64) -> Option<TimeEntry> {
+    pub(crate) fn floor_below(&self, timestamp_ms: i64) -> Option<TimeEntry> {
         let i = self.entries.partition_point(|e| e.timestamp_ms < timestamp_ms);
         i.checked_sub(1).map(|i| self.entries[i])
     }
 }
 
 /// The offset index of a segment.
-pub type OffsetIndex = SparseIndex<OffsetEntry>;
+pub(crate) type OffsetIndex = SparseIndex<OffsetEntry>;
 /// The time index of a segment.
-pub type TimeIndex = SparseIndex<TimeEntry>;
+pub(crate) type TimeIndex = SparseIndex<TimeEntry>;
 
 #[cfg(test)]
 mod tests {

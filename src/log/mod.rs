@@ -14,13 +14,13 @@
 //! partition.metadata              the topic id this replica belongs to
 //! ```
 
-pub mod batch;
-pub mod config;
-pub mod epoch_cache;
-pub mod index;
-pub mod partition_log;
-pub mod producer_state;
-pub mod segment;
+pub(crate) mod batch;
+pub(crate) mod config;
+pub(crate) mod epoch_cache;
+pub(crate) mod index;
+pub(crate) mod partition_log;
+pub(crate) mod producer_state;
+pub(crate) mod segment;
 
-pub use config::{LogConfig, TimestampType};
-pub use partition_log::{AppendError, AppendOutcome, OpenReport, PartitionLog, ReadError};
+pub(crate) use config::LogConfig;
+pub(crate) use partition_log::{AppendError, AppendOutcome, PartitionLog, ReadError};

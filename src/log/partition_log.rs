@@ -32,7 +32,7 @@ const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 
 /// Why an append was refused. Nothing was written when this is returned.
 #[derive(Debug, Error)]
-pub enum AppendError {
+pub(crate) enum AppendError {
     #[error(transparent)]
     Batch(#[from] BatchError),
     #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
@@ -50,7 +50,7 @@ pub enum AppendError {
 
 /// Why a read was refused.
 #[derive(Debug, Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange { requested: Offset, log_start: Offset, log_end: Offset },
     #[error("storage error: {0}")]
@@ -59,7 +59,7 @@ pub enum ReadError {
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppendOutcome {
+pub(crate) struct AppendOutcome {
     pub base_offset: Offset,
     pub last_offset: Offset,
     /// The broker timestamp for LogAppendTime topics, else -1.
@@ -72,7 +72,7 @@ pub struct AppendOutcome {
 
 /// What opening a log found and repaired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OpenReport {
+pub(crate) struct OpenReport {
     pub segments: usize,
     pub recovered: RecoveryReport,
     /// Segments removed because an earlier segment had to be cut (the log must stay contiguous).
@@ -81,7 +81,7 @@ pub struct OpenReport {
 
 /// One partition replica's log.
 #[derive(Debug)]
-pub struct PartitionLog {
+pub(crate) struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
     /// Segments by base offset; never empty.
@@ -115,7 +115,7 @@ impl PartitionLog {
     /// Opens the log in `dir` (creating it if needed) and recovers it: every segment is
     /// validated, a torn or corrupt tail is cut, indexes, producer state and the epoch cache are
     /// rebuilt from what is intact.
-    pub fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, OpenReport)> {
+    pub(crate) fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, OpenReport)> {
         fs::create_dir_all(dir)?;
         let mut report = OpenReport::default();
         let mut segments = BTreeMap::new();
@@ -220,40 +220,41 @@ impl PartitionLog {
         Ok(())
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
-    pub fn config(&self) -> &LogConfig {
+    pub(crate) fn config(&self) -> &LogConfig {
         &self.config
     }
-    pub fn set_config(&mut self, config: LogConfig) {
+    pub(crate) fn set_config(&mut self, config: LogConfig) {
         self.config = config;
     }
 
-    pub fn log_start_offset(&self) -> Offset {
+    pub(crate) fn log_start_offset(&self) -> Offset {
         self.segments.first_key_value().map_or(Offset(0), |(base, _)| *base)
     }
 
-    pub fn log_end_offset(&self) -> Offset {
+    pub(crate) fn log_end_offset(&self) -> Offset {
         self.segments.last_key_value().map_or(Offset(0), |(_, s)| s.next_offset())
     }
 
     /// Total bytes of all segments.
-    pub fn size_bytes(&self) -> u64 {
+    pub(crate) fn size_bytes(&self) -> u64 {
         self.segments.values().map(LogSegment::size_bytes).sum()
     }
 
-    pub fn segment_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn segment_count(&self) -> usize {
         self.segments.len()
     }
 
-    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+    pub(crate) fn latest_epoch(&self) -> Option<LeaderEpoch> {
         self.epochs.latest_epoch()
     }
 
     /// Records that `epoch` starts at the log end offset (a new leadership), as Kafka does on
     /// becoming leader, so OffsetForLeaderEpoch knows the current epoch before its first write.
-    pub fn start_leader_epoch(&mut self, epoch: LeaderEpoch) -> io::Result<()> {
+    pub(crate) fn start_leader_epoch(&mut self, epoch: LeaderEpoch) -> io::Result<()> {
         let leo = self.log_end_offset();
         if self.epochs.assign(epoch, leo) {
             self.epochs.persist()?;
@@ -262,12 +263,13 @@ impl PartitionLog {
     }
 
     /// The epoch whose range holds `offset` (per the epoch cache), with that range's start.
-    pub fn epochs_covering(&self, offset: Offset) -> Option<(LeaderEpoch, Offset)> {
+    #[cfg(test)]
+    pub(crate) fn epochs_covering(&self, offset: Offset) -> Option<(LeaderEpoch, Offset)> {
         self.epochs.entries().iter().rev().find(|(_, start)| *start <= offset).copied()
     }
 
     /// KIP-101: the largest epoch ≤ `epoch` and the offset where it ended.
-    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+    pub(crate) fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
@@ -281,7 +283,7 @@ impl PartitionLog {
     /// Appends a producer's record set: validates every batch, checks idempotent sequences,
     /// assigns offsets and the leader epoch, rolls segments as needed and writes. On an error
     /// nothing is written.
-    pub fn append_as_leader(
+    pub(crate) fn append_as_leader(
         &mut self,
         records: &[u8],
         leader_epoch: LeaderEpoch,
@@ -352,7 +354,7 @@ impl PartitionLog {
     /// Appends batches copied from the leader, offsets and epochs already assigned (the
     /// follower side of replication). Every batch is CRC-checked and must start exactly at the
     /// log end offset; nothing is written on an error. Returns the new log end offset.
-    pub fn append_as_follower(
+    pub(crate) fn append_as_follower(
         &mut self,
         records: &[u8],
         now_ms: i64,
@@ -416,7 +418,7 @@ impl PartitionLog {
     }
 
     /// Starts a new active segment at the log end offset, fsyncing the old one.
-    pub fn roll(&mut self) -> io::Result<()> {
+    pub(crate) fn roll(&mut self) -> io::Result<()> {
         let next = self.log_end_offset();
         self.active().flush()?;
         if self.segments.contains_key(&next) {
@@ -431,7 +433,7 @@ impl PartitionLog {
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes`, never including a
     /// batch at or beyond `end_offset` (the high watermark for consumers).
-    pub fn read(
+    pub(crate) fn read(
         &self,
         offset: Offset,
         end_offset: Offset,
@@ -455,7 +457,7 @@ impl PartitionLog {
     /// The first offset below `end_offset` whose record timestamp is ≥ `timestamp_ms`, with that
     /// timestamp (ListOffsets by time). Looks up the time index, then decodes one batch to find
     /// the exact record.
-    pub fn offset_for_timestamp(
+    pub(crate) fn offset_for_timestamp(
         &self,
         timestamp_ms: i64,
         end_offset: Offset,
@@ -488,7 +490,7 @@ impl PartitionLog {
 
     /// The record with the largest timestamp below `end_offset` (ListOffsets -3, KIP-734), at
     /// batch granularity: the last offset of the batch holding the max timestamp.
-    pub fn max_timestamp(&self, end_offset: Offset) -> Option<(Offset, i64)> {
+    pub(crate) fn max_timestamp(&self, end_offset: Offset) -> Option<(Offset, i64)> {
         self.segments
             .values()
             .filter(|s| !s.is_empty() && s.offset_of_max_timestamp() < end_offset)
@@ -499,7 +501,11 @@ impl PartitionLog {
     /// Deletes whole segments by `retention.ms` and `retention.bytes`, oldest first, never the
     /// active segment nor one holding offsets at or above `high_watermark`. Returns how many
     /// segments were deleted; the log start offset moves to the first remaining segment.
-    pub fn enforce_retention(&mut self, now_ms: i64, high_watermark: Offset) -> io::Result<usize> {
+    pub(crate) fn enforce_retention(
+        &mut self,
+        now_ms: i64,
+        high_watermark: Offset,
+    ) -> io::Result<usize> {
         let mut deleted = 0;
         let mut size = self.size_bytes() as i64;
         loop {
@@ -534,7 +540,7 @@ impl PartitionLog {
     }
 
     /// Removes every record at or after `offset` (follower truncation, KIP-101).
-    pub fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
+    pub(crate) fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
         if offset >= self.log_end_offset() {
             // No record goes, but an epoch that starts at the log end and holds no record goes:
             // this replica led in it without appending anything, and a leader that never knew
@@ -564,12 +570,12 @@ impl PartitionLog {
     }
 
     /// Whether unflushed data is older than `flush.ms`.
-    pub fn flush_due(&self, now_ms: i64) -> bool {
+    pub(crate) fn flush_due(&self, now_ms: i64) -> bool {
         self.first_unflushed_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms)
     }
 
     /// fsyncs the active segment and its indexes and snapshots producer state.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.active().flush()?;
         self.first_unflushed_ms = None;
         let leo = self.log_end_offset();
@@ -577,15 +583,8 @@ impl PartitionLog {
     }
 
     /// Forgets idempotent producers idle since before `cutoff_ms`.
-    pub fn expire_producers(&mut self, cutoff_ms: i64) {
+    pub(crate) fn expire_producers(&mut self, cutoff_ms: i64) {
         self.producers.expire(cutoff_ms);
-    }
-
-    /// Deletes the whole replica directory.
-    pub fn delete(self) -> io::Result<()> {
-        let dir = self.dir.clone();
-        drop(self);
-        fs::remove_dir_all(dir)
     }
 }
 

@@ -23,14 +23,14 @@ use crate::types::{Offset, ProducerEpoch, ProducerId};
 
 /// How many recent batches per producer are kept for duplicate detection; Kafka's value, matching
 /// the clients' `max.in.flight.requests.per.connection` limit of 5 for idempotence.
-pub const BATCHES_RETAINED: usize = 5;
+pub(crate) const BATCHES_RETAINED: usize = 5;
 /// Upper bound on producers tracked per partition; beyond it the least recently used is dropped
 /// (it may then restart at any sequence, as after expiry).
-pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
+pub(crate) const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
 
 /// Why a batch was refused by the sequence checks.
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum ProducerError {
+pub(crate) enum ProducerError {
     #[error("producer {producer_id} epoch {got} is older than the current epoch {current}")]
     InvalidProducerEpoch { producer_id: ProducerId, current: ProducerEpoch, got: ProducerEpoch },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
@@ -39,7 +39,7 @@ pub enum ProducerError {
 
 /// The outcome of checking a batch against the producer state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SequenceCheck {
+pub(crate) enum SequenceCheck {
     /// Not a duplicate: append it.
     Append,
     /// A retry of a batch already in the log, stored at these offsets.
@@ -70,7 +70,7 @@ struct Snapshot {
 
 /// Sequence state of every idempotent producer that wrote to a partition.
 #[derive(Debug, Default)]
-pub struct ProducerStateManager {
+pub(crate) struct ProducerStateManager {
     producers: HashMap<ProducerId, ProducerEntry>,
 }
 
@@ -80,7 +80,7 @@ fn next_sequence(seq: i32) -> i32 {
 
 impl ProducerStateManager {
     /// Checks a producer's batch before it is appended. Batches without a producer id pass.
-    pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, ProducerError> {
+    pub(crate) fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, ProducerError> {
         if !h.has_producer_id() {
             return Ok(SequenceCheck::Append);
         }
@@ -128,7 +128,7 @@ impl ProducerStateManager {
     }
 
     /// Records a batch that is now in the log (its offsets assigned).
-    pub fn update(&mut self, h: &BatchHeader) {
+    pub(crate) fn update(&mut self, h: &BatchHeader) {
         if !h.has_producer_id() {
             return;
         }
@@ -167,28 +167,20 @@ impl ProducerStateManager {
     }
 
     /// Forgets producers whose last write is older than `cutoff_ms` (`producer.id.expiration.ms`).
-    pub fn expire(&mut self, cutoff_ms: i64) {
+    pub(crate) fn expire(&mut self, cutoff_ms: i64) {
         self.producers.retain(|_, e| e.last_timestamp_ms >= cutoff_ms);
     }
 
     /// Forgets batches at or after `offset` (log truncation); producers left empty are dropped.
-    pub fn truncate_from(&mut self, offset: Offset) {
+    pub(crate) fn truncate_from(&mut self, offset: Offset) {
         for e in self.producers.values_mut() {
             e.batches.retain(|b| b.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
-
     /// Writes a snapshot valid up to `next_offset` (atomically: temp file, fsync, rename).
-    pub fn write_snapshot(&self, path: &Path, next_offset: Offset) -> io::Result<()> {
+    pub(crate) fn write_snapshot(&self, path: &Path, next_offset: Offset) -> io::Result<()> {
         let snap = Snapshot {
             next_offset,
             producers: self.producers.iter().map(|(k, v)| (*k, v.clone())).collect(),
@@ -199,7 +191,7 @@ impl ProducerStateManager {
 
     /// Loads a snapshot; returns the state and the offset replay must start from. A missing or
     /// unreadable snapshot yields empty state and offset `None` (replay everything).
-    pub fn read_snapshot(path: &Path) -> (Self, Option<Offset>) {
+    pub(crate) fn read_snapshot(path: &Path) -> (Self, Option<Offset>) {
         let Ok(bytes) = fs::read(path) else { return (Self::default(), None) };
         match serde_json::from_slice::<Snapshot>(&bytes) {
             Ok(s) => (Self { producers: s.producers.into_iter().collect() }, Some(s.next_offset)),

@@ -17,23 +17,23 @@ use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::types::Offset;
 
 /// Largest segment file samsa writes: index positions are u32, as in Kafka.
-pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+pub(crate) const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 
 /// The file name of a segment's part, `<20-digit base offset>.<ext>`, as Kafka names it.
-pub fn file_name(base_offset: Offset, ext: &str) -> String {
+pub(crate) fn file_name(base_offset: Offset, ext: &str) -> String {
     format!("{:020}.{ext}", base_offset.0)
 }
 
 /// Where a batch lies in a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchPosition {
+pub(crate) struct BatchPosition {
     pub header: BatchHeader,
     pub position: u64,
 }
 
 /// What a recovery scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RecoveryReport {
+pub(crate) struct RecoveryReport {
     pub valid_batches: u64,
     pub valid_bytes: u64,
     /// Bytes cut off the end because they were torn, corrupt or out of order.
@@ -42,7 +42,7 @@ pub struct RecoveryReport {
 
 /// One segment of a partition log.
 #[derive(Debug)]
-pub struct LogSegment {
+pub(crate) struct LogSegment {
     base_offset: Offset,
     log_path: PathBuf,
     file: File,
@@ -64,7 +64,11 @@ pub struct LogSegment {
 
 impl LogSegment {
     /// Creates a new, empty segment in `dir`.
-    pub fn create(dir: &Path, base_offset: Offset, index_interval_bytes: u64) -> io::Result<Self> {
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: Offset,
+        index_interval_bytes: u64,
+    ) -> io::Result<Self> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&log_path)?;
         drop(file);
@@ -73,7 +77,7 @@ impl LogSegment {
 
     /// Opens a segment and recovers it: every batch is validated, a torn or corrupt tail is cut,
     /// and both indexes are rebuilt.
-    pub fn open_and_recover(
+    pub(crate) fn open_and_recover(
         dir: &Path,
         base_offset: Offset,
         index_interval_bytes: u64,
@@ -109,25 +113,25 @@ impl LogSegment {
         })
     }
 
-    pub fn base_offset(&self) -> Offset {
+    pub(crate) fn base_offset(&self) -> Offset {
         self.base_offset
     }
-    pub fn next_offset(&self) -> Offset {
+    pub(crate) fn next_offset(&self) -> Offset {
         self.next_offset
     }
-    pub fn size_bytes(&self) -> u64 {
+    pub(crate) fn size_bytes(&self) -> u64 {
         self.size_bytes
     }
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.size_bytes == 0
     }
-    pub fn max_timestamp_ms(&self) -> i64 {
+    pub(crate) fn max_timestamp_ms(&self) -> i64 {
         self.max_timestamp_ms
     }
-    pub fn offset_of_max_timestamp(&self) -> Offset {
+    pub(crate) fn offset_of_max_timestamp(&self) -> Offset {
         self.offset_of_max_timestamp
     }
-    pub fn unflushed_messages(&self) -> u64 {
+    pub(crate) fn unflushed_messages(&self) -> u64 {
         self.unflushed_messages
     }
 
@@ -143,7 +147,7 @@ impl LogSegment {
 
     /// Appends one batch whose offsets were already assigned. The caller checks that the batch
     /// follows `next_offset` and that the segment has room.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> io::Result<()> {
+    pub(crate) fn append(&mut self, batch: &[u8], header: &BatchHeader) -> io::Result<()> {
         assert!(
             header.base_offset >= self.next_offset,
             "offsets must grow: batch at {} after segment end {}",
@@ -185,7 +189,7 @@ impl LogSegment {
 
     /// Validates every batch from the start, cuts the file after the last good one and rebuilds
     /// the indexes. Never panics on what it reads.
-    pub fn recover(&mut self) -> io::Result<RecoveryReport> {
+    pub(crate) fn recover(&mut self) -> io::Result<RecoveryReport> {
         self.offset_index.clear()?;
         self.time_index.clear()?;
         self.bytes_since_index_entry = 0;
@@ -250,7 +254,7 @@ impl LogSegment {
     }
 
     /// Finds the batch that holds `offset`, or the first batch after it.
-    pub fn find_batch(&self, offset: Offset) -> io::Result<Option<BatchPosition>> {
+    pub(crate) fn find_batch(&self, offset: Offset) -> io::Result<Option<BatchPosition>> {
         let start = if offset <= self.base_offset {
             0
         } else {
@@ -261,7 +265,10 @@ impl LogSegment {
     }
 
     /// Finds the first batch whose max timestamp is ≥ `timestamp_ms`.
-    pub fn find_batch_by_timestamp(&self, timestamp_ms: i64) -> io::Result<Option<BatchPosition>> {
+    pub(crate) fn find_batch_by_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> io::Result<Option<BatchPosition>> {
         if self.max_timestamp_ms < timestamp_ms {
             return Ok(None);
         }
@@ -291,7 +298,7 @@ impl LogSegment {
     /// Reads whole batches starting with the one at `from`, up to `max_bytes`, stopping before any
     /// batch that starts at or after `end_offset`. With `at_least_one_batch`, the first batch is
     /// returned even when it is larger than `max_bytes` (KIP-74), so consumers always progress.
-    pub fn read(
+    pub(crate) fn read(
         &self,
         from: BatchPosition,
         end_offset: Offset,
@@ -324,14 +331,14 @@ impl LogSegment {
     }
 
     /// Reads exactly the batch at `at` (for record-level searches).
-    pub fn read_batch(&self, at: &BatchPosition) -> io::Result<Bytes> {
+    pub(crate) fn read_batch(&self, at: &BatchPosition) -> io::Result<Bytes> {
         let mut buf = BytesMut::zeroed(at.header.size_bytes);
         self.file.read_exact_at(&mut buf, at.position)?;
         Ok(buf.freeze())
     }
 
     /// Removes every batch at or after `offset` (used by followers truncating by leader epoch).
-    pub fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
+    pub(crate) fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
         let Some(at) = self.find_batch(offset)? else { return Ok(()) };
         let cut = if at.header.base_offset >= offset {
             at.position
@@ -343,7 +350,7 @@ impl LogSegment {
     }
 
     /// Makes appended data and indexes durable (fsync).
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
         self.offset_index.sync()?;
         self.time_index.sync()?;
@@ -352,7 +359,7 @@ impl LogSegment {
     }
 
     /// Deletes the segment's files.
-    pub fn delete(self) -> io::Result<()> {
+    pub(crate) fn delete(self) -> io::Result<()> {
         let paths =
             [self.log_path.clone(), self.offset_index.path().into(), self.time_index.path().into()];
         drop(self);
@@ -365,7 +372,8 @@ impl LogSegment {
         Ok(())
     }
 
-    pub fn log_path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
     }
 }

@@ -18,14 +18,14 @@ type Result<T> = std::result::Result<T, StorageError<RaftNodeId>>;
 
 /// The sled-backed raft log. Cheap to clone (sled handles are shared).
 #[derive(Debug, Clone)]
-pub struct LogStore {
+pub(crate) struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
 }
 
 impl LogStore {
-    pub fn open(db: &sled::Db) -> std::result::Result<Self, sled::Error> {
+    pub(crate) fn open(db: &sled::Db) -> std::result::Result<Self, sled::Error> {
         Ok(LogStore {
             db: db.clone(),
             log: db.open_tree("raft-log")?,

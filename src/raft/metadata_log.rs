@@ -19,21 +19,17 @@ use crate::metadata::{
 use crate::types::NodeId;
 
 /// Longest a caller waits for a committed index to be applied locally.
-pub const APPLY_WAIT: Duration = Duration::from_secs(15);
+pub(crate) const APPLY_WAIT: Duration = Duration::from_secs(15);
 
 /// The metadata log of a raft member (voter or observer).
-pub struct RaftMetadataLog {
+pub(crate) struct RaftMetadataLog {
     raft: MetadataRaft,
     sm: StateMachineStore,
 }
 
 impl RaftMetadataLog {
-    pub fn new(raft: MetadataRaft, sm: StateMachineStore) -> Self {
+    pub(crate) fn new(raft: MetadataRaft, sm: StateMachineStore) -> Self {
         RaftMetadataLog { raft, sm }
-    }
-
-    pub fn raft(&self) -> &MetadataRaft {
-        &self.raft
     }
 }
 

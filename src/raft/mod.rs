@@ -18,11 +18,11 @@ pub mod pb {
     tonic::include_proto!("samsa.raft.v1");
 }
 
-pub mod log_store;
-pub mod metadata_log;
-pub mod network;
-pub mod service;
-pub mod state_machine;
+pub(crate) mod log_store;
+pub(crate) mod metadata_log;
+pub(crate) mod network;
+pub(crate) mod service;
+pub(crate) mod state_machine;
 
 use std::fmt;
 use std::io::Cursor;
@@ -32,11 +32,11 @@ use serde::{Deserialize, Serialize};
 use crate::metadata::commands::MetadataCommand;
 
 /// A raft node id; equal to the Kafka `node.id`.
-pub type RaftNodeId = u64;
+pub(crate) type RaftNodeId = u64;
 
 /// Where a raft peer listens for raft and controller RPCs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaftNode {
+pub(crate) struct RaftNode {
     /// host:port of the internal (controller) listener.
     pub addr: String,
 }
@@ -49,13 +49,13 @@ impl fmt::Display for RaftNode {
 
 /// One raft entry's payload: commands committed and applied together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommandBatch {
+pub(crate) struct CommandBatch {
     pub commands: Vec<MetadataCommand>,
 }
 
 openraft::declare_raft_types!(
     /// samsa's openraft type configuration.
-    pub TypeConfig:
+    pub(crate) TypeConfig:
         D = CommandBatch,
         R = (),
         NodeId = RaftNodeId,
@@ -64,7 +64,7 @@ openraft::declare_raft_types!(
 );
 
 /// The raft handle.
-pub type MetadataRaft = openraft::Raft<TypeConfig>;
+pub(crate) type MetadataRaft = openraft::Raft<TypeConfig>;
 
 pub(crate) fn key(index: u64) -> [u8; 8] {
     index.to_be_bytes()

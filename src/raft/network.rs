@@ -21,20 +21,20 @@ use super::pb::raft_client::RaftClient;
 use super::{RaftNode, RaftNodeId, TypeConfig};
 
 /// How long connecting to a peer may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest raft message accepted or sent (snapshots of a large image).
-pub const RAFT_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+pub(crate) const RAFT_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// How often an HTTP/2 connection to a peer is pinged, idle or not.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// A connection whose ping goes unanswered this long is dropped and dialled again. Without it a
 /// connection that lost packets during a network cut stays stuck in TCP's retransmission
 /// backoff for seconds after the network heals (measured by the chaos suite: writes resumed
 /// about 6 s after a 2 s partition was healed).
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A lazily connecting channel to `addr` (host:port).
-pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+pub(crate) fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -46,7 +46,7 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 
 /// Creates one [`PeerConnection`] per raft peer.
 #[derive(Debug, Clone, Default)]
-pub struct NetworkFactory;
+pub(crate) struct NetworkFactory;
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerConnection;
@@ -62,7 +62,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 }
 
 /// The RPC client for one peer.
-pub struct PeerConnection {
+pub(crate) struct PeerConnection {
     target: RaftNodeId,
     addr: String,
     client: Option<RaftClient<Channel>>,

@@ -10,12 +10,12 @@ use super::pb::Payload;
 use super::pb::raft_server::Raft;
 
 /// Serves openraft's RPCs for the local raft node.
-pub struct RaftService {
+pub(crate) struct RaftService {
     raft: MetadataRaft,
 }
 
 impl RaftService {
-    pub fn new(raft: MetadataRaft) -> Self {
+    pub(crate) fn new(raft: MetadataRaft) -> Self {
         RaftService { raft }
     }
 }

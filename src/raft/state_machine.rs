@@ -43,7 +43,7 @@ struct State {
 
 /// The state machine; clones share state (a clone is the snapshot builder).
 #[derive(Debug, Clone)]
-pub struct StateMachineStore {
+pub(crate) struct StateMachineStore {
     state: Arc<Mutex<State>>,
     db: sled::Db,
     snapshots: sled::Tree,
@@ -53,7 +53,7 @@ pub struct StateMachineStore {
 
 impl StateMachineStore {
     /// Opens the state machine, starting from the stored snapshot if there is one.
-    pub fn open(db: &sled::Db) -> std::result::Result<Self, Box<dyn std::error::Error>> {
+    pub(crate) fn open(db: &sled::Db) -> std::result::Result<Self, Box<dyn std::error::Error>> {
         let snapshots = db.open_tree("raft-snapshot")?;
         let mut state = State::default();
         if let Some(raw) = snapshots.get(SNAPSHOT_KEY)? {
@@ -81,16 +81,16 @@ impl StateMachineStore {
     }
 
     /// The current image.
-    pub fn image(&self) -> Arc<MetadataImage> {
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
         self.image_tx.borrow().clone()
     }
 
-    pub fn subscribe_image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+    pub(crate) fn subscribe_image(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.image_tx.subscribe()
     }
 
     /// The raft index of the last applied entry.
-    pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe_applied(&self) -> watch::Receiver<u64> {
         self.applied_tx.subscribe()
     }
 

@@ -69,7 +69,7 @@ impl Replication {
         tracing::info!(leader = %leader, "replica fetcher stopped: nothing to follow");
         self.fetching_from().remove(&leader);
         // A partition may have been added between the check and the removal.
-        !(!self.followed(leader).is_empty() && self.fetching_from().insert(leader))
+        self.followed(leader).is_empty() || !self.fetching_from().insert(leader)
     }
 }
 
@@ -268,12 +268,12 @@ mod tests {
             answer(),
         );
         assert!(!applied.appended);
-        assert_eq!(part.log().log_end_offset(), Offset(0), "the stale answer left the log alone");
+        assert_eq!(part.offsets().log_end_offset, Offset(0), "the stale answer left the log alone");
         // Following node 2 again, in a newer epoch than the answer was asked in: still stale.
         led_by(&mut img, 2);
         rm.reconcile(&img, &config).expect("follower again");
         apply_response(NodeId(2), std::slice::from_ref(&part), &[LeaderEpoch(asked_in)], answer());
-        assert_eq!(part.log().log_end_offset(), Offset(0));
+        assert_eq!(part.offsets().log_end_offset, Offset(0));
         // An answer to a request of the current epoch is applied.
         let current = part.leader_epoch().0;
         let applied = apply_response(
@@ -283,6 +283,6 @@ mod tests {
             answer(),
         );
         assert!(applied.appended);
-        assert_eq!(part.log().log_end_offset(), Offset(1));
+        assert_eq!(part.offsets().log_end_offset, Offset(1));
     }
 }

@@ -41,22 +41,28 @@ impl ReplicationRpc for ReplicationService {
         let wait =
             Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FOLLOWER_FETCH_WAIT_MAX);
         let deadline = Instant::now() + wait;
-        // Subscribed before the first read, so an append between a read and the wait is seen.
-        let mut log_ends: Vec<_> = req
-            .partitions
-            .iter()
-            .filter_map(|fp| self.ctx.replicas.get(&fp.topic, fp.partition))
-            .map(|p| p.subscribe_log_end())
-            .collect();
+        // Subscribed only once a read comes up empty, then read again before waiting: an
+        // append between the first read and the subscription is not missed.
+        let mut log_ends: Option<Vec<tokio::sync::watch::Receiver<i64>>> = None;
         loop {
-            for w in &mut log_ends {
+            for w in log_ends.iter_mut().flatten() {
                 w.borrow_and_update();
             }
             let (resp, bytes, urgent) = read_all(&self.ctx, &req);
             if bytes > 0 || urgent || Instant::now() >= deadline {
                 return Ok(Response::new(resp));
             }
-            crate::replica::wait_for_any_change(&mut log_ends, deadline).await;
+            let Some(ws) = log_ends.as_mut() else {
+                log_ends = Some(
+                    req.partitions
+                        .iter()
+                        .filter_map(|fp| self.ctx.replicas.get(&fp.topic, fp.partition))
+                        .map(|p| p.subscribe_log_end())
+                        .collect(),
+                );
+                continue;
+            };
+            crate::replica::wait_for_any_change(ws, deadline).await;
         }
     }
 }

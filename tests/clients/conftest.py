@@ -20,10 +20,20 @@ SAMSA_BIN = os.environ.get("SAMSA_BIN", os.path.join(os.path.dirname(__file__), 
 READY_TIMEOUT_S = 20
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port not handed out before in this run: the kernel may give the same
+    ephemeral port to two binds in a row once the first socket is closed (seen in a cluster
+    fixture, where node 2's Kafka port was node 1's controller port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Broker:

@@ -13,17 +13,17 @@ use crate::controller::ControllerRequest;
 use crate::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(0, 2);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
 
 /// The refusal for changing a broker's configuration at run time.
-pub fn broker_configs_are_static() -> ApiError {
+pub(crate) fn broker_configs_are_static() -> ApiError {
     ApiError::new(
         ErrorCode::InvalidRequest,
         "broker configs are static in samsa: set them on the command line or in the properties file and restart",
     )
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     request: AlterConfigsRequest,

@@ -11,7 +11,7 @@ use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::{SUPPORTED, Versions};
 
-pub const VERSIONS: Versions = Versions::new(0, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
 fn response(error: ErrorCode) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
@@ -30,11 +30,11 @@ fn response(error: ErrorCode) -> ApiVersionsResponse {
 }
 
 /// The answer to a request at a version outside [`VERSIONS`] (encode it at v0).
-pub fn unsupported_version() -> ApiVersionsResponse {
+pub(crate) fn unsupported_version() -> ApiVersionsResponse {
     response(ErrorCode::UnsupportedVersion)
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     _broker: &Arc<Broker>,
     _version: i16,
     _request: ApiVersionsRequest,

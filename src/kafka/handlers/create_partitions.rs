@@ -11,9 +11,9 @@ use crate::controller::ControllerRequest;
 use crate::kafka::router::Versions;
 use crate::types::NodeId;
 
-pub const VERSIONS: Versions = Versions::new(0, 3);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 3);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     request: CreatePartitionsRequest,

@@ -20,9 +20,9 @@ use crate::kafka::router::Versions;
 use crate::metadata::decide::TopicSpec;
 use crate::types::NodeId;
 
-pub const VERSIONS: Versions = Versions::new(2, 7);
+pub(crate) const VERSIONS: Versions = Versions::new(2, 7);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: CreateTopicsRequest,

@@ -9,9 +9,9 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use crate::broker::Broker;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(0, 2);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     request: DeleteGroupsRequest,

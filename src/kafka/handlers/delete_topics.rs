@@ -13,9 +13,9 @@ use crate::controller::ControllerRequest;
 use crate::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(1, 6);
+pub(crate) const VERSIONS: Versions = Versions::new(1, 6);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: DeleteTopicsRequest,

@@ -10,9 +10,9 @@ use super::{AUTHORIZED_OPERATIONS_OMITTED, sb};
 use crate::broker::Broker;
 use crate::kafka::router::{RequestContext, Versions};
 
-pub const VERSIONS: Versions = Versions::new(0, 2);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     version: i16,

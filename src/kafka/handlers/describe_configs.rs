@@ -15,14 +15,14 @@ use crate::config::topic::{ConfigType, TOPIC_CONFIGS};
 use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(1, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(1, 4);
 
 /// Config sources, as Kafka numbers them.
-pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_STATIC_BROKER: i8 = 4;
-pub const SOURCE_DEFAULT: i8 = 5;
+pub(crate) const SOURCE_TOPIC: i8 = 1;
+pub(crate) const SOURCE_STATIC_BROKER: i8 = 4;
+pub(crate) const SOURCE_DEFAULT: i8 = 5;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: DescribeConfigsRequest,
@@ -37,67 +37,72 @@ pub async fn handle(
         // Null or empty: every key (as Kafka treats both).
         let wanted =
             |k: &str| keys.as_ref().is_none_or(|ks| ks.is_empty() || ks.iter().any(|x| x == k));
-        match res.resource_type {
+        let described = match res.resource_type {
             RESOURCE_TOPIC => {
-                let image = broker.metadata.image();
-                match image.topic(&res.resource_name) {
-                    Some(t) => {
-                        r.configs = TOPIC_CONFIGS
-                            .iter()
-                            .filter(|d| wanted(d.name))
-                            .map(|d| {
-                                let over = t.configs.get(d.name).cloned();
-                                topic_entry(
-                                    &broker.config,
-                                    d.name,
-                                    d.config_type,
-                                    d.doc,
-                                    over,
-                                    &request,
-                                    version,
-                                )
-                            })
-                            .collect();
-                    }
-                    None => {
-                        r.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                        r.error_message =
-                            Some(sb(format!("Topic '{}' does not exist.", res.resource_name)));
-                    }
-                }
+                describe_topic(broker, &res.resource_name, &wanted, &request, version)
             }
-            RESOURCE_BROKER => {
-                let name = res.resource_name.to_string();
-                if !name.is_empty() && name != broker.config.node_id.0.to_string() {
-                    r.error_code = ErrorCode::InvalidRequest.code();
-                    r.error_message =
-                        Some(sb(format!("this is broker {}, not {name}", broker.config.node_id)));
-                } else {
-                    r.configs = broker
-                        .config
-                        .describe()
-                        .into_iter()
-                        .filter(|(k, _)| wanted(k))
-                        .map(|(k, v)| {
-                            let mut c = DescribeConfigsResourceResult::default();
-                            c.name = sb(k);
-                            c.value = Some(sb(v));
-                            c.read_only = true;
-                            c.config_source = SOURCE_STATIC_BROKER;
-                            c
-                        })
-                        .collect();
-                }
-            }
-            other => {
-                r.error_code = ErrorCode::InvalidRequest.code();
-                r.error_message =
-                    Some(sb(format!("config resource type {other} is not supported")));
+            RESOURCE_BROKER => describe_broker(broker, &res.resource_name, &wanted),
+            other => Err((
+                ErrorCode::InvalidRequest,
+                format!("config resource type {other} is not supported"),
+            )),
+        };
+        match described {
+            Ok(configs) => r.configs = configs,
+            Err((code, message)) => {
+                r.error_code = code.code();
+                r.error_message = Some(sb(message));
             }
         }
         response.results.push(r);
     }
     Some(response)
+}
+
+type Described = Result<Vec<DescribeConfigsResourceResult>, (ErrorCode, String)>;
+
+fn describe_topic(
+    broker: &Broker,
+    topic: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    request: &DescribeConfigsRequest,
+    version: i16,
+) -> Described {
+    let image = broker.metadata.image();
+    let t = image.topic(topic).ok_or_else(|| {
+        (ErrorCode::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist."))
+    })?;
+    Ok(TOPIC_CONFIGS
+        .iter()
+        .filter(|d| wanted(d.name))
+        .map(|d| {
+            let over = t.configs.get(d.name).cloned();
+            topic_entry(&broker.config, d.name, d.config_type, d.doc, over, request, version)
+        })
+        .collect())
+}
+
+fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -> Described {
+    if !name.is_empty() && name != broker.config.node_id.0.to_string() {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("this is broker {}, not {name}", broker.config.node_id),
+        ));
+    }
+    Ok(broker
+        .config
+        .describe()
+        .into_iter()
+        .filter(|(k, _)| wanted(k))
+        .map(|(k, v)| {
+            let mut c = DescribeConfigsResourceResult::default();
+            c.name = sb(k);
+            c.value = Some(sb(v));
+            c.read_only = true;
+            c.config_source = SOURCE_STATIC_BROKER;
+            c
+        })
+        .collect())
 }
 
 fn topic_entry(

@@ -16,10 +16,10 @@ use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 use crate::metadata::QuorumMember;
 
-pub const VERSIONS: Versions = Versions::new(0, 2);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
 
 /// The name KRaft gives its metadata log; DescribeQuorum asks about partition 0 of it.
-pub const METADATA_TOPIC: &str = "__cluster_metadata";
+pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
 
 fn replica(m: &QuorumMember) -> ReplicaState {
     let mut r = ReplicaState::default();
@@ -30,7 +30,7 @@ fn replica(m: &QuorumMember) -> ReplicaState {
     r
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: DescribeQuorumRequest,

@@ -21,13 +21,13 @@ use crate::kafka::router::Versions;
 use crate::log::ReadError;
 use crate::types::Offset;
 
-pub const VERSIONS: Versions = Versions::new(4, 16);
+pub(crate) const VERSIONS: Versions = Versions::new(4, 16);
 
 /// Longest a fetch may wait, whatever the client asks: bounds how long a request holds its
 /// connection (Kafka clients use 500 ms by default).
-pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+pub(crate) const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: FetchRequest,
@@ -36,19 +36,24 @@ pub async fn handle(
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let mut stop = broker.shutdown_signal();
-    // Subscribed before the first read, so a high watermark that moves between a read and the
-    // wait is seen.
-    let mut watches = high_watermarks(broker, version, &request);
+    // Subscribed only once a read comes up short, then read again before waiting: a high
+    // watermark that moved between the first read and the subscription is not missed, and a
+    // fetch answered at once costs no subscriptions.
+    let mut watches: Option<Vec<tokio::sync::watch::Receiver<i64>>> = None;
     loop {
-        for w in &mut watches {
+        for w in watches.iter_mut().flatten() {
             w.borrow_and_update();
         }
         let (response, bytes, errors) = read_all(broker, version, &request);
         if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline || *stop.borrow() {
             return Some(response);
         }
+        let Some(ws) = watches.as_mut() else {
+            watches = Some(high_watermarks(broker, version, &request));
+            continue;
+        };
         tokio::select! {
-            () = crate::replica::wait_for_any_change(&mut watches, deadline) => {}
+            () = crate::replica::wait_for_any_change(ws, deadline) => {}
             _ = stop.changed() => {}
         }
     }

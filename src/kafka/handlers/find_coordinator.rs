@@ -15,12 +15,12 @@ use crate::error_code::ErrorCode;
 use crate::group::records::partition_for;
 use crate::kafka::router::{RequestContext, Versions};
 
-pub const VERSIONS: Versions = Versions::new(0, 6);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 6);
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     version: i16,

@@ -14,9 +14,9 @@ use crate::error_code::{ApiError, ErrorCode};
 use crate::kafka::router::Versions;
 use crate::metadata::decide::ConfigOp;
 
-pub const VERSIONS: Versions = Versions::new(0, 1);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 1);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     request: IncrementalAlterConfigsRequest,

@@ -11,9 +11,9 @@ use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(0, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     request: InitProducerIdRequest,

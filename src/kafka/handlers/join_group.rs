@@ -14,9 +14,9 @@ use crate::error_code::ErrorCode;
 use crate::group::member::{JoinOutcome, JoinRequest};
 use crate::kafka::router::{RequestContext, Versions};
 
-pub const VERSIONS: Versions = Versions::new(0, 9);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 9);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     version: i16,

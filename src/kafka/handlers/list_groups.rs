@@ -11,11 +11,11 @@ use super::sb;
 use crate::broker::Broker;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(0, 5);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
 const GROUP_TYPE: &str = "classic";
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: ListGroupsRequest,

@@ -13,7 +13,7 @@ use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(1, 8);
+pub(crate) const VERSIONS: Versions = Versions::new(1, 8);
 
 /// Kafka's replica id for tools: LATEST then means the log end offset, not the high watermark.
 const DEBUGGING_REPLICA_ID: i32 = -2;
@@ -22,7 +22,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: ListOffsetsRequest,

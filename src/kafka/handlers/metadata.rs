@@ -18,7 +18,7 @@ use crate::kafka::router::{RequestContext, Versions};
 use crate::metadata::decide::{TopicSpec, validate_topic_name};
 use crate::metadata::image::{MetadataImage, TopicImage};
 
-pub const VERSIONS: Versions = Versions::new(0, 12);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 12);
 
 /// Which topics a request asks about.
 enum Wanted {
@@ -36,7 +36,7 @@ fn wanted(version: i16, request: &MetadataRequest) -> Wanted {
     }
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     version: i16,

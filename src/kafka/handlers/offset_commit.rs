@@ -16,9 +16,9 @@ use crate::error_code::ErrorCode;
 use crate::group::records::OffsetValue;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(2, 9);
+pub(crate) const VERSIONS: Versions = Versions::new(2, 9);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     request: OffsetCommitRequest,

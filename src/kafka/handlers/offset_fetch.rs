@@ -17,7 +17,7 @@ use crate::group::OffsetFilter;
 use crate::group::records::OffsetValue;
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(1, 9);
+pub(crate) const VERSIONS: Versions = Versions::new(1, 9);
 
 /// Fills a response partition (the two partition types differ only by name).
 macro_rules! fill {
@@ -33,7 +33,7 @@ macro_rules! fill {
 /// One partition's answer: (partition, offset if committed, error).
 type Row = (i32, Option<OffsetValue>, ErrorCode);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: OffsetFetchRequest,

@@ -18,9 +18,9 @@ use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 use crate::types::LeaderEpoch;
 
-pub const VERSIONS: Versions = Versions::new(2, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(2, 4);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     request: OffsetForLeaderEpochRequest,

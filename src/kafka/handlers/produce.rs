@@ -20,10 +20,10 @@ use crate::log::producer_state::ProducerError;
 use crate::log::{AppendError, AppendOutcome};
 use crate::types::LeaderEpoch;
 
-pub const VERSIONS: Versions = Versions::new(3, 11);
+pub(crate) const VERSIONS: Versions = Versions::new(3, 11);
 
 /// The Kafka error code for a refused append.
-pub fn error_code(e: &AppendError) -> ErrorCode {
+pub(crate) fn error_code(e: &AppendError) -> ErrorCode {
     match e {
         AppendError::Batch(BatchError::UnsupportedMagic(_)) => {
             ErrorCode::UnsupportedForMessageFormat
@@ -52,15 +52,42 @@ fn partition_response(index: i32) -> PartitionProduceResponse {
     p
 }
 
-pub async fn handle(
+/// An acks=all write waiting for its commit: where its answer sits in the response (topic
+/// index, partition index), the replica, the epoch it was appended in, and the high watermark
+/// that commits it.
+type CommitWaiter = ((usize, usize), Arc<Partition>, LeaderEpoch, i64);
+
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms;
+    let (mut response, waits, first_error) = append_all(broker, version, request);
+    if !waits.is_empty() {
+        let timeout = Duration::from_millis(timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
+        await_commits(&mut response, version, waits, timeout).await;
+    }
+    if acks != 0 {
+        return Reply::Send(response);
+    }
+    match first_error {
+        Some(why) => Reply::Close(format!("acks=0 produce failed: {why}")),
+        None => Reply::Nothing,
+    }
+}
+
+/// Appends every partition's records; returns the response so far, the acks=all writes to wait
+/// for, and the first error (an acks=0 producer is told by a closed connection).
+fn append_all(
+    broker: &Broker,
+    version: i16,
+    request: ProduceRequest,
+) -> (ProduceResponse, Vec<CommitWaiter>, Option<String>) {
+    let acks = request.acks;
     let mut response = ProduceResponse::default();
     let mut first_error: Option<String> = None;
-    // acks=all: (topic index, partition index, partition, offset the HW must reach).
     let mut waits = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -68,8 +95,7 @@ pub async fn handle(
         t.name = topic.name.clone();
         for pd in topic.partition_data {
             let mut p = partition_response(pd.index);
-            let result = append(broker, &name, pd.index, acks, pd.records.as_deref());
-            match result {
+            match append(broker, &name, pd.index, acks, pd.records.as_deref()) {
                 Ok((out, part, epoch)) => {
                     if acks == -1 {
                         let at = (response.responses.len(), t.partition_responses.len());
@@ -93,50 +119,50 @@ pub async fn handle(
         }
         response.responses.push(t);
     }
-    if !waits.is_empty() {
-        let timeout =
-            Duration::from_millis(request.timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
-        let deadline = tokio::time::Instant::now() + timeout;
-        for ((ti, pi), part, epoch, target) in waits {
-            let (code, message) = match part.wait_for_commit(target, epoch, deadline).await {
-                Ok(()) => continue,
-                Err(CommitWait::TimedOut) => (
-                    ErrorCode::RequestTimedOut,
-                    format!(
-                        "the in-sync replicas did not confirm offset {} within {} ms",
-                        target - 1,
-                        timeout.as_millis()
-                    ),
+    (response, waits, first_error)
+}
+
+/// Waits (up to `timeout` in all) for each acks=all write's commit by the leadership that
+/// appended it, and fills in the errors of those that were not committed.
+async fn await_commits(
+    response: &mut ProduceResponse,
+    version: i16,
+    waits: Vec<CommitWaiter>,
+    timeout: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for ((ti, pi), part, epoch, target) in waits {
+        let (code, message) = match part.wait_for_commit(target, epoch, deadline).await {
+            Ok(()) => continue,
+            Err(CommitWait::TimedOut) => (
+                ErrorCode::RequestTimedOut,
+                format!(
+                    "the in-sync replicas did not confirm offset {} within {} ms",
+                    target - 1,
+                    timeout.as_millis()
                 ),
-                // Kafka answers a delayed produce whose leadership moved with this; the
-                // idempotent producer retries it on the new leader.
-                Err(CommitWait::NotLeader) => (
-                    ErrorCode::NotLeaderOrFollower,
-                    format!(
-                        "leadership of {} moved before offset {} was committed",
-                        part.tp,
-                        target - 1
-                    ),
+            ),
+            // Kafka answers a delayed produce whose leadership moved with this; the idempotent
+            // producer retries it on the new leader.
+            Err(CommitWait::NotLeader) => (
+                ErrorCode::NotLeaderOrFollower,
+                format!(
+                    "leadership of {} moved before offset {} was committed",
+                    part.tp,
+                    target - 1
                 ),
-            };
-            let p = &mut response.responses[ti].partition_responses[pi];
-            p.error_code = code.code();
-            if version >= 8 {
-                p.error_message = Some(sb(message));
-            }
+            ),
+        };
+        let p = &mut response.responses[ti].partition_responses[pi];
+        p.error_code = code.code();
+        if version >= 8 {
+            p.error_message = Some(sb(message));
         }
-    }
-    if acks != 0 {
-        return Reply::Send(response);
-    }
-    match first_error {
-        Some(why) => Reply::Close(format!("acks=0 produce failed: {why}")),
-        None => Reply::Nothing,
     }
 }
 
 /// Upper bound on how long an acks=all produce waits, whatever `timeout_ms` says.
-pub const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
+pub(crate) const PRODUCE_TIMEOUT_MS_MAX: i32 = 300_000;
 
 fn append(
     broker: &Broker,

@@ -13,9 +13,9 @@ use crate::error_code::ErrorCode;
 use crate::group::member::{SyncOutcome, SyncRequest};
 use crate::kafka::router::Versions;
 
-pub const VERSIONS: Versions = Versions::new(0, 5);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: SyncGroupRequest,
