@@ -301,3 +301,6 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

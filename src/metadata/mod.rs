@@ -89,3 +89,39 @@ pub trait MetadataLog: Send + Sync + 'static {
     /// Voters, observers, term and indexes.
     fn quorum(&self) -> QuorumStatus;
 }
+
+/// A metadata log that only serves a fixed image, for tests of the rooms that read metadata.
+#[cfg(test)]
+pub(crate) struct StaticMetadata(pub(crate) watch::Sender<Arc<MetadataImage>>);
+
+#[cfg(test)]
+impl StaticMetadata {
+    pub(crate) fn new(image: MetadataImage) -> Arc<Self> {
+        Arc::new(StaticMetadata(watch::channel(Arc::new(image)).0))
+    }
+}
+
+#[cfg(test)]
+impl MetadataLog for StaticMetadata {
+    fn commit(&self, _: Vec<MetadataCommand>) -> BoxFuture<'_, Result<u64, MetadataError>> {
+        Box::pin(async { Err(MetadataError::NotController) })
+    }
+    fn wait_applied(&self, _: u64) -> BoxFuture<'_, Result<(), MetadataError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn image(&self) -> Arc<MetadataImage> {
+        self.0.borrow().clone()
+    }
+    fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.0.subscribe()
+    }
+    fn leader(&self) -> Option<ControllerInfo> {
+        None
+    }
+    fn add_observer(&self, _: NodeId, _: String) -> BoxFuture<'_, Result<(), MetadataError>> {
+        Box::pin(async { Err(MetadataError::NotController) })
+    }
+    fn quorum(&self) -> QuorumStatus {
+        QuorumStatus::default()
+    }
+}

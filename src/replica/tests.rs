@@ -230,3 +230,51 @@ fn appends_racing_leadership_changes_carry_the_epoch_of_their_range() {
         at += 12 + len;
     }
 }
+
+/// Appends wake only what waits on their own partition: consumer long polls wait on the high
+/// watermark, follower long polls on the log end offset.
+#[test]
+fn an_append_changes_only_its_own_partitions_watches() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let mut img = image(1);
+    apply(
+        &mut img,
+        &MetadataCommand::CreateTopic {
+            name: "u".into(),
+            id: Uuid::from_u128(2),
+            assignments: vec![vec![NodeId(1)]],
+            configs: Default::default(),
+        },
+    );
+    apply(
+        &mut img,
+        &MetadataCommand::ChangePartition {
+            topic: "u".into(),
+            partition: 0,
+            leader: Some(NodeId(1)),
+            isr: vec![NodeId(1)],
+        },
+    );
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    rm.reconcile(&img, &broker).expect("reconcile");
+    let (t, u) = (rm.get("t", 0).expect("t-0"), rm.get("u", 0).expect("u-0"));
+    let (mut t_end, mut t_hw) = (t.subscribe_log_end(), t.subscribe_high_watermark());
+    let (mut u_end, mut u_hw) = (u.subscribe_log_end(), u.subscribe_high_watermark());
+    for w in [&mut t_end, &mut t_hw, &mut u_end, &mut u_hw] {
+        w.borrow_and_update();
+    }
+    let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+    let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+    u.append_as_leader(&batch, Acks::Leader, 0).expect("append");
+    assert!(u_end.has_changed().expect("open"), "u's followers are woken");
+    assert!(u_hw.has_changed().expect("open"), "u's consumers are woken (ISR of one)");
+    assert!(!t_end.has_changed().expect("open"), "t's followers sleep on");
+    assert!(!t_hw.has_changed().expect("open"), "t's consumers sleep on");
+    // t's ISR is [1, 2]: its own append wakes its followers, and its consumers only once
+    // node 2 has the record.
+    t.append_as_leader(&batch, Acks::Leader, 0).expect("append");
+    assert!(t_end.has_changed().expect("open"));
+    assert!(!t_hw.has_changed().expect("open"));
+}

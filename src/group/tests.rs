@@ -1,0 +1,125 @@
+//! The coordinator on a real `__consumer_offsets` replica (one node, ISR of one): what it
+//! writes, and in which order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::GroupCoordinator;
+use super::member::{JoinRequest, SyncRequest};
+use super::records::{OffsetValue, RecordKey};
+use crate::config::broker::BrokerConfig;
+use crate::config::group::{GroupConfig, OFFSETS_TOPIC};
+use crate::error_code::ErrorCode;
+use crate::metadata::StaticMetadata;
+use crate::metadata::commands::{MetadataCommand, apply};
+use crate::metadata::image::MetadataImage;
+use crate::replica::ReplicaManager;
+use crate::types::NodeId;
+
+/// A coordinator that leads the one partition of `__consumer_offsets`, loaded.
+async fn coordinator(dir: &std::path::Path) -> Arc<GroupCoordinator> {
+    let mut img = MetadataImage::default();
+    apply(
+        &mut img,
+        &MetadataCommand::CreateTopic {
+            name: OFFSETS_TOPIC.into(),
+            id: Uuid::from_u128(7),
+            assignments: vec![vec![NodeId(1)]],
+            configs: Default::default(),
+        },
+    );
+    apply(
+        &mut img,
+        &MetadataCommand::ChangePartition {
+            topic: OFFSETS_TOPIC.into(),
+            partition: 0,
+            leader: Some(NodeId(1)),
+            isr: vec![NodeId(1)],
+        },
+    );
+    let broker = BrokerConfig::dev(dir.to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let replicas = Arc::new(ReplicaManager::new(NodeId(1), dir.to_path_buf()));
+    replicas.reconcile(&img, &broker).expect("reconcile");
+    let groups = GroupCoordinator::new(GroupConfig::dev(), replicas, StaticMetadata::new(img));
+    groups.on_metadata();
+    for _ in 0..500 {
+        if groups.list().0 == ErrorCode::None {
+            return groups;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the offsets partition never loaded");
+}
+
+fn join_request(member_id: &str) -> JoinRequest {
+    JoinRequest {
+        member_id: member_id.into(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+        require_known_member_id: false,
+    }
+}
+
+/// A member leaving empties the group, whose new state is stored without anyone waiting for
+/// it; a commit decided right after must land after it in the log. (The store used to be
+/// appended from a spawned task, so a later commit could overtake it, and a reload would then
+/// replay the group's records out of the order they were decided in.)
+#[tokio::test]
+async fn a_fire_and_forget_group_store_precedes_every_later_write_of_the_group() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let groups = coordinator(dir.path()).await;
+    let ticker = {
+        let groups = groups.clone();
+        tokio::spawn(async move {
+            loop {
+                groups.tick();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let joined = groups.join("g", join_request("")).await;
+    assert_eq!(joined.error, ErrorCode::None);
+    let member = joined.member_id.clone();
+    let sync = SyncRequest {
+        generation: joined.generation,
+        member_id: member.clone(),
+        assignments: vec![(member.clone(), Bytes::from_static(b"a"))],
+        ..Default::default()
+    };
+    assert_eq!(groups.sync("g", sync).await.error, ErrorCode::None);
+    ticker.abort();
+
+    let codes = groups.leave("g", &[(member, None)]).expect("leave");
+    assert_eq!(codes, vec![ErrorCode::None]);
+    let offset = OffsetValue {
+        offset: 42,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 0,
+    };
+    let committed =
+        groups.commit_offsets("g", -1, "", None, vec![("t".into(), 0, Some(offset))]).await;
+    assert_eq!(committed, Ok(()));
+
+    let records = groups.offsets.read_all(0).expect("read");
+    let kinds: Vec<&'static str> = records
+        .iter()
+        .map(|r| match RecordKey::decode(r.key.clone()).expect("our key") {
+            RecordKey::Group { .. } => "group",
+            RecordKey::Offset { .. } => "offset",
+        })
+        .collect();
+    // Sync stored the assignment, leaving stored the empty group, then the commit.
+    assert_eq!(kinds, vec!["group", "group", "offset"], "{records:?}");
+    let fetched = groups.fetch_offsets("g", &None).expect("fetch");
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].2.as_ref().map(|v| v.offset), Some(42));
+}
