@@ -393,7 +393,7 @@ impl Broker {
         {
             tracing::warn!("the RPC server did not stop in time");
         }
-        self.replicas.flush_all();
+        self.replicas.close_all();
     }
 
     /// Hands out the next producer id, fetching a new block from the controller when needed.

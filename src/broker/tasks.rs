@@ -38,6 +38,9 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_periodic(broker, "hw-checkpoint", HW_CHECKPOINT_INTERVAL, |b| {
         b.replicas.checkpoint_high_watermarks()
     });
+    spawn_periodic(broker, "recovery-point-checkpoint", RECOVERY_POINT_CHECKPOINT_INTERVAL, |b| {
+        b.replicas.checkpoint_recovery_points()
+    });
 }
 
 fn spawn_periodic(broker: &Arc<Broker>, name: &'static str, every: Duration, work: fn(&Broker)) {
@@ -167,6 +170,10 @@ const RECONCILE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How often moved high watermarks are written to disk (Kafka's
 /// replica.high.watermark.checkpoint.interval.ms).
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often moved recovery points are written to disk (Kafka's
+/// log.flush.offset.checkpoint.interval.ms is 60 s; samsa checkpoints more often, since each
+/// write is one small file per changed partition and a crash then re-validates less).
+const RECOVERY_POINT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// How often group timers (member sessions, rebalance deadlines) are checked: the error on
 /// every group timeout.
 const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);

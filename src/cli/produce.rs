@@ -25,6 +25,14 @@ type Pending = BTreeMap<i32, Vec<(Option<Bytes>, Option<Bytes>)>>;
 const BATCH_RECORDS_MAX: usize = 1000;
 /// How long an incomplete batch waits for more lines (interactive typing).
 const LINGER: Duration = Duration::from_millis(20);
+/// How long a batch is retried while its partition is not served yet (a topic just created,
+/// a leader moving), as a Kafka producer retries within `delivery.timeout.ms`.
+const RETRY_WAIT_MAX: Duration = Duration::from_secs(10);
+/// Pause between retries; metadata is refreshed before each.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Errors that mean the broker wrote nothing, so a retry cannot duplicate records:
+/// UNKNOWN_TOPIC_OR_PARTITION (3), LEADER_NOT_AVAILABLE (5), NOT_ENOUGH_REPLICAS (19).
+const RETRY_WITHOUT_DUPLICATES: [i16; 3] = [3, 5, 19];
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -119,22 +127,35 @@ async fn send_all(
         }
         let batch = encode_batch(&records, now_ms(), compression)?;
         let req = produce_request(topic, partition, batch, acks);
-        let client = cluster.leader(topic, partition).await?;
-        if acks == 0 {
-            client.queue(&req, version)?;
-            client.flush().await?;
-        } else {
+        let deadline = tokio::time::Instant::now() + RETRY_WAIT_MAX;
+        loop {
+            let client = cluster.leader(topic, partition).await?;
+            if acks == 0 {
+                client.queue(&req, version)?;
+                client.flush().await?;
+                break;
+            }
             let resp = client.send(&req, version).await?;
-            for t in resp.responses {
-                for p in t.partition_responses {
-                    if p.error_code != 0 {
-                        bail!(
-                            "producing to {topic}-{partition} failed: {}{}",
-                            error_name(p.error_code),
-                            p.error_message.map_or(String::new(), |m| format!(": {m}"))
-                        );
-                    }
+            let failed = resp
+                .responses
+                .iter()
+                .flat_map(|t| &t.partition_responses)
+                .find(|p| p.error_code != 0)
+                .map(|p| (p.error_code, p.error_message.as_ref().map(|m| m.to_string())));
+            match failed {
+                None => break,
+                Some((code, _))
+                    if RETRY_WITHOUT_DUPLICATES.contains(&code)
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    cluster.refresh(Some(&[topic.to_string()])).await?;
                 }
+                Some((code, message)) => bail!(
+                    "producing to {topic}-{partition} failed: {}{}",
+                    error_name(code),
+                    message.map_or(String::new(), |m| format!(": {m}"))
+                ),
             }
         }
         sent += records.len();

@@ -30,7 +30,7 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder};
 pub(crate) use self::shards::{Placement, Shards};
 use crate::clock::now_ms;
 use crate::log::{AppendError, ReadError};
-use crate::replica::{CommitWait, LeaderAppendError, Partition, ReplicaManager};
+use crate::replica::{CommitWait, LeaderAppendError, Partition, PendingFlush, ReplicaManager};
 use crate::types::{LeaderEpoch, Offset};
 
 /// How much of the log one load step reads.
@@ -101,7 +101,7 @@ impl InternalTopic {
         let now = now_ms();
         let batch = crate::client::records::encode_batch(&pairs, now, Compression::None)
             .map_err(|e| WriteError::Encode(e.to_string()))?;
-        let out = part.append_in_epoch(&batch, at.epoch, now).map_err(|e| match e {
+        let appended = part.append_in_epoch(&batch, at.epoch, now).map_err(|e| match e {
             LeaderAppendError::NotLeader => WriteError::NotLeader,
             LeaderAppendError::NotEnoughReplicas { isr, min_isr } => {
                 WriteError::NotEnoughReplicas { isr, min_isr }
@@ -111,8 +111,9 @@ impl InternalTopic {
         Ok(PendingWrite {
             part,
             epoch: at.epoch,
-            base_offset: out.base_offset.0,
-            target: out.last_offset.0 + 1,
+            base_offset: appended.outcome.base_offset.0,
+            target: appended.outcome.last_offset.0 + 1,
+            flush: appended.flush,
             deadline: tokio::time::Instant::now() + self.commit_timeout,
         })
     }
@@ -185,6 +186,8 @@ pub(crate) struct PendingWrite {
     base_offset: i64,
     /// One past the write's last offset: the high watermark that commits it.
     target: i64,
+    /// The fsync to wait for first, when the write reached the topic's `flush.messages`.
+    flush: Option<PendingFlush>,
     deadline: tokio::time::Instant,
 }
 
@@ -192,6 +195,9 @@ impl PendingWrite {
     /// Waits until the leadership that appended the write commits it; returns its first
     /// offset.
     pub(crate) async fn committed(self) -> Result<i64, WriteError> {
+        if let Some(flush) = self.flush {
+            flush.wait().await.map_err(|e| WriteError::Append(AppendError::Io(e)))?;
+        }
         match self.part.wait_for_commit(self.target, self.epoch, self.deadline).await {
             Ok(()) => Ok(self.base_offset),
             Err(CommitWait::NotLeader) => Err(WriteError::NotLeader),

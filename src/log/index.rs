@@ -119,6 +119,11 @@ impl<E: IndexEntry> SparseIndex<E> {
         self.file.sync_data()
     }
 
+    /// A second handle on the index file, to fsync it without the owner's lock.
+    pub(crate) fn clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }

@@ -20,6 +20,7 @@ pub(crate) mod epoch_cache;
 pub(crate) mod index;
 pub(crate) mod partition_log;
 pub(crate) mod producer_state;
+pub(crate) mod recovery;
 pub(crate) mod segment;
 
 pub(crate) use config::LogConfig;

@@ -24,12 +24,15 @@ use super::batch::{self, BatchError, BatchHeader};
 use super::config::{LogConfig, TimestampType};
 use super::epoch_cache::LeaderEpochCache;
 use super::producer_state::{ProducerError, ProducerStateManager, SequenceCheck};
-use super::segment::{LogSegment, RecoveryReport, SEGMENT_BYTES_MAX};
+use super::recovery::{
+    CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CANDIDATE_FILE, RECOVERY_POINT_FILE, open_segments,
+    read_offset_file,
+};
+use super::segment::{LogSegment, RecoveryReport, SEGMENT_BYTES_MAX, SyncHandles};
 use crate::types::{LeaderEpoch, Offset};
 
 const PRODUCER_STATE_FILE: &str = "producer-state";
 const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
-
 /// Why an append was refused. Nothing was written when this is returned.
 #[derive(Debug, Error)]
 pub(crate) enum AppendError {
@@ -77,6 +80,35 @@ pub(crate) struct OpenReport {
     pub recovered: RecoveryReport,
     /// Segments removed because an earlier segment had to be cut (the log must stay contiguous).
     pub segments_dropped: usize,
+    /// Segments opened without re-validation (below the recovery point, or a clean shutdown).
+    pub segments_trusted: usize,
+}
+
+/// An fsync of what a log's active segment holds, taken out of the log so that it runs without
+/// the log's lock: appends go on into the page cache while it syncs. Made by
+/// [`PartitionLog::begin_flush`]; if it fails, [`PartitionLog::flush_failed`] puts the data back
+/// among the unflushed.
+#[derive(Debug)]
+pub(crate) struct FlushJob {
+    handles: SyncHandles,
+    /// When the oldest append this job covers was made (restored if the job fails).
+    first_unflushed_ms: i64,
+    /// The log end offset when the job was taken: what it makes durable.
+    flushed_to: Offset,
+    /// The log's truncation count then: a job that straddles a truncation proves nothing about
+    /// what lies below its `flushed_to` now.
+    truncations: u64,
+}
+
+impl FlushJob {
+    /// The fsyncs. Blocking: run it on a blocking thread, never under the log lock.
+    pub(crate) fn run(&self) -> io::Result<()> {
+        self.handles.sync()
+    }
+
+    pub(crate) fn first_unflushed_ms(&self) -> i64 {
+        self.first_unflushed_ms
+    }
 }
 
 /// One partition replica's log.
@@ -94,9 +126,16 @@ pub(crate) struct PartitionLog {
     /// opened: the clock `segment.ms` rolls by. (Producer timestamps are not used: a producer
     /// sending old timestamps must not roll a segment per batch.)
     active_since_ms: Option<i64>,
+    /// Every record below this offset is fsynced (and was validated or written by this
+    /// process); never above the log end offset.
+    recovery_point: Offset,
+    /// Truncations so far (see [`FlushJob::truncations`]).
+    truncations: u64,
+    /// Closed cleanly: appends are refused, so nothing lands after the clean-shutdown marker.
+    closed: bool,
 }
 
-fn segment_base_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
+pub(super) fn segment_base_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
     let mut bases = Vec::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
@@ -112,32 +151,17 @@ fn segment_base_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
 }
 
 impl PartitionLog {
-    /// Opens the log in `dir` (creating it if needed) and recovers it: every segment is
-    /// validated, a torn or corrupt tail is cut, indexes, producer state and the epoch cache are
-    /// rebuilt from what is intact.
+    /// Opens the log in `dir` (creating it if needed) and recovers it: segments wholly below
+    /// the recovery point (every segment, after a clean shutdown) are opened as stored, with
+    /// their indexes; every other segment is validated batch by batch, a torn or corrupt tail is
+    /// cut, and its indexes are rebuilt. Producer state and the epoch cache are then brought in
+    /// line with what is intact.
     pub(crate) fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, OpenReport)> {
         fs::create_dir_all(dir)?;
-        let mut report = OpenReport::default();
-        let mut segments = BTreeMap::new();
-        let bases = segment_base_offsets(dir)?;
-        let mut expected_next: Option<Offset> = None;
-        let mut cut = false;
-        for base in bases {
-            if cut || expected_next.is_some_and(|n| base != n) {
-                // Anything after a cut (or a gap) cannot be trusted to follow on.
-                LogSegment::open_and_recover(dir, base, config.index_interval_bytes)?.0.delete()?;
-                report.segments_dropped += 1;
-                cut = true;
-                continue;
-            }
-            let (seg, r) = LogSegment::open_and_recover(dir, base, config.index_interval_bytes)?;
-            report.recovered.valid_batches += r.valid_batches;
-            report.recovered.valid_bytes += r.valid_bytes;
-            report.recovered.truncated_bytes += r.truncated_bytes;
-            cut = r.truncated_bytes > 0;
-            expected_next = Some(seg.next_offset());
-            segments.insert(base, seg);
-        }
+        let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
+        let saved_recovery_point = read_offset_file(&dir.join(RECOVERY_POINT_FILE));
+        let (mut segments, mut report) =
+            open_segments(dir, &config, clean, saved_recovery_point.unwrap_or(Offset(0)))?;
         // Empty segments other than the last carry nothing; drop them.
         while segments.len() > 1 {
             let Some((&base, seg)) = segments.first_key_value() else { break };
@@ -164,8 +188,21 @@ impl PartitionLog {
             epochs,
             first_unflushed_ms: None,
             active_since_ms: None,
+            recovery_point: Offset(0),
+            truncations: 0,
+            closed: false,
+        };
+        log.recovery_point = if clean {
+            log.log_end_offset()
+        } else {
+            saved_recovery_point.unwrap_or(Offset(0)).min(log.log_end_offset())
         };
         log.rebuild_derived_state()?;
+        if clean {
+            // From here on a crash must not find the marker.
+            fs::remove_file(dir.join(CLEAN_SHUTDOWN_FILE))?;
+            crate::fsutil::sync_dir(dir)?;
+        }
         Ok((log, report))
     }
 
@@ -280,6 +317,20 @@ impl PartitionLog {
             .expect("invariant: a partition log always has an active segment")
     }
 
+    fn refuse_if_closed(&self) -> Result<(), AppendError> {
+        if self.closed {
+            return Err(AppendError::Io(io::Error::other("the log was closed for shutdown")));
+        }
+        Ok(())
+    }
+
+    fn active_ref(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("invariant: a partition log always has an active segment")
+    }
+
     /// Appends a producer's record set: validates every batch, checks idempotent sequences,
     /// assigns offsets and the leader epoch, rolls segments as needed and writes. On an error
     /// nothing is written.
@@ -289,6 +340,7 @@ impl PartitionLog {
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendOutcome, AppendError> {
+        self.refuse_if_closed()?;
         let headers = batch::split_client_batches(records)?;
         for h in &headers {
             if h.size_bytes > self.config.max_message_bytes {
@@ -339,9 +391,6 @@ impl PartitionLog {
             position += h.size_bytes;
         }
         self.first_unflushed_ms.get_or_insert(now_ms);
-        if self.active().unflushed_messages() >= self.config.flush_messages {
-            self.flush()?;
-        }
         Ok(AppendOutcome {
             base_offset,
             last_offset,
@@ -359,6 +408,7 @@ impl PartitionLog {
         records: &[u8],
         now_ms: i64,
     ) -> Result<Offset, AppendError> {
+        self.refuse_if_closed()?;
         let mut headers = Vec::new();
         let mut rest = records;
         let mut expected = self.log_end_offset();
@@ -387,9 +437,6 @@ impl PartitionLog {
         }
         if !headers.is_empty() {
             self.first_unflushed_ms.get_or_insert(now_ms);
-            if self.active().unflushed_messages() >= self.config.flush_messages {
-                self.flush()?;
-            }
         }
         Ok(self.log_end_offset())
     }
@@ -428,7 +475,12 @@ impl PartitionLog {
         crate::fsutil::sync_dir(&self.dir)?;
         self.segments.insert(next, seg);
         self.active_since_ms = None;
-        Ok(())
+        // Older segments were fsynced when they rolled, this one just now.
+        self.recovery_point = self.recovery_point.max(next);
+        // The producer state as of the new segment's start: crash recovery replays it from
+        // here over the active segment only. (Periodic flushes do not snapshot; the data up to
+        // `next` was fsynced just above, so the snapshot is never ahead of the log.)
+        self.producers.write_snapshot(&self.dir.join(PRODUCER_STATE_FILE), next)
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes`, never including a
@@ -562,11 +614,99 @@ impl PartitionLog {
             }
         }
         self.active().truncate_to(offset)?;
+        self.truncations += 1;
+        if self.recovery_point > offset {
+            self.recovery_point = offset;
+            // A stale recovery point on disk would vouch for whatever is appended here next.
+            self.checkpoint_recovery_point()?;
+        }
         self.producers.truncate_from(offset);
         if self.epochs.truncate_from_end(offset) {
             self.epochs.persist()?;
         }
-        Ok(())
+        // A snapshot taken past the cut would describe batches that are gone.
+        self.producers.write_snapshot(&self.dir.join(PRODUCER_STATE_FILE), self.log_end_offset())
+    }
+
+    /// Whether the active segment holds `flush.messages` unflushed records: the appender must
+    /// flush before it acknowledges (see [`PartitionLog::begin_flush`]).
+    pub(crate) fn flush_messages_due(&self) -> bool {
+        self.first_unflushed_ms.is_some()
+            && self.active_ref().unflushed_messages() >= self.config.flush_messages
+    }
+
+    /// Takes the fsync of everything appended so far out of the log, or `None` when nothing
+    /// was appended since the last flush. The caller runs it without the log lock.
+    pub(crate) fn begin_flush(&mut self) -> io::Result<Option<FlushJob>> {
+        let Some(first_unflushed_ms) = self.first_unflushed_ms.take() else { return Ok(None) };
+        let (flushed_to, truncations) = (self.log_end_offset(), self.truncations);
+        match self.active().sync_handles() {
+            Ok(handles) => {
+                Ok(Some(FlushJob { handles, first_unflushed_ms, flushed_to, truncations }))
+            }
+            Err(e) => {
+                self.first_unflushed_ms = Some(first_unflushed_ms);
+                Err(e)
+            }
+        }
+    }
+
+    /// A flush job succeeded: the recovery point moves up to what it made durable, unless the
+    /// log was truncated meanwhile (then the next flush moves it).
+    pub(crate) fn flush_done(&mut self, job: &FlushJob) {
+        if job.truncations == self.truncations {
+            self.recovery_point =
+                self.recovery_point.max(job.flushed_to.min(self.log_end_offset()));
+        }
+    }
+
+    /// Every record below this offset is durable.
+    pub(crate) fn recovery_point(&self) -> Offset {
+        self.recovery_point
+    }
+
+    /// Records the recovery point on disk (atomically), for the next start. Under the log's
+    /// lock; the periodic checkpoint uses [`PartitionLog::recovery_point_to_checkpoint`] instead.
+    pub(crate) fn checkpoint_recovery_point(&self) -> io::Result<()> {
+        crate::fsutil::write_atomically(
+            &self.dir.join(RECOVERY_POINT_FILE),
+            self.recovery_point.0.to_string().as_bytes(),
+        )
+    }
+
+    /// The periodic checkpoint, in two halves so the fsync runs without the log's lock: this
+    /// returns the recovery point with a ticket; the caller writes it with
+    /// [`write_recovery_point_candidate`] and then, under the lock again, installs it with
+    /// [`PartitionLog::install_recovery_point`] — which refuses if a truncation came between.
+    pub(crate) fn recovery_point_to_checkpoint(&self) -> (Offset, u64) {
+        (self.recovery_point, self.truncations)
+    }
+
+    /// Second half of the periodic checkpoint (a rename: no fsync under the lock). A rename
+    /// lost to a power cut leaves the older, lower recovery point, which is safe.
+    pub(crate) fn install_recovery_point(&self, ticket: u64) -> io::Result<bool> {
+        let candidate = self.dir.join(RECOVERY_POINT_CANDIDATE_FILE);
+        if ticket != self.truncations {
+            let _ = fs::remove_file(&candidate);
+            return Ok(false);
+        }
+        fs::rename(candidate, self.dir.join(RECOVERY_POINT_FILE))?;
+        Ok(true)
+    }
+
+    /// Clean shutdown: fsyncs everything and leaves the marker that lets the next start skip
+    /// recovery. Nothing may be appended after it.
+    pub(crate) fn close_cleanly(&mut self) -> io::Result<()> {
+        self.closed = true;
+        self.flush()?;
+        self.checkpoint_recovery_point()?;
+        crate::fsutil::write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")
+    }
+
+    /// A flush job failed: what it covered is unflushed again (the flusher retries it).
+    pub(crate) fn flush_failed(&mut self, first_unflushed_ms: i64) {
+        let t = self.first_unflushed_ms.map_or(first_unflushed_ms, |t| t.min(first_unflushed_ms));
+        self.first_unflushed_ms = Some(t);
     }
 
     /// Whether unflushed data is older than `flush.ms`.
@@ -574,10 +714,12 @@ impl PartitionLog {
         self.first_unflushed_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms)
     }
 
-    /// fsyncs the active segment and its indexes and snapshots producer state.
+    /// fsyncs the active segment and its indexes and snapshots producer state, under the
+    /// caller's lock (clean shutdown).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.active().flush()?;
         self.first_unflushed_ms = None;
+        self.recovery_point = self.log_end_offset();
         let leo = self.log_end_offset();
         self.producers.write_snapshot(&self.dir.join(PRODUCER_STATE_FILE), leo)
     }

@@ -40,6 +40,21 @@ pub(crate) struct RecoveryReport {
     pub truncated_bytes: u64,
 }
 
+/// Second handles on a segment's files (data and both indexes): fsyncing them needs no access
+/// to the segment, so a flush can run while appends go on.
+#[derive(Debug)]
+pub(crate) struct SyncHandles(Vec<File>);
+
+impl SyncHandles {
+    /// fsyncs everything written through the segment before the handles were taken.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        for f in &self.0 {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
 /// One segment of a partition log.
 #[derive(Debug)]
 pub(crate) struct LogSegment {
@@ -85,6 +100,69 @@ impl LogSegment {
         let mut seg = Self::open_unchecked(dir, base_offset, index_interval_bytes)?;
         let report = seg.recover()?;
         Ok((seg, report))
+    }
+
+    /// Opens a segment whose data is known durable and whole (it lies below the recovery
+    /// point, or the log was shut down cleanly) without validating its batches: the indexes are
+    /// loaded as stored once they pass a sanity check, and only the batch headers from the last
+    /// offset-index entry to the end of the file are read, to find where the segment ends.
+    /// `None` when the indexes or those headers do not hold up: the caller recovers the segment
+    /// instead.
+    pub(crate) fn open_trusted(
+        dir: &Path,
+        base_offset: Offset,
+        index_interval_bytes: u64,
+    ) -> io::Result<Option<Self>> {
+        let mut seg = Self::open_unchecked(dir, base_offset, index_interval_bytes)?;
+        if !seg.indexes_are_sane() {
+            return Ok(None);
+        }
+        let Some(last) = seg.offset_index.entries().last().copied() else {
+            // Every batch written gets the first index entry: no entry means no data.
+            return Ok(seg.is_empty().then_some(seg));
+        };
+        let mut position = u64::from(last.position);
+        let mut expected = Offset(base_offset.0 + i64::from(last.relative_offset));
+        if let Some(t) = seg.time_index.entries().last() {
+            seg.max_timestamp_ms = t.timestamp_ms;
+            seg.offset_of_max_timestamp = Offset(base_offset.0 + i64::from(t.relative_offset));
+        }
+        while position < seg.size_bytes {
+            let Some(h) = seg.header_at(position)? else { return Ok(None) };
+            let fits = position + h.size_bytes as u64 <= seg.size_bytes;
+            let in_order = if position == u64::from(last.position) {
+                h.base_offset == expected
+            } else {
+                h.base_offset >= expected
+            };
+            if !fits || !in_order || h.size_bytes < BATCH_HEADER_BYTES {
+                return Ok(None);
+            }
+            if h.max_timestamp_ms > seg.max_timestamp_ms {
+                seg.max_timestamp_ms = h.max_timestamp_ms;
+                seg.offset_of_max_timestamp = h.last_offset();
+            }
+            expected = h.next_offset();
+            position += h.size_bytes as u64;
+        }
+        seg.next_offset = expected;
+        seg.bytes_since_index_entry = seg.size_bytes - u64::from(last.position);
+        Ok(Some(seg))
+    }
+
+    /// Kafka's index sanity check: offset entries strictly increase in offset and position and
+    /// point inside the file; time entries never go back.
+    fn indexes_are_sane(&self) -> bool {
+        let offsets = self.offset_index.entries();
+        let offsets_ok = offsets
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position)
+            && offsets.iter().all(|e| u64::from(e.position) < self.size_bytes);
+        let times = self.time_index.entries();
+        let times_ok = times.windows(2).all(|w| {
+            w[0].timestamp_ms <= w[1].timestamp_ms && w[0].relative_offset <= w[1].relative_offset
+        });
+        offsets_ok && times_ok
     }
 
     fn open_unchecked(
@@ -347,6 +425,18 @@ impl LogSegment {
         };
         self.file.set_len(cut)?;
         self.recover().map(|_| ())
+    }
+
+    /// Handles to fsync what was appended so far without this segment; from now on those
+    /// appends no longer count as unflushed (a failed sync is the caller's to report).
+    pub(crate) fn sync_handles(&mut self) -> io::Result<SyncHandles> {
+        let handles = SyncHandles(vec![
+            self.file.try_clone()?,
+            self.offset_index.clone_file()?,
+            self.time_index.clone_file()?,
+        ]);
+        self.unflushed_messages = 0;
+        Ok(handles)
     }
 
     /// Makes appended data and indexes durable (fsync).

@@ -254,11 +254,12 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// fsyncs every log and checkpoints high watermarks (clean shutdown).
-    pub(crate) fn flush_all(&self) {
+    /// Clean shutdown: fsyncs every log, records its recovery point and the clean-shutdown
+    /// marker (the next start re-validates nothing), and checkpoints high watermarks.
+    pub(crate) fn close_all(&self) {
         for part in self.all() {
-            if let Err(e) = part.flush() {
-                tracing::error!(partition = %part.tp, error = %e, "flush failed");
+            if let Err(e) = part.close_cleanly() {
+                tracing::error!(partition = %part.tp, error = %e, "flush at shutdown failed");
             }
         }
         self.checkpoint_high_watermarks();
@@ -290,6 +291,16 @@ impl ReplicaManager {
         for part in self.all() {
             if let Err(e) = part.checkpoint_high_watermark() {
                 tracing::error!(partition = %part.tp, error = %e, "high watermark checkpoint failed");
+            }
+        }
+    }
+
+    /// Writes every moved recovery point (Kafka's `log.flush.offset.checkpoint.interval.ms`
+    /// job), so a restart after a crash re-validates only what lies past the last flush.
+    pub(crate) fn checkpoint_recovery_points(&self) {
+        for part in self.all() {
+            if let Err(e) = part.checkpoint_recovery_point() {
+                tracing::error!(partition = %part.tp, error = %e, "recovery point checkpoint failed");
             }
         }
     }

@@ -19,6 +19,10 @@
 //! * **The log lock stays here.** No guard leaves this module (tests aside), and none is held
 //!   across an `.await`. Leadership changes and appends take the log lock, so checks made under
 //!   it cannot race them.
+//! * **No fsync under the log lock on the write path.** The flusher and `flush.messages`
+//!   writers take a flush job out of the log (second file handles) and fsync on a blocking
+//!   thread while appends go on; a writer waiting for its flush waits on that thread, not on a
+//!   tokio worker. (A segment roll still fsyncs the rolled segment under the lock.)
 //! * **Wake-ups are per partition.** An append publishes the partition's log end offset and high
 //!   watermark on its own watch channels; only fetches waiting on that partition wake.
 //! * This layer never imports the broker, the network or the coordinators.
@@ -29,7 +33,8 @@ pub(crate) mod partition;
 
 pub(crate) use manager::{Missing, ReplicaManager};
 pub(crate) use partition::{
-    Acks, CommitWait, FollowerApplied, LeaderAppendError, LeaderData, Partition,
+    Acks, CommitWait, FollowerApplied, LeaderAppend, LeaderAppendError, LeaderData, Partition,
+    PendingFlush,
 };
 
 use tokio::sync::watch;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::divergence::divergence;
+use crate::log::partition_log::FlushJob;
 use crate::log::{AppendError, AppendOutcome, LogConfig, PartitionLog, ReadError};
 use crate::metadata::image::PartitionImage;
 use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
@@ -58,6 +59,45 @@ pub(crate) enum LeaderAppendError {
         min_isr: i32,
     },
     Append(AppendError),
+}
+
+/// A leader append that landed.
+#[derive(Debug)]
+pub(crate) struct LeaderAppend {
+    pub(crate) outcome: AppendOutcome,
+    /// The leader epoch the records were stamped with.
+    pub(crate) epoch: LeaderEpoch,
+    /// Set when the append reached `flush.messages`: the writer acknowledges only once it is
+    /// done.
+    pub(crate) flush: Option<PendingFlush>,
+}
+
+/// An fsync a writer waits for before it acknowledges (`flush.messages` reached). It runs on a
+/// blocking thread without the log lock, so neither the partition's other appends nor the
+/// tokio workers wait for the disk.
+#[derive(Debug)]
+pub(crate) struct PendingFlush {
+    part: Arc<Partition>,
+    job: FlushJob,
+}
+
+impl PendingFlush {
+    /// Runs the fsync; on failure what it covered counts as unflushed again.
+    pub(crate) async fn wait(self) -> io::Result<()> {
+        let PendingFlush { part, job } = self;
+        let first_unflushed_ms = job.first_unflushed_ms();
+        let ran = tokio::task::spawn_blocking(move || job.run().map(|()| job)).await;
+        match ran.unwrap_or_else(|e| Err(io::Error::other(e))) {
+            Ok(job) => {
+                part.lock_log().flush_done(&job);
+                Ok(())
+            }
+            Err(e) => {
+                part.lock_log().flush_failed(first_unflushed_ms);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Why [`Partition::wait_for_commit`] gave up.
@@ -158,6 +198,8 @@ pub(crate) struct Partition {
     log_end: watch::Sender<i64>,
     /// The high watermark last written to `high-watermark`.
     checkpointed_hw: AtomicI64,
+    /// The recovery point last written to `recovery-point`.
+    checkpointed_recovery_point: AtomicI64,
     state: Mutex<ReplicaState>,
 }
 
@@ -171,6 +213,7 @@ impl Partition {
     ) -> Self {
         let dir = log.dir().to_path_buf();
         let log_end = log.log_end_offset().0;
+        let recovery_point = log.recovery_point().0;
         Partition {
             tp,
             topic_id,
@@ -180,6 +223,7 @@ impl Partition {
             hw: watch::channel(high_watermark).0,
             log_end: watch::channel(log_end).0,
             checkpointed_hw: AtomicI64::new(high_watermark),
+            checkpointed_recovery_point: AtomicI64::new(recovery_point),
             state: Mutex::new(ReplicaState::default()),
         }
     }
@@ -233,32 +277,32 @@ impl Partition {
     /// the chaos suite.) A leadership that ends right after the read leaves a record of the old
     /// epoch, which followers' epoch checks truncate.
     pub(crate) fn append_as_leader(
-        &self,
+        self: &Arc<Self>,
         records: &[u8],
         acks: Acks,
         now_ms: i64,
-    ) -> Result<(AppendOutcome, LeaderEpoch), LeaderAppendError> {
+    ) -> Result<LeaderAppend, LeaderAppendError> {
         self.append_checked(records, None, acks, now_ms)
     }
 
     /// Leader: appends with acks=all semantics only while this replica still leads in `epoch`
     /// (a coordinator's write to its internal topic, decided under that leadership).
     pub(crate) fn append_in_epoch(
-        &self,
+        self: &Arc<Self>,
         records: &[u8],
         epoch: LeaderEpoch,
         now_ms: i64,
-    ) -> Result<AppendOutcome, LeaderAppendError> {
-        self.append_checked(records, Some(epoch), Acks::All, now_ms).map(|(out, _)| out)
+    ) -> Result<LeaderAppend, LeaderAppendError> {
+        self.append_checked(records, Some(epoch), Acks::All, now_ms)
     }
 
     fn append_checked(
-        &self,
+        self: &Arc<Self>,
         records: &[u8],
         required_epoch: Option<LeaderEpoch>,
         acks: Acks,
         now_ms: i64,
-    ) -> Result<(AppendOutcome, LeaderEpoch), LeaderAppendError> {
+    ) -> Result<LeaderAppend, LeaderAppendError> {
         let mut log = self.lock_log();
         let epoch = self.epoch_if_leader().ok_or(LeaderAppendError::NotLeader)?;
         if required_epoch.is_some_and(|e| e != epoch) {
@@ -269,13 +313,26 @@ impl Partition {
         if acks == Acks::All && isr < min_isr {
             return Err(LeaderAppendError::NotEnoughReplicas { isr, min_isr });
         }
-        let out =
+        let outcome =
             log.append_as_leader(records, epoch, now_ms).map_err(LeaderAppendError::Append)?;
+        let flush = self.flush_to_wait_for(&mut log).map_err(LeaderAppendError::Append)?;
         let leo = log.log_end_offset();
         drop(log);
         self.publish_log_end(leo);
         self.advance_high_watermark(leo);
-        Ok((out, epoch))
+        Ok(LeaderAppend { outcome, epoch, flush })
+    }
+
+    /// The fsync an appender must wait for, when its append reached `flush.messages`.
+    fn flush_to_wait_for(
+        self: &Arc<Self>,
+        log: &mut PartitionLog,
+    ) -> Result<Option<PendingFlush>, AppendError> {
+        if !log.flush_messages_due() {
+            return Ok(None);
+        }
+        let job = log.begin_flush().map_err(AppendError::Io)?;
+        Ok(job.map(|job| PendingFlush { part: self.clone(), job }))
     }
 
     /// The leader epoch, if this replica is the leader; both from one reading of the state.
@@ -573,17 +630,17 @@ impl Partition {
     /// would put the deposed leader's records after the new leader's epoch start (found by the
     /// chaos suite; the regression test is beside the fetcher).
     pub(crate) fn apply_as_follower(
-        &self,
+        self: &Arc<Self>,
         leader: NodeId,
         asked_in: LeaderEpoch,
         data: LeaderData<'_>,
         now_ms: i64,
-    ) -> FollowerApplied {
+    ) -> (FollowerApplied, Option<PendingFlush>) {
         let mut log = self.lock_log();
         if self.is_leader() || self.leader() != Some(leader) || self.leader_epoch() != asked_in {
             tracing::info!(partition = %self.tp, %leader, epoch = %asked_in,
                 "ignoring a fetch answer from before a leadership change");
-            return FollowerApplied::Stale;
+            return (FollowerApplied::Stale, None);
         }
         let mut applied = FollowerApplied::Applied;
         let result = if let Some((epoch, end_offset)) = data.diverging {
@@ -609,11 +666,15 @@ impl Partition {
         if let Err(e) = result {
             tracing::error!(partition = %self.tp, error = %e, "applying replicated data failed");
         }
+        let flush = self.flush_to_wait_for(&mut log).unwrap_or_else(|e| {
+            tracing::error!(partition = %self.tp, error = %e, "flushing replicated data failed");
+            None
+        });
         let leo = log.log_end_offset();
         drop(log);
         self.publish_log_end(leo);
         self.set_follower_high_watermark(data.high_watermark, leo);
-        applied
+        (applied, flush)
     }
 
     /// KIP-320 (OffsetForLeaderEpoch): the largest epoch ≤ `epoch` and where it ends.
@@ -647,15 +708,55 @@ impl Partition {
         log.read(from, log.log_end_offset(), max_bytes, true)
     }
 
-    /// fsyncs the log if its unflushed data is older than `flush.ms` (or `flush.messages`).
+    /// fsyncs the log if its unflushed data is older than `flush.ms`. Blocking; the fsync
+    /// runs without the log lock, so appends, fetches and replication of this partition go on
+    /// meanwhile.
     pub(crate) fn flush_if_due(&self, now_ms: i64) -> io::Result<()> {
-        let mut log = self.lock_log();
-        if log.flush_due(now_ms) { log.flush() } else { Ok(()) }
+        let job = {
+            let mut log = self.lock_log();
+            if !log.flush_due(now_ms) {
+                return Ok(());
+            }
+            log.begin_flush()?
+        };
+        let Some(job) = job else { return Ok(()) };
+        match job.run() {
+            Ok(()) => {
+                self.lock_log().flush_done(&job);
+                Ok(())
+            }
+            Err(e) => {
+                self.lock_log().flush_failed(job.first_unflushed_ms());
+                Err(e)
+            }
+        }
     }
 
-    /// fsyncs the log.
-    pub(crate) fn flush(&self) -> io::Result<()> {
-        self.lock_log().flush()
+    /// Writes the recovery point to disk if it moved since the last checkpoint; the fsync runs
+    /// without the log lock. Blocking.
+    pub(crate) fn checkpoint_recovery_point(&self) -> io::Result<()> {
+        let (recovery_point, ticket) = self.lock_log().recovery_point_to_checkpoint();
+        if self.checkpointed_recovery_point.load(Ordering::Acquire) == recovery_point.0 {
+            return Ok(());
+        }
+        crate::log::recovery::write_recovery_point_candidate(&self.dir, recovery_point)?;
+        if self.lock_log().install_recovery_point(ticket)? {
+            self.checkpointed_recovery_point.store(recovery_point.0, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: fsyncs the log, records its recovery point and the clean-shutdown
+    /// marker, and refuses appends from then on.
+    pub(crate) fn close_cleanly(&self) -> io::Result<()> {
+        self.lock_log().close_cleanly()
+    }
+
+    /// Takes a flush job of this replica without running it (tests: what a flush in progress
+    /// holds).
+    #[cfg(test)]
+    pub(crate) fn begin_flush(&self) -> Option<FlushJob> {
+        self.lock_log().begin_flush().expect("sync handles")
     }
 
     /// Expires idempotent producers idle since before `producer_cutoff_ms` and deletes segments

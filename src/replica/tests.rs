@@ -69,7 +69,7 @@ fn the_high_watermark_survives_a_restart_bounded_by_the_log() {
             log.append_as_follower(&copy, 0).expect("append");
         }
         part.set_follower_high_watermark(7, Offset(10));
-        rm.flush_all();
+        rm.close_all();
     }
     let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
     rm.reconcile(&image(2), &broker).expect("reconcile");
@@ -238,25 +238,7 @@ fn an_append_changes_only_its_own_partitions_watches() {
     let dir = tempfile::tempdir().expect("tmp");
     let broker =
         BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
-    let mut img = image(1);
-    apply(
-        &mut img,
-        &MetadataCommand::CreateTopic {
-            name: "u".into(),
-            id: Uuid::from_u128(2),
-            assignments: vec![vec![NodeId(1)]],
-            configs: Default::default(),
-        },
-    );
-    apply(
-        &mut img,
-        &MetadataCommand::ChangePartition {
-            topic: "u".into(),
-            partition: 0,
-            leader: Some(NodeId(1)),
-            isr: vec![NodeId(1)],
-        },
-    );
+    let img = with_topic_u(&[]);
     let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
     rm.reconcile(&img, &broker).expect("reconcile");
     let (t, u) = (rm.get("t", 0).expect("t-0"), rm.get("u", 0).expect("u-0"));
@@ -277,4 +259,70 @@ fn an_append_changes_only_its_own_partitions_watches() {
     t.append_as_leader(&batch, Acks::Leader, 0).expect("append");
     assert!(t_end.has_changed().expect("open"));
     assert!(!t_hw.has_changed().expect("open"));
+}
+
+/// Topic u (led here alone, with `configs`) beside t-0 of [`image`] (led here, ISR [1, 2]).
+fn with_topic_u(configs: &[(&str, &str)]) -> MetadataImage {
+    let mut img = image(1);
+    apply(
+        &mut img,
+        &MetadataCommand::CreateTopic {
+            name: "u".into(),
+            id: Uuid::from_u128(2),
+            assignments: vec![vec![NodeId(1)]],
+            configs: configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        },
+    );
+    apply(
+        &mut img,
+        &MetadataCommand::ChangePartition {
+            topic: "u".into(),
+            partition: 0,
+            leader: Some(NodeId(1)),
+            isr: vec![NodeId(1)],
+        },
+    );
+    img
+}
+
+/// The flusher takes its fsync out of the log: while a flush job of u-0 is outstanding, u-0
+/// and t-0 still take appends (a job that held the log lock would deadlock this thread), and
+/// what arrives meanwhile is left for the next flush.
+#[test]
+fn appends_go_on_while_a_flush_of_their_partition_is_in_progress() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    rm.reconcile(&with_topic_u(&[]), &broker).expect("reconcile");
+    let (t, u) = (rm.get("t", 0).expect("t-0"), rm.get("u", 0).expect("u-0"));
+    let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+    let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+    u.append_as_leader(&batch, Acks::Leader, 0).expect("append");
+    let job = u.begin_flush().expect("unflushed data to flush");
+    u.append_as_leader(&batch, Acks::Leader, 0).expect("append during the flush");
+    t.append_as_leader(&batch, Acks::Leader, 0).expect("another partition's append");
+    job.run().expect("fsync");
+    assert!(u.log().flush_due(i64::MAX), "the append made during the flush is still unflushed");
+    u.flush_if_due(i64::MAX).expect("flush");
+    assert!(!u.log().flush_due(i64::MAX));
+}
+
+/// `flush.messages=1`: every append hands its writer an fsync to wait for (off the log lock,
+/// on a blocking thread); a topic without it hands none.
+#[tokio::test]
+async fn flush_messages_makes_the_writer_wait_for_its_own_fsync() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    rm.reconcile(&with_topic_u(&[("flush.messages", "1")]), &broker).expect("reconcile");
+    let (t, u) = (rm.get("t", 0).expect("t-0"), rm.get("u", 0).expect("u-0"));
+    let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+    let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+    let appended = u.append_as_leader(&batch, Acks::Leader, 0).expect("append");
+    let flush = appended.flush.expect("flush.messages=1 asks for an fsync");
+    assert!(t.append_as_leader(&batch, Acks::Leader, 0).expect("append").flush.is_none());
+    flush.wait().await.expect("fsync");
+    assert!(!u.log().flush_due(i64::MAX), "nothing left unflushed");
 }

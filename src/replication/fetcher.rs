@@ -15,7 +15,7 @@ use super::pb::replication_client::ReplicationClient;
 use super::pb::{FetchPartition, FetchRequest};
 use super::service::REPLICATION_MESSAGE_BYTES_MAX;
 use crate::clock::now_ms;
-use crate::replica::{FollowerApplied, LeaderData, Partition};
+use crate::replica::{FollowerApplied, LeaderData, Partition, PendingFlush};
 use crate::types::{LeaderEpoch, NodeId};
 
 /// How long the leader may hold a follower fetch waiting for data.
@@ -115,6 +115,13 @@ async fn fetch_loop(weak: Weak<Replication>, leader: NodeId) {
             Ok(resp) => {
                 let applied = apply_response(leader, &parts, &epochs, resp.into_inner());
                 tracing::trace!(leader = %leader, appended = applied.appended, "fetch answer applied");
+                // `flush.messages`: the next fetch acknowledges this data, so it is fsynced
+                // first (on a blocking thread).
+                for flush in applied.flushes {
+                    if let Err(e) = flush.wait().await {
+                        tracing::error!(leader = %leader, error = %e, "flushing replicated data failed");
+                    }
+                }
                 applied.keep_going
             }
             Err(status) => {
@@ -154,6 +161,8 @@ fn build_request(replica_id: NodeId, parts: &[Arc<Partition>]) -> FetchRequest {
 struct Applied {
     /// Some partition took the answer.
     appended: bool,
+    /// fsyncs due before the next fetch (`flush.messages`).
+    flushes: Vec<PendingFlush>,
     /// False when the fetcher should back off: every partition failed, or a divergence could
     /// not be resolved.
     keep_going: bool,
@@ -168,6 +177,7 @@ fn apply_response(
 ) -> Applied {
     let mut any_ok = false;
     let mut stuck = false;
+    let mut flushes = Vec::new();
     for pd in resp.partitions {
         let Some((part, epoch)) = parts
             .iter()
@@ -185,7 +195,9 @@ fn apply_response(
             records: &pd.records,
             high_watermark: pd.high_watermark,
         };
-        match part.apply_as_follower(leader, *epoch, data, now_ms()) {
+        let (applied, flush) = part.apply_as_follower(leader, *epoch, data, now_ms());
+        flushes.extend(flush);
+        match applied {
             FollowerApplied::Stale => {}
             FollowerApplied::Applied => any_ok = true,
             FollowerApplied::Stuck => {
@@ -194,7 +206,7 @@ fn apply_response(
             }
         }
     }
-    Applied { appended: any_ok, keep_going: !stuck && (any_ok || parts.is_empty()) }
+    Applied { appended: any_ok, flushes, keep_going: !stuck && (any_ok || parts.is_empty()) }
 }
 
 #[cfg(test)]

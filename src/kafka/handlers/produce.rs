@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::replica::{Acks, CommitWait, LeaderAppendError, Missing, Partition};
+use crate::replica::{
+    Acks, CommitWait, LeaderAppend, LeaderAppendError, Missing, Partition, PendingFlush,
+};
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -15,9 +17,9 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::{Reply, Versions};
+use crate::log::AppendError;
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
-use crate::log::{AppendError, AppendOutcome};
 use crate::types::LeaderEpoch;
 
 pub(crate) const VERSIONS: Versions = Versions::new(3, 11);
@@ -52,10 +54,17 @@ fn partition_response(index: i32) -> PartitionProduceResponse {
     p
 }
 
-/// An acks=all write waiting for its commit: where its answer sits in the response (topic
-/// index, partition index), the replica, the epoch it was appended in, and the high watermark
-/// that commits it.
-type CommitWaiter = ((usize, usize), Arc<Partition>, LeaderEpoch, i64);
+/// A write to finish before its partition is answered: its `flush.messages` fsync, and (acks=all)
+/// its commit by the leadership that appended it.
+struct Waiter {
+    /// Where its answer sits in the response: (topic index, partition index).
+    at: (usize, usize),
+    part: Arc<Partition>,
+    epoch: LeaderEpoch,
+    /// acks=all: the high watermark that commits the write.
+    commit_target: Option<i64>,
+    flush: Option<PendingFlush>,
+}
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
@@ -67,7 +76,7 @@ pub(crate) async fn handle(
     let (mut response, waits, first_error) = append_all(broker, version, request);
     if !waits.is_empty() {
         let timeout = Duration::from_millis(timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
-        await_commits(&mut response, version, waits, timeout).await;
+        finish_writes(&mut response, version, waits, timeout).await;
     }
     if acks != 0 {
         return Reply::Send(response);
@@ -84,7 +93,7 @@ fn append_all(
     broker: &Broker,
     version: i16,
     request: ProduceRequest,
-) -> (ProduceResponse, Vec<CommitWaiter>, Option<String>) {
+) -> (ProduceResponse, Vec<Waiter>, Option<String>) {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     let mut first_error: Option<String> = None;
@@ -96,10 +105,14 @@ fn append_all(
         for pd in topic.partition_data {
             let mut p = partition_response(pd.index);
             match append(broker, &name, pd.index, acks, pd.records.as_deref()) {
-                Ok((out, part, epoch)) => {
-                    if acks == -1 {
+                Ok((appended, part)) => {
+                    let out = appended.outcome;
+                    let commit_target = (acks == -1).then_some(out.last_offset.0 + 1);
+                    if commit_target.is_some() || appended.flush.is_some() {
                         let at = (response.responses.len(), t.partition_responses.len());
-                        waits.push((at, part, epoch, out.last_offset.0 + 1));
+                        let epoch = appended.epoch;
+                        let flush = appended.flush;
+                        waits.push(Waiter { at, part, epoch, commit_target, flush });
                     }
                     p.base_offset = out.base_offset.0;
                     p.log_append_time_ms = out.log_append_time_ms;
@@ -122,19 +135,25 @@ fn append_all(
     (response, waits, first_error)
 }
 
-/// Waits (up to `timeout` in all) for each acks=all write's commit by the leadership that
-/// appended it, and fills in the errors of those that were not committed.
-async fn await_commits(
+/// Waits for each write's fsync (`flush.messages`) and, for acks=all, for its commit by the
+/// leadership that appended it (up to `timeout` in all); fills in the errors of those that did
+/// not finish.
+async fn finish_writes(
     response: &mut ProduceResponse,
     version: i16,
-    waits: Vec<CommitWaiter>,
+    waits: Vec<Waiter>,
     timeout: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + timeout;
-    for ((ti, pi), part, epoch, target) in waits {
-        let (code, message) = match part.wait_for_commit(target, epoch, deadline).await {
+    for w in waits {
+        let failed = match finish_write(&w.part, w.epoch, w.commit_target, w.flush, deadline).await
+        {
             Ok(()) => continue,
-            Err(CommitWait::TimedOut) => (
+            Err(WriteFailed::Flush(e)) => (
+                ErrorCode::KafkaStorageError,
+                format!("flushing {} (flush.messages) failed: {e}", w.part.tp),
+            ),
+            Err(WriteFailed::Commit(CommitWait::TimedOut, target)) => (
                 ErrorCode::RequestTimedOut,
                 format!(
                     "the in-sync replicas did not confirm offset {} within {} ms",
@@ -144,21 +163,47 @@ async fn await_commits(
             ),
             // Kafka answers a delayed produce whose leadership moved with this; the idempotent
             // producer retries it on the new leader.
-            Err(CommitWait::NotLeader) => (
+            Err(WriteFailed::Commit(CommitWait::NotLeader, target)) => (
                 ErrorCode::NotLeaderOrFollower,
                 format!(
                     "leadership of {} moved before offset {} was committed",
-                    part.tp,
+                    w.part.tp,
                     target - 1
                 ),
             ),
         };
-        let p = &mut response.responses[ti].partition_responses[pi];
+        let (code, message) = failed;
+        let p = &mut response.responses[w.at.0].partition_responses[w.at.1];
         p.error_code = code.code();
         if version >= 8 {
             p.error_message = Some(sb(message));
         }
     }
+}
+
+/// Why a write could not be acknowledged.
+enum WriteFailed {
+    Flush(std::io::Error),
+    /// The commit wait's outcome and the high watermark it waited for.
+    Commit(CommitWait, i64),
+}
+
+async fn finish_write(
+    part: &Partition,
+    epoch: LeaderEpoch,
+    commit_target: Option<i64>,
+    flush: Option<PendingFlush>,
+    deadline: tokio::time::Instant,
+) -> Result<(), WriteFailed> {
+    if let Some(flush) = flush {
+        flush.wait().await.map_err(WriteFailed::Flush)?;
+    }
+    if let Some(target) = commit_target {
+        part.wait_for_commit(target, epoch, deadline)
+            .await
+            .map_err(|e| WriteFailed::Commit(e, target))?;
+    }
+    Ok(())
 }
 
 /// Upper bound on how long an acks=all produce waits, whatever `timeout_ms` says.
@@ -170,7 +215,7 @@ fn append(
     partition: i32,
     acks: i16,
     records: Option<&[u8]>,
-) -> Result<(AppendOutcome, Arc<Partition>, LeaderEpoch), (ErrorCode, String)> {
+) -> Result<(LeaderAppend, Arc<Partition>), (ErrorCode, String)> {
     if !matches!(acks, -1..=1) {
         return Err((ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")));
     }
@@ -204,7 +249,7 @@ fn append(
     let Some(records) = records else {
         return Err((ErrorCode::CorruptMessage, "the record set is null".into()));
     };
-    let (out, epoch) = part
+    let appended = part
         .append_as_leader(records, if acks == -1 { Acks::All } else { Acks::Leader }, now_ms())
         .map_err(|e| match e {
             LeaderAppendError::NotLeader => {
@@ -216,5 +261,5 @@ fn append(
             ),
             LeaderAppendError::Append(e) => (error_code(&e), e.to_string()),
         })?;
-    Ok((out, part, epoch))
+    Ok((appended, part))
 }

@@ -25,10 +25,15 @@ use crate::clock::now_ms;
 use crate::log::batch;
 use std::collections::BTreeMap;
 
+mod latency;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Produce N records of a given size as fast as the broker accepts them.
+    /// Produce N records of a given size as fast as the broker accepts them, or (with `--rate`)
+    /// at a fixed rate, open loop, reporting latency percentiles.
     Produce(ProduceBench),
+    /// End-to-end latency at a fixed rate, open loop: a record is due → a consumer receives it.
+    E2e(latency::E2eBench),
     /// Consume a topic from the beginning as fast as possible.
     Consume(ConsumeBench),
     /// Hold idle long-poll consumers open: each connection fetches one partition at its end,
@@ -85,6 +90,17 @@ pub struct ProduceBench {
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
     pub compression: String,
+    /// Records per second to offer, open loop: records fall due on schedule whether or not
+    /// earlier ones were answered, and latency counts from when each was due. Without it,
+    /// records go as fast as the broker takes them (throughput).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// How long an open-loop run offers load.
+    #[arg(long, default_value_t = 30)]
+    pub duration_s: u64,
+    /// Open loop: how long a record may wait for its batch to fill (like `linger.ms`).
+    #[arg(long, default_value_t = 1)]
+    pub linger_ms: u64,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -105,7 +121,9 @@ pub struct ConsumeBench {
 
 pub(super) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Produce(b) if b.rate.is_some() => latency::produce_at_rate(b).await,
         BenchCommand::Produce(b) => produce(b).await,
+        BenchCommand::E2e(b) => latency::e2e(b).await,
         BenchCommand::Consume(b) => consume(b).await,
         BenchCommand::IdleConsumers(b) => idle_consumers(b).await,
     }
