@@ -21,7 +21,7 @@ cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null || tru
 trap cleanup EXIT
 B="127.0.0.1:$PORT"
 
-start() { # prints seconds from exec to "ready"
+start() { # sets PID, and ELAPSED to the seconds from exec to "ready"
   local s; s=$(date +%s.%N)
   $BIN dev --port "$PORT" --data-dir "$WORK/data" > "$WORK/broker.out" 2>> "$WORK/broker.log" &
   PID=$!
@@ -29,21 +29,23 @@ start() { # prints seconds from exec to "ready"
     kill -0 "$PID" 2>/dev/null || { echo "samsa exited; see $WORK/broker.log" >&2; exit 1; }
     sleep 0.01
   done
-  python3 -c "import sys,time; print(f'{time.time()-float(sys.argv[1]):.2f}')" "$s"
+  ELAPSED=$(python3 -c "import sys,time; print(f'{time.time()-float(sys.argv[1]):.2f}')" "$s")
 }
 drop_caches() { [ "$(id -u)" = 0 ] && sync && echo 3 > /proc/sys/vm/drop_caches || true; }
 
-start >/dev/null
+start
 $BIN bench produce --bootstrap-server "$B" --topic restart --records "$RECORDS" \
   --record-size $RECORD --acks 1 --partitions "$PARTITIONS" 2>/dev/null
 du -sh "$WORK/data" | sed 's/^/data: /'
 kill -TERM "$PID"; wait "$PID" || true
 drop_caches
-echo "restart after SIGTERM: $(start) s to ready"
+start
+echo "restart after SIGTERM: $ELAPSED s to ready"
 # A crash with the last writes unflushed: more writes, then SIGKILL at once.
 $BIN bench produce --bootstrap-server "$B" --topic restart --records $((RECORDS / 20)) \
-  --record-size $RECORD --acks 1 2>/dev/null >/dev/null
+  --record-size $RECORD --acks 1 >/dev/null
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true
 drop_caches
-echo "restart after SIGKILL: $(start) s to ready"
+start
+echo "restart after SIGKILL: $ELAPSED s to ready"
 echo "machine: $(nproc) cores; $GB GB in $PARTITIONS partitions; page cache dropped: $([ "$(id -u)" = 0 ] && echo yes || echo no)"

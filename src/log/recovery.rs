@@ -43,8 +43,8 @@ pub(super) fn read_offset_file(path: &Path) -> Option<Offset> {
 }
 
 /// Opens every segment in `dir`, in offset order: trusted (see [`LogSegment::open_trusted`])
-/// when the log was shut down cleanly or the segment lies wholly below `recovery_point`,
-/// recovered otherwise. A segment that does not follow on from the one before, and everything
+/// when the log was shut down cleanly or the segment lies wholly below `recovery_point`;
+/// otherwise recovered from `recovery_point` on (see [`LogSegment::open_recovering_tail`]). A segment that does not follow on from the one before, and everything
 /// after a cut, is deleted.
 pub(super) fn open_segments(
     dir: &Path,
@@ -79,7 +79,9 @@ pub(super) fn open_segments(
                 seg
             }
             None => {
-                let (seg, r) = LogSegment::open_and_recover(dir, base, interval)?;
+                // Only what lies past the recovery point is validated (all of it without one).
+                let (seg, r) =
+                    LogSegment::open_recovering_tail(dir, base, interval, recovery_point)?;
                 report.recovered.valid_batches += r.valid_batches;
                 report.recovered.valid_bytes += r.valid_bytes;
                 report.recovered.truncated_bytes += r.truncated_bytes;

@@ -124,3 +124,33 @@ fn truncation_lowers_the_recovery_point_on_disk_at_once() {
     assert!(!log.install_recovery_point(ticket).expect("install"));
     assert_eq!(read_offset_file(&dir.path().join(RECOVERY_POINT_FILE)), Some(Offset(30)));
 }
+
+/// One large segment (the common case: a partition smaller than `segment.bytes`): a crash
+/// re-validates only the batches past the recovery point inside it, and a torn write there is
+/// still cut.
+#[test]
+fn inside_the_segment_only_batches_past_the_recovery_point_are_revalidated() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = LogConfig { segment_bytes: 1 << 30, ..LogConfig::for_tests() };
+    let (mut log, _) = PartitionLog::open(dir.path(), config.clone()).expect("open");
+    fill(&mut log, 100);
+    log.flush().expect("flush");
+    log.checkpoint_recovery_point().expect("checkpoint");
+    fill(&mut log, 10); // not flushed
+    let (leo, bytes) = (log.log_end_offset(), everything(&log));
+    drop(log);
+    let (log, report) = PartitionLog::open(dir.path(), config.clone()).expect("reopen");
+    assert_eq!(report.segments, 1);
+    assert_eq!(report.recovered.valid_batches, 10, "only the unflushed tail: {report:?}");
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(everything(&log), bytes);
+    drop(log);
+    // A torn last batch past the recovery point is cut as ever.
+    let seg = dir.path().join(crate::log::segment::file_name(Offset(0), "log"));
+    let len = fs::metadata(&seg).expect("segment").len();
+    fs::OpenOptions::new().write(true).open(&seg).expect("open").set_len(len - 5).expect("tear");
+    let (log, report) = PartitionLog::open(dir.path(), config).expect("reopen");
+    assert_eq!(report.recovered.valid_batches, 9, "{report:?}");
+    assert!(report.recovered.truncated_bytes > 0);
+    assert_eq!(log.log_end_offset(), Offset(leo.0 - 3));
+}

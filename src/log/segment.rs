@@ -274,17 +274,72 @@ impl LogSegment {
         self.next_offset = self.base_offset;
         self.max_timestamp_ms = -1;
         self.offset_of_max_timestamp = self.base_offset;
+        self.scan_and_cut(0, self.base_offset)
+    }
+
+    /// Opens a segment that holds the recovery point and recovers only what lies past it:
+    /// batches below `trusted_below` (fsynced, written whole) are walked by header, from the
+    /// last stored index entry before them, and only the rest is CRC-validated; a torn tail is
+    /// cut. Falls back to a full recovery when the stored indexes fail their sanity check.
+    pub(crate) fn open_recovering_tail(
+        dir: &Path,
+        base_offset: Offset,
+        index_interval_bytes: u64,
+        trusted_below: Offset,
+    ) -> io::Result<(Self, RecoveryReport)> {
+        let mut seg = Self::open_unchecked(dir, base_offset, index_interval_bytes)?;
+        let below = |rel: u32| base_offset.0 + i64::from(rel) < trusted_below.0;
+        let resume = seg.offset_index.entries().iter().rposition(|e| below(e.relative_offset));
+        let Some(k) = resume.filter(|_| seg.indexes_are_sane()) else {
+            let report = seg.recover()?;
+            return Ok((seg, report));
+        };
+        let from = seg.offset_index.entries()[k];
+        // Entries from `from` on are rebuilt by the scan; time entries before its batch stay.
+        seg.offset_index.truncate_entries(k)?;
+        let times = seg.time_index.entries();
+        let keep = times.iter().take_while(|t| t.relative_offset < from.relative_offset).count();
+        if let Some(t) = times[..keep].last() {
+            seg.max_timestamp_ms = t.timestamp_ms;
+            seg.offset_of_max_timestamp = Offset(base_offset.0 + i64::from(t.relative_offset));
+        }
+        seg.time_index.truncate_entries(keep)?;
+        seg.next_offset = Offset(base_offset.0 + i64::from(from.relative_offset));
+        // The batch at `from` gets its index entry again.
+        seg.bytes_since_index_entry = seg.index_interval_bytes;
+        let report = seg.scan_and_cut(u64::from(from.position), trusted_below)?;
+        Ok((seg, report))
+    }
+
+    /// Indexes every batch from `position` to the first damage and cuts the file there. Batches
+    /// that start below `trusted_below` are read by header only; the rest are CRC-validated.
+    fn scan_and_cut(
+        &mut self,
+        mut position: u64,
+        trusted_below: Offset,
+    ) -> io::Result<RecoveryReport> {
         let file_len = self.file.metadata()?.len();
+        self.size_bytes = file_len;
         let mut report = RecoveryReport::default();
-        let mut position = 0u64;
         let mut buf = Vec::new();
-        while let Some(header) = self.read_valid_batch_at(position, file_len, &mut buf)? {
+        loop {
+            let trusted = self.next_offset < trusted_below;
+            let header = if trusted {
+                self.header_at(position)?
+                    .filter(|h| position + h.size_bytes as u64 <= file_len)
+                    .filter(|h| h.size_bytes >= BATCH_HEADER_BYTES)
+            } else {
+                self.read_valid_batch_at(position, file_len, &mut buf)?
+            };
+            let Some(header) = header else { break };
             if header.base_offset < self.next_offset {
                 break; // out-of-order offsets: treat the rest as corrupt
             }
             self.index_batch(&header, position)?;
             position += header.size_bytes as u64;
-            report.valid_batches += 1;
+            if !trusted {
+                report.valid_batches += 1;
+            }
         }
         report.valid_bytes = position;
         report.truncated_bytes = file_len - position;

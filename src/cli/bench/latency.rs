@@ -56,6 +56,9 @@ struct OpenLoopJob {
     in_flight: usize,
     acks: i16,
     compression: Compression,
+    /// Values start with their due time (the e2e consumer reads it); otherwise batches are
+    /// encoded once per size and reused, so the generator keeps up with high rates.
+    stamp_values: bool,
 }
 
 /// A record set on the wire: its records' due times (µs since the epoch).
@@ -79,20 +82,107 @@ fn value(due_us: i64, size: usize) -> Bytes {
     v.freeze()
 }
 
+/// One connection's sending side: encodes and sends batches, counts acknowledgements.
+struct Sender {
+    client: KafkaClient,
+    version: i16,
+    job: OpenLoopJob,
+    /// Batches by record count, encoded once, when values need not carry their due time.
+    encoded: std::collections::HashMap<usize, Bytes>,
+    in_flight: VecDeque<InFlight>,
+    next_partition: usize,
+    hist: Histogram<u64>,
+    acked: u64,
+}
+
+impl Sender {
+    fn batch(&mut self, due: &[i64]) -> anyhow::Result<Bytes> {
+        let (size, compression) = (self.job.record_size, self.job.compression);
+        let encode = |stamps: &[i64]| {
+            let recs: Vec<_> = stamps.iter().map(|d| (None, Some(value(*d, size)))).collect();
+            encode_batch(&recs, crate::clock::now_ms(), compression)
+        };
+        if self.job.stamp_values {
+            return encode(due);
+        }
+        if let Some(b) = self.encoded.get(&due.len()) {
+            return Ok(b.clone());
+        }
+        let b = encode(due)?;
+        self.encoded.insert(due.len(), b.clone());
+        Ok(b)
+    }
+
+    async fn send(&mut self, due: Vec<i64>) -> anyhow::Result<()> {
+        let batch = self.batch(&due)?;
+        let partition = self.job.partitions[self.next_partition % self.job.partitions.len()];
+        self.next_partition += 1;
+        let req = produce_request(&self.job.topic, partition, batch, self.job.acks);
+        self.client.queue(&req, self.version)?;
+        self.client.flush().await?;
+        if self.job.acks == 0 {
+            self.acknowledged(&due)?;
+        } else {
+            self.in_flight.push_back(InFlight { due_us: due });
+        }
+        Ok(())
+    }
+
+    fn acknowledged(&mut self, due: &[i64]) -> anyhow::Result<()> {
+        let now = now_us();
+        for d in due {
+            self.hist.record((now - d).max(1) as u64)?;
+        }
+        self.acked += due.len() as u64;
+        Ok(())
+    }
+
+    /// Waits for the oldest request's answer, or `SCHEDULE_TICK`, whichever comes first.
+    async fn receive_or_tick(&mut self) -> anyhow::Result<()> {
+        let tick = tokio::time::sleep(SCHEDULE_TICK);
+        if self.in_flight.is_empty() {
+            tick.await;
+            return Ok(());
+        }
+        tokio::select! {
+            // Cancel-safe: a partly read response stays in the client's buffer.
+            received = self.client.receive::<ProduceRequest>(self.version) => {
+                let (_, resp) = received?;
+                let sent = self.in_flight.pop_front().context("response without request")?;
+                for p in resp.responses.iter().flat_map(|t| &t.partition_responses) {
+                    if p.error_code != 0 {
+                        bail!("produce failed: {}", error_name(p.error_code));
+                    }
+                }
+                self.acknowledged(&sent.due_us)
+            }
+            () = tick => Ok(()),
+        }
+    }
+}
+
 /// Runs one connection's schedule: records fall due at `rate`, wait at most `linger` (or
 /// until `batch_bytes`) to be sent, and are acknowledged in order.
 async fn run_open_loop(job: OpenLoopJob) -> anyhow::Result<OpenLoopResult> {
-    let mut client = KafkaClient::connect(&job.addr).await?;
+    let client = KafkaClient::connect(&job.addr).await?;
     let version = client.version::<ProduceRequest>(9)?;
-    let mut hist = histogram()?;
     let per_batch = (job.batch_bytes / job.record_size.max(1)).max(1);
     let interval_us = (1e6 / job.rate.max(1e-3)).max(0.001);
-    let start = Instant::now();
-    let start_us = now_us();
     let total = (job.rate * job.duration.as_secs_f64()) as u64;
-    let (mut scheduled, mut acked, mut next_partition) = (0u64, 0u64, 0usize);
+    let (linger_us, duration) = (job.linger.as_micros() as i64, job.duration);
+    let mut s = Sender {
+        client,
+        version,
+        in_flight: VecDeque::new(),
+        encoded: Default::default(),
+        next_partition: 0,
+        hist: histogram()?,
+        acked: 0,
+        job,
+    };
+    let (start, start_us) = (Instant::now(), now_us());
+    let mut scheduled = 0u64;
     let mut pending: Vec<i64> = Vec::new();
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     loop {
         // Every record due by now joins the pending batch.
         let elapsed_us = start.elapsed().as_secs_f64() * 1e6;
@@ -100,63 +190,23 @@ async fn run_open_loop(job: OpenLoopJob) -> anyhow::Result<OpenLoopResult> {
             pending.push(start_us + ((scheduled as f64) * interval_us) as i64);
             scheduled += 1;
         }
-        let oldest_waited = pending.first().map(|d| now_us() - d);
         let ready = pending.len() >= per_batch
-            || oldest_waited.is_some_and(|w| w >= job.linger.as_micros() as i64)
+            || pending.first().is_some_and(|d| now_us() - d >= linger_us)
             || (scheduled == total && !pending.is_empty());
-        if ready && in_flight.len() < job.in_flight {
+        if ready && s.in_flight.len() < s.job.in_flight {
             let n = pending.len().min(per_batch);
-            let due: Vec<i64> = pending.drain(..n).collect();
-            let recs: Vec<_> =
-                due.iter().map(|d| (None, Some(value(*d, job.record_size)))).collect();
-            let batch = encode_batch(&recs, crate::clock::now_ms(), job.compression)?;
-            let partition = job.partitions[next_partition % job.partitions.len()];
-            next_partition += 1;
-            client.queue(&produce_request(&job.topic, partition, batch, job.acks), version)?;
-            client.flush().await?;
-            if job.acks == 0 {
-                let now = now_us();
-                for d in &due {
-                    hist.record((now - d).max(1) as u64)?;
-                }
-                acked += due.len() as u64;
-            } else {
-                in_flight.push_back(InFlight { due_us: due });
-            }
+            s.send(pending.drain(..n).collect()).await?;
             continue;
         }
-        if scheduled == total && pending.is_empty() && in_flight.is_empty() {
+        if scheduled == total && pending.is_empty() && s.in_flight.is_empty() {
             break;
         }
-        if start.elapsed() > job.duration + DRAIN_WAIT * 4 {
+        if start.elapsed() > duration + DRAIN_WAIT * 4 {
             break; // the broker stopped answering; report what was measured
         }
-        let tick = tokio::time::sleep(SCHEDULE_TICK);
-        if in_flight.is_empty() {
-            tick.await;
-            continue;
-        }
-        tokio::select! {
-            // Cancel-safe: a partly read response stays in the client's buffer.
-            received = client.receive::<ProduceRequest>(version) => {
-                let (_, resp) = received?;
-                let sent = in_flight.pop_front().context("response without request")?;
-                for p in resp.responses.iter().flat_map(|t| &t.partition_responses) {
-                    if p.error_code != 0 {
-                        bail!("produce failed: {}", error_name(p.error_code));
-                    }
-                }
-                let now = now_us();
-                for d in &sent.due_us {
-                    hist.record((now - d).max(1) as u64)?;
-                }
-                acked += sent.due_us.len() as u64;
-            }
-            () = tick => {}
-        }
+        s.receive_or_tick().await?;
     }
-    let unsent = total - acked;
-    Ok(OpenLoopResult { acked, latency_us: hist, unsent })
+    Ok(OpenLoopResult { acked: s.acked, latency_us: s.hist, unsent: total - s.acked })
 }
 
 /// The e2e consumer of one leader: long-polls `partitions` from `from` (their end at the
@@ -261,6 +311,7 @@ struct Load<'a> {
     in_flight: usize,
     acks: i16,
     compression: Compression,
+    stamp_values: bool,
 }
 
 /// One open-loop job per partition leader, the rate split by partition count.
@@ -291,6 +342,7 @@ fn jobs(
                 in_flight: load.in_flight.max(1),
                 acks: load.acks,
                 compression: load.compression,
+                stamp_values: load.stamp_values,
             })
         })
         .collect()
@@ -340,6 +392,7 @@ pub(super) async fn produce_at_rate(b: ProduceBench) -> anyhow::Result<()> {
         in_flight: b.in_flight,
         acks,
         compression: parse_compression(&b.compression)?,
+        stamp_values: false,
     };
     let started = Instant::now();
     let r = run_jobs(jobs(&cluster, &load, partitions)?).await?;
@@ -387,6 +440,7 @@ pub(super) async fn e2e(b: E2eBench) -> anyhow::Result<()> {
         in_flight: b.in_flight,
         acks,
         compression: Compression::None,
+        stamp_values: true,
     };
     let produced = run_jobs(jobs(&cluster, &load, partitions)?).await;
     stop.store(true, Ordering::Relaxed);
