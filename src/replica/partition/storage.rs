@@ -1,0 +1,241 @@
+//! The replica's reads and upkeep: consumer and follower reads, applying a leader's answer
+//! as a follower, offset lookups, flushes, recovery-point checkpoints and retention. Each takes
+//! the log lock only for what must be read or written together, and never fsyncs under it on
+//! the write path.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{
+    ConsumerRead, FetchPosition, FollowerApplied, FollowerRead, LeaderData, LogOffsets, Partition,
+    PendingFlush,
+};
+use crate::log::ReadError;
+#[cfg(test)]
+use crate::log::partition_log::FlushJob;
+use crate::replica::divergence::divergence;
+use crate::types::{LeaderEpoch, NodeId, Offset};
+
+impl Partition {
+    /// Log start, log end and high watermark, read together.
+    pub(crate) fn offsets(&self) -> LogOffsets {
+        let log = self.lock_log();
+        LogOffsets {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            high_watermark: self.high_watermark(),
+        }
+    }
+
+    /// A consumer's read from `fetch_offset`: whole batches below the high watermark, at most
+    /// `max_bytes` unless `at_least_one_batch` (KIP-74). An offset equal to the high watermark
+    /// reads nothing; one beyond the log end is out of range.
+    pub(crate) fn read_for_consumer(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: usize,
+        at_least_one_batch: bool,
+    ) -> Result<ConsumerRead, ReadError> {
+        let hw = self.high_watermark();
+        let log = self.lock_log();
+        let records = log.read(fetch_offset, hw, max_bytes, at_least_one_batch)?;
+        Ok(ConsumerRead { records, high_watermark: hw, log_start_offset: log.log_start_offset() })
+    }
+
+    /// Leader: answers a follower's fetch at `fetch_offset` whose last batch had
+    /// `last_fetched_epoch`: the truncation point if its log diverges (KIP-320), else the
+    /// batches after it. Records the follower's progress and raises the high watermark.
+    pub(crate) fn read_for_follower(
+        &self,
+        follower: NodeId,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        max_bytes: usize,
+        now_ms: i64,
+    ) -> Result<FollowerRead, ReadError> {
+        let log = self.lock_log();
+        let mut out = FollowerRead {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            ..Default::default()
+        };
+        if let Some(d) = divergence(&log, last_fetched_epoch, fetch_offset) {
+            out.diverging = Some(d);
+            out.high_watermark = self.high_watermark();
+            return Ok(out);
+        }
+        out.records = log.read(Offset(fetch_offset), out.log_end_offset, max_bytes, true)?;
+        drop(log);
+        out.isr_expansion =
+            self.record_follower_fetch(follower, fetch_offset, out.log_end_offset, now_ms);
+        out.high_watermark = self.advance_high_watermark(out.log_end_offset);
+        Ok(out)
+    }
+
+    /// Follower: where the next fetch starts, and in which leader epoch it is asked.
+    pub(crate) fn fetch_position(&self) -> FetchPosition {
+        let log = self.lock_log();
+        FetchPosition {
+            fetch_offset: log.log_end_offset(),
+            last_fetched_epoch: log.latest_epoch(),
+            current_leader_epoch: self.leader_epoch(),
+        }
+    }
+
+    /// Follower: applies `leader`'s answer to a fetch asked in leader epoch `asked_in`:
+    /// truncates to a divergence point, or appends the batches verbatim; then adopts the
+    /// leader's high watermark.
+    ///
+    /// Checked under the log lock, which a new leadership takes to record its epoch: an answer
+    /// that arrives after this replica stopped following `leader` in `asked_in` (it became
+    /// leader, or follows someone else now) is stale and must not touch the log. Applying it
+    /// would put the deposed leader's records after the new leader's epoch start (found by the
+    /// chaos suite; the regression test is beside the fetcher).
+    pub(crate) fn apply_as_follower(
+        self: &Arc<Self>,
+        leader: NodeId,
+        asked_in: LeaderEpoch,
+        data: LeaderData<'_>,
+        now_ms: i64,
+    ) -> (FollowerApplied, Option<PendingFlush>) {
+        let mut log = self.lock_log();
+        if self.is_leader() || self.leader() != Some(leader) || self.leader_epoch() != asked_in {
+            tracing::info!(partition = %self.tp, %leader, epoch = %asked_in,
+                "ignoring a fetch answer from before a leadership change");
+            return (FollowerApplied::Stale, None);
+        }
+        let mut applied = FollowerApplied::Applied;
+        let result = if let Some((epoch, end_offset)) = data.diverging {
+            let before = (log.log_end_offset(), log.latest_epoch());
+            let truncated = log.truncate_to(Offset(end_offset)).map_err(|e| e.to_string());
+            let after = (log.log_end_offset(), log.latest_epoch());
+            if truncated.is_ok() && after == before {
+                // Nothing changed, so the next fetch gets the same answer: back off rather than
+                // spin (a bug if it happens; the log says which partition).
+                tracing::error!(partition = %self.tp, epoch, end_offset,
+                    "truncation changed nothing; backing off");
+                applied = FollowerApplied::Stuck;
+            } else {
+                tracing::warn!(partition = %self.tp, epoch, end_offset,
+                    log_end_offset = %before.0, "log diverged from the leader; truncated");
+            }
+            truncated
+        } else if !data.records.is_empty() {
+            log.append_as_follower(data.records, now_ms).map(|_| ()).map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::error!(partition = %self.tp, error = %e, "applying replicated data failed");
+        }
+        let flush = self.flush_to_wait_for(&mut log).unwrap_or_else(|e| {
+            tracing::error!(partition = %self.tp, error = %e, "flushing replicated data failed");
+            None
+        });
+        let leo = log.log_end_offset();
+        drop(log);
+        self.publish_log_end(leo);
+        self.set_follower_high_watermark(data.high_watermark, leo);
+        (applied, flush)
+    }
+
+    /// KIP-320 (OffsetForLeaderEpoch): the largest epoch ≤ `epoch` and where it ends.
+    pub(crate) fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        self.lock_log().end_offset_for_epoch(epoch)
+    }
+
+    /// The first offset below the high watermark whose timestamp is ≥ `timestamp_ms`.
+    pub(crate) fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> io::Result<Option<(Offset, i64)>> {
+        let hw = self.high_watermark();
+        self.lock_log().offset_for_timestamp(timestamp_ms, hw)
+    }
+
+    /// The offset and timestamp of the largest timestamp below the high watermark.
+    pub(crate) fn max_timestamp(&self) -> Option<(Offset, i64)> {
+        let hw = self.high_watermark();
+        self.lock_log().max_timestamp(hw)
+    }
+
+    /// Reads from `from` up to the log end (not the high watermark): a coordinator loading its
+    /// internal topic reads everything its leadership will commit.
+    pub(crate) fn read_to_log_end(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+    ) -> Result<Bytes, ReadError> {
+        let log = self.lock_log();
+        log.read(from, log.log_end_offset(), max_bytes, true)
+    }
+
+    /// fsyncs the log if its unflushed data is older than `flush.ms`. Blocking; the fsync
+    /// runs without the log lock, so appends, fetches and replication of this partition go on
+    /// meanwhile.
+    pub(crate) fn flush_if_due(&self, now_ms: i64) -> io::Result<()> {
+        let job = {
+            let mut log = self.lock_log();
+            if !log.flush_due(now_ms) {
+                return Ok(());
+            }
+            log.begin_flush()?
+        };
+        let Some(job) = job else { return Ok(()) };
+        match job.run() {
+            Ok(()) => {
+                self.lock_log().flush_done(&job);
+                Ok(())
+            }
+            Err(e) => {
+                self.lock_log().flush_failed(job.first_unflushed_ms());
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the recovery point to disk if it moved since the last checkpoint; the fsync runs
+    /// without the log lock. Blocking.
+    pub(crate) fn checkpoint_recovery_point(&self) -> io::Result<()> {
+        let (recovery_point, ticket) = self.lock_log().recovery_point_to_checkpoint();
+        if self.checkpointed_recovery_point.load(Ordering::Acquire) == recovery_point.0 {
+            return Ok(());
+        }
+        crate::log::recovery::write_recovery_point_candidate(&self.dir, recovery_point)?;
+        if self.lock_log().install_recovery_point(ticket)? {
+            self.checkpointed_recovery_point.store(recovery_point.0, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: fsyncs the log, records its recovery point and the clean-shutdown
+    /// marker, and refuses appends from then on.
+    pub(crate) fn close_cleanly(&self) -> io::Result<()> {
+        self.lock_log().close_cleanly()
+    }
+
+    /// Takes a flush job of this replica without running it (tests: what a flush in progress
+    /// holds).
+    #[cfg(test)]
+    pub(crate) fn begin_flush(&self) -> Option<FlushJob> {
+        self.lock_log().begin_flush().expect("sync handles")
+    }
+
+    /// Expires idempotent producers idle since before `producer_cutoff_ms` and deletes segments
+    /// past retention (never beyond the high watermark). Returns the segments deleted and the
+    /// log start offset after.
+    pub(crate) fn enforce_retention(
+        &self,
+        now_ms: i64,
+        producer_cutoff_ms: i64,
+    ) -> io::Result<(usize, Offset)> {
+        let hw = self.high_watermark();
+        let mut log = self.lock_log();
+        log.expire_producers(producer_cutoff_ms);
+        let deleted = log.enforce_retention(now_ms, hw)?;
+        Ok((deleted, log.log_start_offset()))
+    }
+}
