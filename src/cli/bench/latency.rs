@@ -45,20 +45,10 @@ fn now_us() -> i64 {
 /// One leader's share of an open-loop run.
 struct OpenLoopJob {
     addr: String,
-    topic: String,
     partitions: Vec<i32>,
     /// Records per second for this connection.
     rate: f64,
-    duration: Duration,
-    record_size: usize,
-    linger: Duration,
-    batch_bytes: usize,
-    in_flight: usize,
-    acks: i16,
-    compression: Compression,
-    /// Values start with their due time (the e2e consumer reads it); otherwise batches are
-    /// encoded once per size and reused, so the generator keeps up with high rates.
-    stamp_values: bool,
+    load: Load,
 }
 
 /// A record set on the wire: its records' due times (µs since the epoch).
@@ -97,12 +87,12 @@ struct Sender {
 
 impl Sender {
     fn batch(&mut self, due: &[i64]) -> anyhow::Result<Bytes> {
-        let (size, compression) = (self.job.record_size, self.job.compression);
+        let (size, compression) = (self.job.load.record_size, self.job.load.compression);
         let encode = |stamps: &[i64]| {
             let recs: Vec<_> = stamps.iter().map(|d| (None, Some(value(*d, size)))).collect();
             encode_batch(&recs, crate::clock::now_ms(), compression)
         };
-        if self.job.stamp_values {
+        if self.job.load.stamp_values {
             return encode(due);
         }
         if let Some(b) = self.encoded.get(&due.len()) {
@@ -117,10 +107,10 @@ impl Sender {
         let batch = self.batch(&due)?;
         let partition = self.job.partitions[self.next_partition % self.job.partitions.len()];
         self.next_partition += 1;
-        let req = produce_request(&self.job.topic, partition, batch, self.job.acks);
+        let req = produce_request(&self.job.load.topic, partition, batch, self.job.load.acks);
         self.client.queue(&req, self.version)?;
         self.client.flush().await?;
-        if self.job.acks == 0 {
+        if self.job.load.acks == 0 {
             self.acknowledged(&due)?;
         } else {
             self.in_flight.push_back(InFlight { due_us: due });
@@ -166,10 +156,10 @@ impl Sender {
 async fn run_open_loop(job: OpenLoopJob) -> anyhow::Result<OpenLoopResult> {
     let client = KafkaClient::connect(&job.addr).await?;
     let version = client.version::<ProduceRequest>(9)?;
-    let per_batch = (job.batch_bytes / job.record_size.max(1)).max(1);
+    let per_batch = (job.load.batch_bytes / job.load.record_size.max(1)).max(1);
     let interval_us = (1e6 / job.rate.max(1e-3)).max(0.001);
-    let total = (job.rate * job.duration.as_secs_f64()) as u64;
-    let (linger_us, duration) = (job.linger.as_micros() as i64, job.duration);
+    let total = (job.rate * job.load.duration.as_secs_f64()) as u64;
+    let (linger_us, duration) = (job.load.linger.as_micros() as i64, job.load.duration);
     let mut s = Sender {
         client,
         version,
@@ -193,7 +183,7 @@ async fn run_open_loop(job: OpenLoopJob) -> anyhow::Result<OpenLoopResult> {
         let ready = pending.len() >= per_batch
             || pending.first().is_some_and(|d| now_us() - d >= linger_us)
             || (scheduled == total && !pending.is_empty());
-        if ready && s.in_flight.len() < s.job.in_flight {
+        if ready && s.in_flight.len() < s.job.load.in_flight {
             let n = pending.len().min(per_batch);
             s.send(pending.drain(..n).collect()).await?;
             continue;
@@ -301,8 +291,10 @@ pub struct E2eBench {
 }
 
 /// What an open-loop load looks like, for both benchmarks.
-struct Load<'a> {
-    topic: &'a str,
+#[derive(Debug, Clone)]
+struct Load {
+    topic: String,
+    /// Records per second in all.
     rate: f64,
     duration: Duration,
     record_size: usize,
@@ -311,19 +303,17 @@ struct Load<'a> {
     in_flight: usize,
     acks: i16,
     compression: Compression,
+    /// Values start with their due time (the e2e consumer reads it); otherwise batches are
+    /// encoded once per size and reused, so the generator keeps up with high rates.
     stamp_values: bool,
 }
 
 /// One open-loop job per partition leader, the rate split by partition count.
-fn jobs(
-    cluster: &ClusterClient,
-    load: &Load<'_>,
-    partitions: i32,
-) -> anyhow::Result<Vec<OpenLoopJob>> {
+fn jobs(cluster: &ClusterClient, load: &Load, partitions: i32) -> anyhow::Result<Vec<OpenLoopJob>> {
     let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for p in 0..partitions {
         let leader = cluster
-            .leader_of(load.topic, p)
+            .leader_of(&load.topic, p)
             .with_context(|| format!("{}-{p} has no leader", load.topic))?;
         by_leader.entry(leader).or_default().push(p);
     }
@@ -332,17 +322,9 @@ fn jobs(
         .map(|(leader, parts)| {
             Ok(OpenLoopJob {
                 addr: cluster.broker_addr(leader)?,
-                topic: load.topic.to_string(),
                 rate: load.rate * parts.len() as f64 / partitions.max(1) as f64,
                 partitions: parts,
-                duration: load.duration,
-                record_size: load.record_size,
-                linger: load.linger,
-                batch_bytes: load.batch_bytes,
-                in_flight: load.in_flight.max(1),
-                acks: load.acks,
-                compression: load.compression,
-                stamp_values: load.stamp_values,
+                load: load.clone(),
             })
         })
         .collect()
@@ -383,7 +365,7 @@ pub(super) async fn produce_at_rate(b: ProduceBench) -> anyhow::Result<()> {
     ensure_topic(cluster.any(), &b.topic, b.partitions, b.replication_factor).await?;
     let partitions = partition_count(&mut cluster, &b.topic).await?;
     let load = Load {
-        topic: &b.topic,
+        topic: b.topic.clone(),
         rate,
         duration: Duration::from_secs(b.duration_s),
         record_size: b.record_size.max(8),
@@ -431,7 +413,7 @@ pub(super) async fn e2e(b: E2eBench) -> anyhow::Result<()> {
         consumers.spawn(consume_latency(addr, b.topic.clone(), offsets, stop.clone()));
     }
     let load = Load {
-        topic: &b.topic,
+        topic: b.topic.clone(),
         rate: b.rate,
         duration: Duration::from_secs(b.duration_s),
         record_size: b.record_size.max(8),
