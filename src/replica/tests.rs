@@ -14,6 +14,14 @@ use crate::client::records::encode_batch;
 use crate::metadata::commands::{MetadataCommand, apply};
 use kafka_protocol::records::Compression;
 
+/// A fresh data directory and the dev broker settings on it.
+fn node_dir() -> (tempfile::TempDir, BrokerConfig) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker =
+        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    (dir, broker)
+}
+
 fn image(leader: i32) -> MetadataImage {
     let mut img = MetadataImage::default();
     apply(
@@ -53,9 +61,7 @@ fn move_leader(img: &mut MetadataImage, leader: i32) {
 
 #[test]
 fn the_high_watermark_survives_a_restart_bounded_by_the_log() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let broker =
-        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let (dir, broker) = node_dir();
     {
         let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
         rm.reconcile(&image(2), &broker).expect("reconcile");
@@ -81,9 +87,7 @@ fn the_high_watermark_survives_a_restart_bounded_by_the_log() {
 /// reconciliation with the same metadata opens it once the cause is gone.
 #[test]
 fn a_replica_that_cannot_be_opened_is_offline_and_the_others_are_served() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let broker =
-        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let (dir, broker) = node_dir();
     let mut img = image(1);
     apply(
         &mut img,
@@ -136,9 +140,7 @@ fn a_replica_that_cannot_be_opened_is_offline_and_the_others_are_served() {
 /// commit is not acknowledged by the high watermark this replica copies as a follower.
 #[tokio::test]
 async fn a_write_waiting_for_its_commit_fails_when_leadership_moves() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let broker =
-        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let (dir, broker) = node_dir();
     let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
     rm.reconcile(&image(1), &broker).expect("leader");
     let part = rm.get("t", 0).expect("replica");
@@ -188,9 +190,7 @@ async fn a_write_waiting_for_its_commit_fails_when_leadership_moves() {
 /// (a record stamped with another leader's epoch is a divergence no epoch check sees).
 #[test]
 fn appends_racing_leadership_changes_carry_the_epoch_of_their_range() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let broker =
-        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let (dir, broker) = node_dir();
     let rm = Arc::new(ReplicaManager::new(NodeId(1), dir.path().to_path_buf()));
     let mut img = image(1);
     rm.reconcile(&img, &broker).expect("leader");
@@ -235,9 +235,7 @@ fn appends_racing_leadership_changes_carry_the_epoch_of_their_range() {
 /// watermark, follower long polls on the log end offset.
 #[test]
 fn an_append_changes_only_its_own_partitions_watches() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let broker =
-        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let (dir, broker) = node_dir();
     let img = with_topic_u(&[]);
     let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
     rm.reconcile(&img, &broker).expect("reconcile");
@@ -290,9 +288,7 @@ fn with_topic_u(configs: &[(&str, &str)]) -> MetadataImage {
 /// what arrives meanwhile is left for the next flush.
 #[test]
 fn appends_go_on_while_a_flush_of_their_partition_is_in_progress() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let broker =
-        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let (dir, broker) = node_dir();
     let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
     rm.reconcile(&with_topic_u(&[]), &broker).expect("reconcile");
     let (t, u) = (rm.get("t", 0).expect("t-0"), rm.get("u", 0).expect("u-0"));
@@ -312,9 +308,7 @@ fn appends_go_on_while_a_flush_of_their_partition_is_in_progress() {
 /// on a blocking thread); a topic without it hands none.
 #[tokio::test]
 async fn flush_messages_makes_the_writer_wait_for_its_own_fsync() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let broker =
-        BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+    let (dir, broker) = node_dir();
     let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
     rm.reconcile(&with_topic_u(&[("flush.messages", "1")]), &broker).expect("reconcile");
     let (t, u) = (rm.get("t", 0).expect("t-0"), rm.get("u", 0).expect("u-0"));
