@@ -3,7 +3,7 @@
 # acks=all, measured with `samsa bench` and with kcat as an independent load generator, against
 # a release-build `samsa dev` started here on a free loopback port with a fresh data directory.
 #
-# Usage: scripts/bench.sh [RECORDS_100B] [RECORDS_1KIB]   (defaults 2000000 and 500000)
+# Usage: [SAMSA_BIN=<binary>] scripts/bench.sh [RECORDS_100B] [RECORDS_1KIB]   (defaults 2000000 and 500000)
 #        scripts/bench.sh cluster [RECORDS] [SECONDS]      (defaults 3000000 and 20)
 #
 # Cluster mode starts the local three-node cluster (scripts/local-cluster.sh, fresh data) and
@@ -21,8 +21,9 @@ N100=${1:-2000000}
 N1K=${2:-500000}
 
 command -v kcat >/dev/null || scripts/test-setup.sh
-cargo build --release --locked --bin samsa >&2
-BIN=target/release/samsa
+# SAMSA_BIN measures another build (e.g. an older commit's) instead of building this tree.
+if [ -z "${SAMSA_BIN:-}" ]; then cargo build --release --locked --bin samsa >&2; fi
+BIN=${SAMSA_BIN:-target/release/samsa}
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT

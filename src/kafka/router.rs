@@ -14,13 +14,14 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::handlers;
+use super::response::{Body, IntoBody};
 use crate::broker::Broker;
 
 /// What the connection does after a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Write this response body (the header is included; the size prefix is not).
-    Respond(Bytes),
+    /// Write this response: the size prefix, the header and the body, in order.
+    Respond(Body),
     /// Send nothing (Produce with acks=0).
     NoResponse,
     /// Close the connection; the reason is logged.
@@ -77,7 +78,7 @@ macro_rules! call {
         let request = Decodable::decode(&mut $body, $version)
             .map_err(|e| format!("undecodable {:?} v{} request: {e}", $api, $version))?;
         match $handler(request).await.into() {
-            Reply::Send(response) => encode_body(&response, $version).map(Some),
+            Reply::Send(response) => IntoBody::into_body(response, $version).map(Some),
             Reply::Nothing => Ok(None),
             Reply::Close(why) => Err(why),
         }
@@ -98,7 +99,7 @@ macro_rules! routes {
             api: ApiKey,
             version: i16,
             mut body: Bytes,
-        ) -> Result<Option<BytesMut>, String> {
+        ) -> Result<Option<Body>, String> {
             match api {
                 $(ApiKey::$key => call!(broker, version, body, api,
                     |r| handlers::$module::handle(broker, version, r)),)*
@@ -138,13 +139,6 @@ routes! {
     FindCoordinator => find_coordinator,
     JoinGroup => join_group,
     DescribeCluster => describe_cluster,
-}
-
-fn encode_body<T: Encodable>(body: &T, version: i16) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::new();
-    body.encode(&mut buf, version)
-        .map_err(|e| format!("cannot encode response v{version}: {e}"))?;
-    Ok(buf)
 }
 
 /// Kafka's name of an API, for metrics labels.
@@ -239,21 +233,28 @@ pub async fn handle(
 }
 
 fn respond<T: Encodable>(correlation_id: i32, version: i16, body: T) -> Outcome {
-    match encode_body(&body, version) {
+    match body.into_body(version) {
         Ok(b) => with_header(correlation_id, 0, b),
         Err(e) => Outcome::Close(e),
     }
 }
 
-fn with_header(correlation_id: i32, header_version: i16, body: BytesMut) -> Outcome {
+fn with_header(correlation_id: i32, header_version: i16, body: Body) -> Outcome {
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    let mut out = BytesMut::with_capacity(body.len() + 8);
+    let mut out = BytesMut::with_capacity(16);
+    out.extend_from_slice(&[0; 4]);
     if let Err(e) = header.encode(&mut out, header_version) {
         return Outcome::Close(format!("cannot encode response header: {e}"));
     }
-    out.extend_from_slice(&body);
-    Outcome::Respond(out.freeze())
+    let Ok(size) = i32::try_from(out.len() - 4 + body.len()) else {
+        return Outcome::Close(format!("response of {} bytes is too large", body.len()));
+    };
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    let mut framed = Body::default();
+    framed.push_bytes(out.freeze());
+    framed.append(body);
+    Outcome::Respond(framed)
 }
 
 #[cfg(test)]

@@ -3,21 +3,24 @@
 //! connection answer the requests it has already read, and waits (bounded) for them to finish.
 //!
 //! Requests on one connection are handled one at a time, in order, as Kafka does; pipelined
-//! requests are read ahead and their responses written in one batch.
+//! requests are read ahead and their responses written in one batch. Fetched records are sent
+//! from the segment files with `sendfile` (see `response.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::frame::take_frame;
+use super::response::{Body, Chunk};
 use super::router::{self, Outcome};
 use crate::broker::Broker;
+use crate::log::FileSlice;
 
 /// Largest number of connections served at once; more are refused (closed) until some end.
 pub const CONNECTIONS_MAX: usize = 10_000;
@@ -25,6 +28,11 @@ pub const CONNECTIONS_MAX: usize = 10_000;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Read buffer grown per read call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Encoded chunks smaller than this are gathered into one write; larger ones are written as
+/// they are, without a copy.
+const GATHER_MAX_BYTES: usize = 64 * 1024;
+/// Most bytes one `sendfile` call is asked for, so one large slice does not monopolise a worker.
+const SENDFILE_CALL_MAX_BYTES: u64 = 1024 * 1024;
 
 /// Serves Kafka clients on the first Kafka listener until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
@@ -107,27 +115,24 @@ async fn handle_connection(
 ) -> Result<(), ConnectionError> {
     let max_frame = broker.config.socket_request_max_bytes;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut outbuf = BytesMut::new();
+    let mut out = ResponseWriter::default();
     loop {
         // Answer every whole request already read, then write the responses together.
         while let Some(frame) = take_frame(&mut inbuf, max_frame)? {
             broker.metrics.add_bytes_in(frame.len() + 4);
             match router::handle(&broker, peer, &listener, frame.freeze()).await {
-                Outcome::Respond(bytes) => {
-                    broker.metrics.add_bytes_out(bytes.len() + 4);
-                    append_frame(&mut outbuf, &bytes)
+                Outcome::Respond(response) => {
+                    broker.metrics.add_bytes_out(response.len());
+                    out.write(&mut stream, response).await?;
                 }
                 Outcome::NoResponse => {}
                 Outcome::Close(why) => {
-                    stream.write_all(&outbuf).await?;
+                    out.flush(&mut stream).await?;
                     return Err(ConnectionError::Protocol(why));
                 }
             }
         }
-        if !outbuf.is_empty() {
-            stream.write_all(&outbuf).await?;
-            outbuf.clear();
-        }
+        out.flush(&mut stream).await?;
         if *stop.borrow() {
             return Ok(());
         }
@@ -143,7 +148,65 @@ async fn handle_connection(
     }
 }
 
-fn append_frame(out: &mut BytesMut, body: &Bytes) {
-    out.extend_from_slice(&(body.len() as i32).to_be_bytes());
-    out.extend_from_slice(body);
+/// Writes responses in order: small chunks are gathered into one buffer (pipelined answers go
+/// out in one write), large ones are written as they are, and file slices go to the socket
+/// with `sendfile`, straight from the page cache.
+#[derive(Default)]
+struct ResponseWriter {
+    pending: BytesMut,
+}
+
+impl ResponseWriter {
+    async fn write(&mut self, stream: &mut TcpStream, response: Body) -> std::io::Result<()> {
+        for chunk in response.into_chunks() {
+            match chunk {
+                Chunk::Bytes(b) if b.len() < GATHER_MAX_BYTES => self.pending.extend_from_slice(&b),
+                Chunk::Bytes(b) => {
+                    self.flush(stream).await?;
+                    stream.write_all(&b).await?;
+                }
+                Chunk::File(slice) => {
+                    self.flush(stream).await?;
+                    send_file(stream, &slice).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            stream.write_all(&self.pending).await?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Sends `slice` with `sendfile(2)`, waiting for the socket to be writable as needed. A file
+/// that ends before the slice does is an error: the frame cannot be completed, and the
+/// connection is closed (the client retries the fetch).
+async fn send_file(stream: &TcpStream, slice: &FileSlice) -> std::io::Result<()> {
+    let Some((file, mut position)) = slice.file_and_position() else { return Ok(()) };
+    let end = position + slice.len() as u64;
+    while position < end {
+        stream.writable().await?;
+        let want = (end - position).min(SENDFILE_CALL_MAX_BYTES) as usize;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, file, Some(&mut position), want)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment file ended before the fetched slice",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

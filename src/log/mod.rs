@@ -22,6 +22,8 @@ pub(crate) mod partition_log;
 pub(crate) mod producer_state;
 pub(crate) mod recovery;
 pub(crate) mod segment;
+pub(crate) mod slice;
 
 pub(crate) use config::LogConfig;
 pub(crate) use partition_log::{AppendError, AppendOutcome, PartitionLog, ReadError};
+pub(crate) use slice::FileSlice;

@@ -29,6 +29,7 @@ use super::recovery::{
     read_offset_file,
 };
 use super::segment::{LogSegment, RecoveryReport, SEGMENT_BYTES_MAX, SyncHandles};
+use super::slice::FileSlice;
 use crate::types::{LeaderEpoch, Offset};
 
 const PRODUCER_STATE_FILE: &str = "producer-state";
@@ -484,7 +485,7 @@ impl PartitionLog {
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes`, never including a
-    /// batch at or beyond `end_offset` (the high watermark for consumers).
+    /// batch at or beyond `end_offset` (the log end for followers and coordinators).
     pub(crate) fn read(
         &self,
         offset: Offset,
@@ -492,6 +493,19 @@ impl PartitionLog {
         max_bytes: usize,
         at_least_one_batch: bool,
     ) -> Result<Bytes, ReadError> {
+        Ok(self.slice(offset, end_offset, max_bytes, at_least_one_batch)?.to_bytes()?)
+    }
+
+    /// Locates what [`read`](Self::read) would return without copying it: the caller reads
+    /// the slice after releasing the log lock, which is safe only below the high watermark (see
+    /// `slice.rs`).
+    pub(crate) fn slice(
+        &self,
+        offset: Offset,
+        end_offset: Offset,
+        max_bytes: usize,
+        at_least_one_batch: bool,
+    ) -> Result<FileSlice, ReadError> {
         let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
         if offset < log_start || offset > log_end {
             return Err(ReadError::OffsetOutOfRange { requested: offset, log_start, log_end });
@@ -500,10 +514,10 @@ impl PartitionLog {
             self.segments.range((std::ops::Bound::Excluded(offset), std::ops::Bound::Unbounded)),
         ) {
             if let Some(at) = seg.find_batch(offset)? {
-                return Ok(seg.read(at, end_offset, max_bytes, at_least_one_batch)?);
+                return Ok(seg.slice(at, end_offset, max_bytes, at_least_one_batch)?);
             }
         }
-        Ok(Bytes::new())
+        Ok(FileSlice::default())
     }
 
     /// The first offset below `end_offset` whose record timestamp is ≥ `timestamp_ms`, with that

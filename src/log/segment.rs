@@ -9,11 +9,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BATCH_HEADER_BYTES, BatchHeader, LOG_OVERHEAD_BYTES};
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use super::slice::FileSlice;
 use crate::types::Offset;
 
 /// Largest segment file samsa writes: index positions are u32, as in Kafka.
@@ -60,7 +62,8 @@ impl SyncHandles {
 pub(crate) struct LogSegment {
     base_offset: Offset,
     log_path: PathBuf,
-    file: File,
+    /// Shared with the slices of reads in flight, which outlive the log lock.
+    file: Arc<File>,
     /// Bytes of whole batches in the file; appends go here.
     size_bytes: u64,
     offset_index: OffsetIndex,
@@ -173,6 +176,7 @@ impl LogSegment {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let size_bytes = file.metadata()?.len();
+        let file = Arc::new(file);
         let offset_index = OffsetIndex::open(&dir.join(file_name(base_offset, "index")))?;
         let time_index = TimeIndex::open(&dir.join(file_name(base_offset, "timeindex")))?;
         Ok(LogSegment {
@@ -428,39 +432,46 @@ impl LogSegment {
         Ok(None)
     }
 
-    /// Reads whole batches starting with the one at `from`, up to `max_bytes`, stopping before any
-    /// batch that starts at or after `end_offset`. With `at_least_one_batch`, the first batch is
-    /// returned even when it is larger than `max_bytes` (KIP-74), so consumers always progress.
-    pub(crate) fn read(
+    /// Locates whole batches starting with the one at `from`, up to `max_bytes`, stopping before
+    /// any batch that starts at or after `end_offset`. With `at_least_one_batch`, the first batch
+    /// is included even when it is larger than `max_bytes` (KIP-74), so consumers always
+    /// progress. Reads only batch headers: the offset index jumps to the last indexed batch that
+    /// must be included, and headers are walked from there (at most about
+    /// `index.interval.bytes` of batches).
+    pub(crate) fn slice(
         &self,
         from: BatchPosition,
         end_offset: Offset,
         max_bytes: usize,
         at_least_one_batch: bool,
-    ) -> io::Result<Bytes> {
-        if from.header.base_offset >= end_offset {
-            return Ok(Bytes::new());
+    ) -> io::Result<FileSlice> {
+        if from.header.base_offset >= end_offset || from.position >= self.size_bytes {
+            return Ok(FileSlice::default());
         }
-        let available = (self.size_bytes - from.position) as usize;
-        let mut want = max_bytes.min(available);
-        if at_least_one_batch && want < from.header.size_bytes {
-            want = from.header.size_bytes.min(available);
+        let limit = from.position.saturating_add(max_bytes as u64).min(self.size_bytes);
+        let first_end = from.position + from.header.size_bytes as u64;
+        if first_end > limit {
+            let whole = at_least_one_batch && first_end <= self.size_bytes;
+            let len = if whole { from.header.size_bytes } else { 0 };
+            return Ok(FileSlice::new(self.file.clone(), from.position, len));
         }
-        let mut buf = BytesMut::zeroed(want);
-        self.file.read_exact_at(&mut buf, from.position)?;
-        let mut cut = 0usize;
-        while let Some(Ok(size)) = batch::peek_size(&buf[cut..]) {
-            if cut + size > buf.len() {
+        // Every indexed batch that starts at or before `limit` below `end_offset` ends at or
+        // before the next one's start, so all batches before the last such entry are included.
+        let rel_end = (end_offset.0 - self.base_offset.0).clamp(0, i64::from(u32::MAX)) as u32;
+        let entries = self.offset_index.entries();
+        let indexed = entries
+            .partition_point(|e| u64::from(e.position) <= limit && e.relative_offset < rel_end);
+        let mut end = first_end;
+        if let Some(e) = indexed.checked_sub(1).map(|i| entries[i]) {
+            end = end.max(u64::from(e.position));
+        }
+        while let Some(h) = self.header_at(end)? {
+            if h.base_offset >= end_offset || end + h.size_bytes as u64 > limit {
                 break;
             }
-            let Ok(h) = batch::parse_header(&buf[cut..]) else { break };
-            if h.base_offset >= end_offset {
-                break;
-            }
-            cut += size;
+            end += h.size_bytes as u64;
         }
-        buf.truncate(cut);
-        Ok(buf.freeze())
+        Ok(FileSlice::new(self.file.clone(), from.position, (end - from.position) as usize))
     }
 
     /// Reads exactly the batch at `at` (for record-level searches).
@@ -541,6 +552,49 @@ mod tests {
         }
     }
 
+    fn read(seg: &LogSegment, at: BatchPosition, end: Offset, max: usize, one: bool) -> Bytes {
+        seg.slice(at, end, max, one).and_then(|s| s.to_bytes()).expect("read")
+    }
+
+    #[test]
+    fn slices_match_a_walk_over_every_header_whatever_the_index_spacing() {
+        for interval in [1, 200, 1 << 20] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let mut seg = LogSegment::create(dir.path(), Offset(0), interval).expect("create");
+            for n in 1..=30 {
+                append_n(&mut seg, 1, n % 4 + 1);
+            }
+            let mut all = Vec::new();
+            let mut pos = 0;
+            while let Some(h) = seg.header_at(pos).expect("io") {
+                all.push(BatchPosition { header: h, position: pos });
+                pos += h.size_bytes as u64;
+            }
+            for (i, from) in all.iter().enumerate() {
+                for end in [from.header.base_offset.0, from.header.base_offset.0 + 3, 40, 1000] {
+                    for max in [0, 50, 300, 1000, 1 << 20] {
+                        for one in [false, true] {
+                            let mut want = 0usize;
+                            for b in &all[i..] {
+                                let fits = want + b.header.size_bytes <= max || (one && want == 0);
+                                if b.header.base_offset.0 >= end || !fits {
+                                    break;
+                                }
+                                want += b.header.size_bytes;
+                            }
+                            let got = seg.slice(*from, Offset(end), max, one).expect("slice");
+                            assert_eq!(
+                                got.len(),
+                                want,
+                                "interval {interval} batch {i} end {end} max {max} {one}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn appended_batches_are_found_by_offset_and_read_back_whole() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -549,15 +603,15 @@ mod tests {
         assert_eq!(seg.next_offset(), Offset(160));
         let at = seg.find_batch(Offset(131)).expect("io").expect("found");
         assert_eq!(at.header.base_offset, Offset(130));
-        let bytes = seg.read(at, Offset(160), 1 << 20, false).expect("read");
+        let bytes = read(&seg, at, Offset(160), 1 << 20, false);
         let first = batch::validate(&bytes).expect("whole batch");
         assert_eq!(first.base_offset, Offset(130));
         // The end offset cuts whole batches.
-        let bytes = seg.read(at, Offset(136), 1 << 20, false).expect("read");
+        let bytes = read(&seg, at, Offset(136), 1 << 20, false);
         assert_eq!(batch::split_client_batches(&bytes).map(|v| v.len()), Ok(2));
         // max_bytes smaller than a batch: nothing, unless one batch is required.
-        assert!(seg.read(at, Offset(160), 10, false).expect("read").is_empty());
-        assert_eq!(seg.read(at, Offset(160), 10, true).expect("read").len(), at.header.size_bytes);
+        assert!(read(&seg, at, Offset(160), 10, false).is_empty());
+        assert_eq!(read(&seg, at, Offset(160), 10, true).len(), at.header.size_bytes);
     }
 
     #[test]

@@ -136,7 +136,8 @@ pub(crate) struct LogOffsets {
 /// A consumer's read: batches below the high watermark.
 #[derive(Debug)]
 pub(crate) struct ConsumerRead {
-    pub(crate) records: Bytes,
+    /// Committed batches, located but not yet copied: read them after the lock is gone.
+    pub(crate) records: crate::log::FileSlice,
     pub(crate) high_watermark: Offset,
     pub(crate) log_start_offset: Offset,
 }

@@ -32,7 +32,8 @@ impl Partition {
 
     /// A consumer's read from `fetch_offset`: whole batches below the high watermark, at most
     /// `max_bytes` unless `at_least_one_batch` (KIP-74). An offset equal to the high watermark
-    /// reads nothing; one beyond the log end is out of range.
+    /// reads nothing; one beyond the log end is out of range. Only located under the lock:
+    /// committed data does not change, so the caller copies or sends the slice after it.
     pub(crate) fn read_for_consumer(
         &self,
         fetch_offset: Offset,
@@ -41,7 +42,7 @@ impl Partition {
     ) -> Result<ConsumerRead, ReadError> {
         let hw = self.high_watermark();
         let log = self.lock_log();
-        let records = log.read(fetch_offset, hw, max_bytes, at_least_one_batch)?;
+        let records = log.slice(fetch_offset, hw, max_bytes, at_least_one_batch)?;
         Ok(ConsumerRead { records, high_watermark: hw, log_start_offset: log.log_start_offset() })
     }
 

@@ -5,10 +5,14 @@
 //! from v13. Fetch sessions (KIP-227) are declined with session id 0; clients then send full
 //! fetches. The first partition with data returns at least one whole batch even when it is
 //! larger than the limits (KIP-74).
+//!
+//! Records are located under each partition's log lock and sent after it: the answer carries
+//! file slices, not copies, and [`encode`] frames them so the connection can `sendfile` them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use encode::FetchReply;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
@@ -18,8 +22,10 @@ use super::check_leader_epoch;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
-use crate::log::ReadError;
+use crate::log::{FileSlice, ReadError};
 use crate::types::Offset;
+
+mod encode;
 
 pub(crate) const VERSIONS: Versions = Versions::new(4, 16);
 
@@ -31,7 +37,7 @@ pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: FetchRequest,
-) -> Option<FetchResponse> {
+) -> Option<FetchReply> {
     let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX));
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -44,9 +50,9 @@ pub(crate) async fn handle(
         for w in watches.iter_mut().flatten() {
             w.borrow_and_update();
         }
-        let (response, bytes, errors) = read_all(broker, version, &request);
+        let (reply, bytes, errors) = read_all(broker, version, &request);
         if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline || *stop.borrow() {
-            return Some(response);
+            return Some(reply);
         }
         let Some(ws) = watches.as_mut() else {
             watches = Some(high_watermarks(broker, version, &request));
@@ -78,14 +84,15 @@ fn high_watermarks(
     out
 }
 
-/// One pass over every requested partition: the response, the bytes it carries and whether any
+/// One pass over every requested partition: the answer, the bytes it carries and whether any
 /// partition had an error (which answers at once, as in Kafka).
-fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchReply, usize, bool) {
     let image = broker.metadata.image();
     let mut total = 0usize;
     let mut errors = false;
     let max_bytes = request.max_bytes.max(0) as usize;
     let mut response = FetchResponse::default();
+    let mut records = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = resolve_name(&image, version, topic);
         let mut t = FetchableTopicResponse::default();
@@ -94,6 +101,7 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
         } else {
             t.topic = topic.topic.clone();
         }
+        let mut topic_records = Vec::with_capacity(topic.partitions.len());
         for fp in &topic.partitions {
             let mut p = PartitionData::default();
             p.partition_index = fp.partition;
@@ -105,13 +113,14 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
             p.records = Some(Default::default());
             let limit =
                 (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let mut slice = FileSlice::default();
             match read_partition(broker, name.as_deref(), version, fp, limit, total == 0) {
-                Ok((records, hw, log_start)) => {
-                    total += records.len();
+                Ok((read, hw, log_start)) => {
+                    total += read.len();
                     p.high_watermark = hw.0;
                     p.last_stable_offset = hw.0;
                     p.log_start_offset = log_start.0;
-                    p.records = Some(records);
+                    slice = read;
                 }
                 Err(code) => {
                     errors = true;
@@ -119,10 +128,12 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
                 }
             }
             t.partitions.push(p);
+            topic_records.push(slice);
         }
         response.responses.push(t);
+        records.push(topic_records);
     }
-    (response, total, errors)
+    (FetchReply { response, records }, total, errors)
 }
 
 fn resolve_name(
@@ -144,7 +155,7 @@ fn read_partition(
     fp: &kafka_protocol::messages::fetch_request::FetchPartition,
     limit: usize,
     first_with_data: bool,
-) -> Result<(bytes::Bytes, Offset, Offset), ErrorCode> {
+) -> Result<(FileSlice, Offset, Offset), ErrorCode> {
     let unknown =
         if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
     let topic = topic.ok_or(unknown)?;
