@@ -31,6 +31,12 @@ warm_up() { # a fresh topic's followers start fetching and join the ISR before i
   $BIN bench produce --bootstrap-server "$B" --topic "$1" --rate 1000 --duration-s 2 \
     --record-size $SIZE --acks "$2" --partitions $PARTITIONS >/dev/null 2>&1
 }
+settle() { # each latency row starts with no dirty pages left by the rows before it
+  sync
+}
+acked() { # what an open-loop run got acknowledged per second, beside its latencies
+  python3 -c "import re,sys; l=sys.stdin.read(); m=re.search(r'\(([0-9.]+) records/s\)', l); print(f'acknowledged {float(m.group(1)):,.0f}/s' if m else '')"
+}
 field() { # a number after a label in a bench line
   python3 -c "import re,sys; m=re.search(sys.argv[1], sys.stdin.read()); print(m.group(1) if m else 'nan')" "$1"
 }
@@ -61,11 +67,12 @@ for acks in 1 all; do
       --config min.insync.replicas=2 --bootstrap-server 127.0.0.1:19092 >/dev/null
     sleep 1 # every leader opens its new replica (the benchmark does not retry)
     warm_up "lat-a$acks" $acks
+    settle
     rate=$(python3 -c "print(int(float('${MAX[$acks]}') * $pct / 100))")
     out=$($BIN bench produce --bootstrap-server "$B" --topic "lat-a$acks" --rate "$rate" \
       --duration-s "$SECONDS_AT_RATE" --record-size $SIZE --acks $acks --partitions $PARTITIONS 2>/dev/null)
-    printf '%-26s %-5s %14s %8s  %s\n' "produce at ${pct}% of max" "$acks" "$rate" "-" \
-      "$(echo "$out" | sed -E 's/.*latency ms //')"
+    printf '%-26s %-5s %14s %8s  %s; %s\n' "produce at ${pct}% of max" "$acks" "$rate" "-" \
+      "$(echo "$out" | sed -E 's/.*latency ms //')" "$(echo "$out" | acked)"
   done
 done
 for pct in 10 50 80; do
@@ -74,6 +81,7 @@ for pct in 10 50 80; do
     --config min.insync.replicas=2 --bootstrap-server 127.0.0.1:19092 >/dev/null
   sleep 1 # every leader opens its new replica (the benchmark does not retry)
   warm_up e2e all
+  settle
   rate=$(python3 -c "print(int(float('${MAX[all]}') * $pct / 100))")
   out=$($BIN bench e2e --bootstrap-server "$B" --topic e2e --rate "$rate" \
     --duration-s "$SECONDS_AT_RATE" --record-size $SIZE --acks all --partitions $PARTITIONS 2>/dev/null)

@@ -136,3 +136,88 @@ fn read_partition(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::future::BoxFuture;
+    use kafka_protocol::records::Compression;
+
+    use super::*;
+    use crate::client::records::encode_batch;
+    use crate::config::broker::BrokerConfig;
+    use crate::error_code::ApiError;
+    use crate::metadata::StaticMetadata;
+    use crate::metadata::commands::{MetadataCommand, apply};
+    use crate::metadata::image::MetadataImage;
+    use crate::replica::{Acks, ReplicaManager};
+    use crate::replication::isr::{IsrChange, IsrProposer};
+
+    struct NoIsrChanges;
+    impl IsrProposer for NoIsrChanges {
+        fn alter_partition(&self, _: IsrChange) -> BoxFuture<'static, Result<(), ApiError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// The tight loop of the replication path: a follower's long poll returns when the leader
+    /// appends, not at its max wait, and the follower's next fetch (its acknowledgement) raises
+    /// the high watermark before that fetch is answered, with no timer in between.
+    #[tokio::test]
+    async fn a_follower_fetch_returns_on_append_and_the_next_one_raises_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config =
+            BrokerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+        let mut img = MetadataImage::default();
+        let create = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: uuid::Uuid::from_u128(1),
+            assignments: vec![vec![NodeId(1), NodeId(2)]],
+            configs: Default::default(),
+        };
+        apply(&mut img, &create);
+        let rm = Arc::new(ReplicaManager::new(NodeId(1), dir.path().to_path_buf()));
+        rm.reconcile(&img, &config).expect("leader of t-0");
+        let part = rm.get("t", 0).expect("replica");
+        assert!(part.is_leader());
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let service = ReplicationService::new(Arc::new(ReplicationContext {
+            node_id: NodeId(1),
+            replicas: rm.clone(),
+            metadata: StaticMetadata::new(img),
+            isr: Arc::new(NoIsrChanges),
+            shutdown,
+            replica_lag_time_max_ms: 30_000,
+        }));
+        let epoch = part.leader_epoch().0;
+        let fetch = |fetch_offset: i64, last_fetched_epoch: i32, max_wait_ms: i32| FetchRequest {
+            replica_id: 2,
+            max_wait_ms,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                topic: "t".into(),
+                partition: 0,
+                fetch_offset,
+                last_fetched_epoch,
+                current_leader_epoch: epoch,
+            }],
+        };
+        let writer = part.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let recs = vec![(None, Some(bytes::Bytes::from_static(b"v")))];
+            let batch = encode_batch(&recs, 0, Compression::None).expect("batch");
+            writer.append_as_leader(&batch, Acks::All, now_ms()).expect("append");
+        });
+        let started = Instant::now();
+        let answer = service.fetch(Request::new(fetch(0, -1, 1000))).await.expect("fetch");
+        let waited = started.elapsed();
+        assert!(!answer.get_ref().partitions[0].records.is_empty(), "the append was sent");
+        assert!(waited < Duration::from_millis(900), "woke on the append ({waited:?})");
+        assert_eq!(part.high_watermark().0, 0, "not acknowledged by the follower yet");
+        let answer = service.fetch(Request::new(fetch(1, epoch, 0))).await.expect("fetch");
+        assert_eq!(part.high_watermark().0, 1, "the follower's fetch at 1 acknowledged offset 0");
+        assert_eq!(answer.get_ref().partitions[0].high_watermark, 1, "and it learns so at once");
+    }
+}
