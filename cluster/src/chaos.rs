@@ -33,6 +33,9 @@ use crate::{verify, watch};
 pub const TOPIC: &str = "chaos";
 /// The workload's consumer group.
 pub const GROUP: &str = "chaos-group";
+/// `segment.bytes` of the chaos topic: a few KiB of records per partition per second roll a
+/// segment every few seconds.
+const CHAOS_SEGMENT_BYTES: &str = "65536";
 /// Workload warm-up before the first fault.
 const WARM_UP: Duration = Duration::from_secs(3);
 
@@ -440,7 +443,9 @@ impl<'a> Runner<'a> {
             TOPIC,
             cfg.partitions,
             3,
-            &[("min.insync.replicas", "2")],
+            // Small segments: the workload rolls segments (and recovers many of them) under
+            // every fault kind, not just appends to one.
+            &[("min.insync.replicas", "2"), ("segment.bytes", CHAOS_SEGMENT_BYTES)],
         ))?;
         runner
             .wait_healthy(cfg.recovery_timeout)

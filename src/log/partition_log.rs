@@ -7,7 +7,10 @@
 //!   offset; offsets handed out only grow;
 //! * an append is in the OS page cache before `append_as_leader` returns, so every acknowledged
 //!   write survives a process kill; what survives power loss depends on the flush policy
-//!   (`flush.messages`, `flush.ms`; segments are also fsynced when rolled and at shutdown).
+//!   (`flush.messages`, `flush.ms`; at shutdown everything). A roll fsyncs nothing under the
+//!   lock: the segments rolled since the last flush, the new segments' directory entries and the
+//!   producer snapshot written at the roll are fsynced by the next flush job, as Kafka's roll
+//!   schedules its flush; the recovery point passes a rolled segment only once that job is done.
 //!
 //! Synchronous, no tasks, not thread-safe: the broker wraps each log in a mutex.
 
@@ -91,7 +94,15 @@ pub(crate) struct OpenReport {
 /// among the unflushed.
 #[derive(Debug)]
 pub(crate) struct FlushJob {
-    handles: SyncHandles,
+    /// The active segment's handles, then those of the segments rolled since the last flush.
+    handles: Vec<SyncHandles>,
+    /// The rolled segments (by base offset) the job covers.
+    rolled: Vec<Offset>,
+    /// The log directory, when segments were created or the producer snapshot replaced since
+    /// the last flush: the snapshot and the directory's entries are fsynced too.
+    dir: Option<PathBuf>,
+    /// The log's roll count then (see [`PartitionLog::flush_done`]).
+    rolls: u64,
     /// When the oldest append this job covers was made (restored if the job fails).
     first_unflushed_ms: i64,
     /// The log end offset when the job was taken: what it makes durable.
@@ -104,7 +115,24 @@ pub(crate) struct FlushJob {
 impl FlushJob {
     /// The fsyncs. Blocking: run it on a blocking thread, never under the log lock.
     pub(crate) fn run(&self) -> io::Result<()> {
-        self.handles.sync()
+        for h in &self.handles {
+            h.sync()?;
+        }
+        if let Some(dir) = &self.dir {
+            match fs::File::open(dir.join(PRODUCER_STATE_FILE)) {
+                Ok(f) => f.sync_data()?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            crate::fsutil::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Segments whose data the job fsyncs.
+    #[cfg(test)]
+    pub(crate) fn segments(&self) -> usize {
+        self.handles.len()
     }
 
     pub(crate) fn first_unflushed_ms(&self) -> i64 {
@@ -132,6 +160,13 @@ pub(crate) struct PartitionLog {
     recovery_point: Offset,
     /// Truncations so far (see [`FlushJob::truncations`]).
     truncations: u64,
+    /// Segments rolled since a flush last covered them (by base offset); not yet fsynced.
+    rolled_unsynced: Vec<Offset>,
+    /// A segment was created, or the producer snapshot replaced, since a flush last synced the
+    /// directory.
+    dir_unsynced: bool,
+    /// Rolls so far.
+    rolls: u64,
     /// Closed cleanly: appends are refused, so nothing lands after the clean-shutdown marker.
     closed: bool,
 }
@@ -191,6 +226,9 @@ impl PartitionLog {
             active_since_ms: None,
             recovery_point: Offset(0),
             truncations: 0,
+            rolled_unsynced: Vec::new(),
+            dir_unsynced: false,
+            rolls: 0,
             closed: false,
         };
         log.recovery_point = if clean {
@@ -465,23 +503,29 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Starts a new active segment at the log end offset, fsyncing the old one.
+    /// Starts a new active segment at the log end offset. Nothing is fsynced here, under the
+    /// lock: the old segment, the new directory entry and the producer snapshot are left to the
+    /// next flush job (see the module doc), and the recovery point stays where it is until then.
     pub(crate) fn roll(&mut self) -> io::Result<()> {
         let next = self.log_end_offset();
-        self.active().flush()?;
         if self.segments.contains_key(&next) {
             return Ok(()); // the active segment is empty and already starts here
         }
-        let seg = LogSegment::create(&self.dir, next, self.config.index_interval_bytes)?;
-        crate::fsutil::sync_dir(&self.dir)?;
+        let (old, unflushed) =
+            (self.active_ref().base_offset(), self.active_ref().unflushed_messages());
+        let mut seg = LogSegment::create(&self.dir, next, self.config.index_interval_bytes)?;
+        // `flush.messages` counts across the roll: the old segment's appends are unflushed too.
+        seg.carry_unflushed_messages(unflushed);
         self.segments.insert(next, seg);
+        self.rolled_unsynced.push(old);
+        self.dir_unsynced = true;
+        self.rolls += 1;
         self.active_since_ms = None;
-        // Older segments were fsynced when they rolled, this one just now.
-        self.recovery_point = self.recovery_point.max(next);
         // The producer state as of the new segment's start: crash recovery replays it from
-        // here over the active segment only. (Periodic flushes do not snapshot; the data up to
-        // `next` was fsynced just above, so the snapshot is never ahead of the log.)
-        self.producers.write_snapshot(&self.dir.join(PRODUCER_STATE_FILE), next)
+        // here over the later segments only. Not fsynced here (the next flush job does it); a
+        // snapshot that a power cut left unreadable, or ahead of the recovered log, is ignored
+        // and the state rebuilt from the log.
+        self.producers.write_snapshot_unsynced(&self.dir.join(PRODUCER_STATE_FILE), next)
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes`, never including a
@@ -654,10 +698,16 @@ impl PartitionLog {
     pub(crate) fn begin_flush(&mut self) -> io::Result<Option<FlushJob>> {
         let Some(first_unflushed_ms) = self.first_unflushed_ms.take() else { return Ok(None) };
         let (flushed_to, truncations) = (self.log_end_offset(), self.truncations);
-        match self.active().sync_handles() {
-            Ok(handles) => {
-                Ok(Some(FlushJob { handles, first_unflushed_ms, flushed_to, truncations }))
-            }
+        match self.sync_handles() {
+            Ok((handles, rolled)) => Ok(Some(FlushJob {
+                handles,
+                rolled,
+                dir: self.dir_unsynced.then(|| self.dir.clone()),
+                rolls: self.rolls,
+                first_unflushed_ms,
+                flushed_to,
+                truncations,
+            })),
             Err(e) => {
                 self.first_unflushed_ms = Some(first_unflushed_ms);
                 Err(e)
@@ -665,13 +715,33 @@ impl PartitionLog {
         }
     }
 
-    /// A flush job succeeded: the recovery point moves up to what it made durable, unless the
-    /// log was truncated meanwhile (then the next flush moves it).
-    pub(crate) fn flush_done(&mut self, job: &FlushJob) {
-        if job.truncations == self.truncations {
-            self.recovery_point =
-                self.recovery_point.max(job.flushed_to.min(self.log_end_offset()));
+    /// Handles on the active segment and on the rolled segments not yet fsynced (those still in
+    /// the log: a truncation or retention may have removed some), with the latter's offsets.
+    fn sync_handles(&mut self) -> io::Result<(Vec<SyncHandles>, Vec<Offset>)> {
+        let mut handles = vec![self.active().sync_handles()?];
+        let mut rolled = Vec::new();
+        for base in &self.rolled_unsynced {
+            if let Some(seg) = self.segments.get_mut(base) {
+                handles.push(seg.sync_handles()?);
+                rolled.push(*base);
+            }
         }
+        Ok((handles, rolled))
+    }
+
+    /// A flush job succeeded: the recovery point moves up to what it made durable, the rolled
+    /// segments it covered are durable, and the directory too unless a roll came after the job
+    /// began. Unless the log was truncated meanwhile: then nothing is concluded, and the next
+    /// flush covers it all again.
+    pub(crate) fn flush_done(&mut self, job: &FlushJob) {
+        if job.truncations != self.truncations {
+            return; // what the job covered may have been cut and rewritten since
+        }
+        self.rolled_unsynced.retain(|b| !job.rolled.contains(b));
+        if job.dir.is_some() && job.rolls == self.rolls {
+            self.dir_unsynced = false;
+        }
+        self.recovery_point = self.recovery_point.max(job.flushed_to.min(self.log_end_offset()));
     }
 
     /// Every record below this offset is durable.
@@ -728,10 +798,17 @@ impl PartitionLog {
         self.first_unflushed_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms)
     }
 
-    /// fsyncs the active segment and its indexes and snapshots producer state, under the
-    /// caller's lock (clean shutdown).
+    /// fsyncs the active segment, the rolled ones not yet synced and their indexes, and
+    /// snapshots producer state, under the caller's lock (clean shutdown).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.active().flush()?;
+        for base in std::mem::take(&mut self.rolled_unsynced) {
+            if let Some(seg) = self.segments.get_mut(&base) {
+                seg.flush()?;
+            }
+        }
+        crate::fsutil::sync_dir(&self.dir)?;
+        self.dir_unsynced = false;
         self.first_unflushed_ms = None;
         self.recovery_point = self.log_end_offset();
         let leo = self.log_end_offset();
@@ -757,6 +834,31 @@ mod tests {
     fn append(log: &mut PartitionLog, n: usize, ts: i64) -> AppendOutcome {
         let b = encode_batch(n, ts, None, Compression::None);
         log.append_as_leader(&b, LeaderEpoch(0), ts).expect("append")
+    }
+
+    /// A roll fsyncs nothing under the log lock: the rolled segments wait for the next flush
+    /// job, which the recovery point waits for too; a failed job leaves them waiting.
+    #[test]
+    fn a_roll_leaves_its_fsync_to_the_next_flush_and_the_recovery_point_waits_for_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        let mut i = 0;
+        while log.segment_count() < 3 {
+            append(&mut log, 3, 1000 + i);
+            i += 1;
+        }
+        assert_eq!(log.recovery_point(), Offset(0), "no roll made anything durable");
+        let job = log.begin_flush().expect("handles").expect("unflushed data");
+        assert_eq!(job.segments(), 3, "the active segment and the two rolled ones");
+        log.flush_failed(job.first_unflushed_ms());
+        let job = log.begin_flush().expect("handles").expect("unflushed again");
+        assert_eq!(job.segments(), 3, "a failed job leaves the rolled segments unsynced");
+        job.run().expect("fsync");
+        log.flush_done(&job);
+        assert_eq!(log.recovery_point(), log.log_end_offset());
+        append(&mut log, 1, 5000);
+        let job = log.begin_flush().expect("handles").expect("unflushed data");
+        assert_eq!(job.segments(), 1, "synced rolled segments are not synced again");
     }
 
     #[test]

@@ -181,12 +181,25 @@ impl ProducerStateManager {
 
     /// Writes a snapshot valid up to `next_offset` (atomically: temp file, fsync, rename).
     pub(crate) fn write_snapshot(&self, path: &Path, next_offset: Offset) -> io::Result<()> {
+        crate::fsutil::write_atomically(path, &self.snapshot_bytes(next_offset)?)
+    }
+
+    /// As [`write_snapshot`](Self::write_snapshot), replacing the file atomically but without
+    /// an fsync: the caller has one scheduled.
+    pub(crate) fn write_snapshot_unsynced(
+        &self,
+        path: &Path,
+        next_offset: Offset,
+    ) -> io::Result<()> {
+        crate::fsutil::replace_unsynced(path, &self.snapshot_bytes(next_offset)?)
+    }
+
+    fn snapshot_bytes(&self, next_offset: Offset) -> io::Result<Vec<u8>> {
         let snap = Snapshot {
             next_offset,
             producers: self.producers.iter().map(|(k, v)| (*k, v.clone())).collect(),
         };
-        let bytes = serde_json::to_vec(&snap).map_err(io::Error::other)?;
-        crate::fsutil::write_atomically(path, &bytes)
+        serde_json::to_vec(&snap).map_err(io::Error::other)
     }
 
     /// Loads a snapshot; returns the state and the offset replay must start from. A missing or

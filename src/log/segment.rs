@@ -217,6 +217,11 @@ impl LogSegment {
         self.unflushed_messages
     }
 
+    /// Counts `n` appends of the segment this one was rolled from as unflushed here.
+    pub(crate) fn carry_unflushed_messages(&mut self, n: u64) {
+        self.unflushed_messages += n;
+    }
+
     fn relative(&self, offset: Offset) -> u32 {
         let rel = offset.0 - self.base_offset.0;
         assert!(
