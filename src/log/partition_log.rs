@@ -554,6 +554,12 @@ impl PartitionLog {
         if offset < log_start || offset > log_end {
             return Err(ReadError::OffsetOutOfRange { requested: offset, log_start, log_end });
         }
+        // A caught-up reader (a consumer at the high watermark, a follower at the log end) is
+        // answered without reading a header: the end offset lies on a batch boundary, so no
+        // batch at or after `offset` starts below it.
+        if offset >= end_offset {
+            return Ok(FileSlice::default());
+        }
         for (_, seg) in self.segments.range(..=offset).next_back().into_iter().chain(
             self.segments.range((std::ops::Bound::Excluded(offset), std::ops::Bound::Unbounded)),
         ) {
