@@ -27,9 +27,15 @@ for t in bench-a1 bench-aall kcat-a1 kcat-aall lat-a1 lat-aall e2e; do
     --config min.insync.replicas=2 --bootstrap-server 127.0.0.1:19092 >/dev/null
 done
 
-warm_up() { # a fresh topic's followers start fetching and join the ISR before it is measured
-  $BIN bench produce --bootstrap-server "$B" --topic "$1" --rate 1000 --duration-s 2 \
-    --record-size $SIZE --acks "$2" --partitions $PARTITIONS >/dev/null 2>&1
+warm_up() { # a fresh topic's followers start fetching and join the ISR before it is measured;
+  # retried, since a topic created right after an overload row may take a while to get leaders
+  for _ in $(seq 20); do
+    $BIN bench produce --bootstrap-server "$B" --topic "$1" --rate 1000 --duration-s 2 \
+      --record-size $SIZE --acks "$2" --partitions $PARTITIONS >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "warm-up of topic $1 failed 20 times: the cluster did not take writes on it" >&2
+  return 1
 }
 settle() { # each latency row starts with no dirty pages left by the rows before it
   sync
