@@ -1,10 +1,10 @@
 //! Fetch (key 1): reads whole batches below the high watermark from each requested partition,
 //! bounded by the request's `max_bytes` and each partition's `partition_max_bytes`, and long-polls
 //! (up to `max_wait_ms`) until `min_bytes` are available. Waiting costs no polling: the handler
-//! sleeps on the high watermarks of the partitions it asked for, so only their appends wake it. Topics are addressed by name up to v12 and by id
-//! from v13. Fetch sessions (KIP-227) are declined with session id 0; clients then send full
-//! fetches. The first partition with data returns at least one whole batch even when it is
-//! larger than the limits (KIP-74).
+//! sleeps on the high watermarks of the partitions it asked for, so only their appends wake it.
+//! Topics are addressed by name up to v12 and by id from v13. Fetch sessions (KIP-227) are
+//! declined with session id 0; clients then send full fetches. The first partition with data
+//! returns at least one whole batch even when it is larger than the limits (KIP-74).
 //!
 //! Records are located under each partition's log lock and sent after it: the answer carries
 //! file slices, not copies, and [`encode`] frames them so the connection can `sendfile` them.
