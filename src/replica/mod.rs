@@ -22,7 +22,8 @@
 //! * **No fsync under the log lock on the write path.** The flusher and `flush.messages`
 //!   writers take a flush job out of the log (second file handles) and fsync on a blocking
 //!   thread while appends go on; a writer waiting for its flush waits on that thread, not on a
-//!   tokio worker. (A segment roll still fsyncs the rolled segment under the lock.)
+//!   tokio worker. A segment roll fsyncs nothing either: the next flush job syncs what it
+//!   rolled.
 //! * **Wake-ups are per partition.** An append publishes the partition's log end offset and high
 //!   watermark on its own watch channels; only fetches waiting on that partition wake.
 //! * This layer never imports the broker, the network or the coordinators.
