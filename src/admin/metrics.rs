@@ -35,7 +35,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// Broker state sampled at scrape time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Sample {
     pub(crate) active_controller: bool,
     pub(crate) raft_term: u64,
@@ -45,6 +45,18 @@ pub(crate) struct Sample {
     pub(crate) under_replicated_partitions: u64,
     pub(crate) offline_partitions: u64,
     pub(crate) group_lag: Vec<(LagLabels, i64)>,
+    pub(crate) cleaner: CleanerSample,
+}
+
+/// The log cleaner's totals and state, read at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CleanerSample {
+    pub(crate) bytes_read: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) rounds: u64,
+    pub(crate) last_run_duration_s: f64,
+    pub(crate) max_dirty_ratio: f64,
+    pub(crate) uncleanable_partitions: u64,
 }
 
 /// The gauges a [`Sample`] sets.
@@ -58,6 +70,12 @@ struct Gauges {
     under_replicated_partitions: Gauge,
     offline_partitions: Gauge,
     group_lag: Family<LagLabels, Gauge>,
+    cleaner_bytes_read: Counter,
+    cleaner_bytes_written: Counter,
+    cleaner_rounds: Counter,
+    cleaner_last_run_duration_s: Gauge<f64, std::sync::atomic::AtomicU64>,
+    cleaner_max_dirty_ratio: Gauge<f64, std::sync::atomic::AtomicU64>,
+    cleaner_uncleanable_partitions: Gauge,
 }
 
 /// Every metric of one node.
@@ -153,6 +171,36 @@ impl Metrics {
             r.register(name, help, gauge.clone());
         }
         r.register(
+            "samsa_log_cleaner_bytes_read",
+            "Bytes the log cleaner read from compacted logs",
+            g.cleaner_bytes_read.clone(),
+        );
+        r.register(
+            "samsa_log_cleaner_bytes_written",
+            "Bytes the log cleaner wrote into cleaned segments",
+            g.cleaner_bytes_written.clone(),
+        );
+        r.register(
+            "samsa_log_cleaner_rounds",
+            "Cleaning rounds finished",
+            g.cleaner_rounds.clone(),
+        );
+        r.register(
+            "samsa_log_cleaner_last_run_duration_seconds",
+            "How long the last cleaning round took",
+            g.cleaner_last_run_duration_s.clone(),
+        );
+        r.register(
+            "samsa_log_cleaner_max_dirty_ratio",
+            "The largest dirty ratio over this node's compacted logs",
+            g.cleaner_max_dirty_ratio.clone(),
+        );
+        r.register(
+            "samsa_log_cleaner_uncleanable_partitions",
+            "Compacted logs whose last cleaning failed (retried after 10 minutes)",
+            g.cleaner_uncleanable_partitions.clone(),
+        );
+        r.register(
             "samsa_consumer_group_lag",
             "High watermark minus committed offset, for groups this broker coordinates and partitions it leads",
             g.group_lag.clone(),
@@ -187,6 +235,16 @@ impl Metrics {
         g.leader_partitions.set(as_i64(sample.leader_partitions));
         g.under_replicated_partitions.set(as_i64(sample.under_replicated_partitions));
         g.offline_partitions.set(as_i64(sample.offline_partitions));
+        let c = &sample.cleaner;
+        let catch_up = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        catch_up(&g.cleaner_bytes_read, c.bytes_read);
+        catch_up(&g.cleaner_bytes_written, c.bytes_written);
+        catch_up(&g.cleaner_rounds, c.rounds);
+        g.cleaner_last_run_duration_s.set(c.last_run_duration_s);
+        g.cleaner_max_dirty_ratio.set(c.max_dirty_ratio);
+        g.cleaner_uncleanable_partitions.set(as_i64(c.uncleanable_partitions));
         g.group_lag.clear();
         for (labels, lag) in &sample.group_lag {
             g.group_lag.get_or_create(labels).set(*lag);

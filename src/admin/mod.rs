@@ -108,6 +108,18 @@ pub fn readiness(broker: &Broker) -> Result<(), String> {
     Ok(())
 }
 
+fn cleaner_sample(stats: &crate::replica::cleaner::CleanerStats) -> metrics::CleanerSample {
+    use std::sync::atomic::Ordering::Relaxed;
+    metrics::CleanerSample {
+        bytes_read: stats.bytes_read.load(Relaxed),
+        bytes_written: stats.bytes_written.load(Relaxed),
+        rounds: stats.rounds.load(Relaxed),
+        last_run_duration_s: stats.last_run_duration_us.load(Relaxed) as f64 / 1e6,
+        max_dirty_ratio: stats.max_dirty_ratio_ppm.load(Relaxed) as f64 / 1e6,
+        uncleanable_partitions: stats.uncleanable_partitions() as u64,
+    }
+}
+
 /// Every metric: the counters plus gauges read now.
 pub(crate) fn render(broker: &Broker) -> String {
     let quorum = broker.metadata.quorum();
@@ -117,6 +129,7 @@ pub(crate) fn render(broker: &Broker) -> String {
         raft_term: quorum.term,
         raft_commit_index: quorum.commit_index,
         raft_last_log_index: quorum.last_log_index,
+        cleaner: cleaner_sample(&broker.cleaner),
         ..Default::default()
     };
     for part in broker.replicas.all() {

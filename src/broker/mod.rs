@@ -83,6 +83,8 @@ pub struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// Follower fetchers and leader-side ISR checks.
     pub(crate) replication: Arc<Replication>,
+    /// What the log cleaner threads did (they run from `tasks`).
+    pub(crate) cleaner: Arc<crate::replica::cleaner::CleanerStats>,
     raft: MetadataRaft,
     /// This node's controller, active when it leads the quorum (runs session expiry).
     pub local_controller: Arc<Controller>,
@@ -199,6 +201,7 @@ impl Broker {
             metrics,
             replicas,
             replication,
+            cleaner: Default::default(),
             raft: quorum.raft,
             local_controller: quorum.local,
             incarnation: Uuid::new_v4(),

@@ -2,7 +2,8 @@
 //! * the reconciler applies every new metadata image to the local replicas;
 //! * the flusher fsyncs logs whose unflushed data is older than `flush.ms`;
 //! * retention deletes old segments every `log.retention.check.interval.ms` and expires idle
-//!   idempotent producers.
+//!   idempotent producers;
+//! * the log cleaner's threads compact logs with `cleanup.policy=compact` (`replica::cleaner`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -22,6 +23,11 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
         spawn_every(broker, "preferred-leaders", every, elect_preferred_leaders);
     }
     spawn_every(broker, "group-timers", GROUP_TICK_INTERVAL, |b| async move { b.groups.tick() });
+    let every =
+        Duration::from_millis(broker.config.group.offsets_retention_check_interval_ms as u64);
+    spawn_every(broker, "offsets-expiry", every, |b| async move {
+        b.groups.expire_offsets(now_ms()).await;
+    });
     if broker.config.process_roles.broker {
         let every = Duration::from_millis(broker.config.broker_heartbeat_interval_ms as u64);
         spawn_every(broker, "heartbeat", every, |b| async move {
@@ -41,6 +47,15 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_periodic(broker, "recovery-point-checkpoint", RECOVERY_POINT_CHECKPOINT_INTERVAL, |b| {
         b.replicas.checkpoint_recovery_points()
     });
+    if broker.config.process_roles.broker && broker.config.cleaner.enable {
+        let (replicas, stats) = (broker.replicas.clone(), broker.cleaner.clone());
+        let config = broker.config.cleaner.clone();
+        if let Err(e) =
+            crate::replica::cleaner::spawn(replicas, config, stats, broker.shutdown_signal())
+        {
+            tracing::error!(error = %e, "the log cleaner threads could not start");
+        }
+    }
 }
 
 fn spawn_periodic(broker: &Arc<Broker>, name: &'static str, every: Duration, work: fn(&Broker)) {

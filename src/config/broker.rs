@@ -112,6 +112,8 @@ pub struct BrokerConfig {
     pub admin_listener: Option<SocketAddr>,
     /// `group.*` and `offsets.*`: the consumer-group coordinator.
     pub group: super::group::GroupConfig,
+    /// `log.cleaner.*` and `log.cleanup.policy`.
+    pub cleaner: super::cleaner::CleanerConfig,
 }
 
 impl BrokerConfig {
@@ -157,6 +159,7 @@ impl BrokerConfig {
             unclean_leader_election_enable: false,
             admin_listener: None,
             group: super::group::GroupConfig::dev(),
+            cleaner: super::cleaner::CleanerConfig::default(),
         }
     }
 
@@ -213,7 +216,7 @@ impl BrokerConfig {
                     })?),
                 }
             }
-            _ => match self.group.set(key, value) {
+            _ => match self.group.set(key, value).or_else(|| self.cleaner.set(key, value)) {
                 Some(result) => result?,
                 None => return Err(ConfigError::UnknownKey(key.into())),
             },
@@ -236,7 +239,13 @@ impl BrokerConfig {
     /// The value of a topic-level key's broker default, as a string (for DescribeConfigs).
     pub fn topic_default(&self, topic_key: &str) -> Option<String> {
         Some(match topic_key {
-            "cleanup.policy" => "delete".into(),
+            "cleanup.policy" => self.cleaner.cleanup_policy.to_string(),
+            "min.cleanable.dirty.ratio" => {
+                super::cleaner::format_f64(self.cleaner.min_cleanable_ratio)
+            }
+            "min.compaction.lag.ms" => self.cleaner.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.cleaner.max_compaction_lag_ms.to_string(),
+            "delete.retention.ms" => self.cleaner.delete_retention_ms.to_string(),
             "compression.type" => "producer".into(),
             "retention.ms" => self.log_retention_ms.to_string(),
             "retention.bytes" => self.log_retention_bytes.to_string(),
@@ -268,6 +277,10 @@ impl BrokerConfig {
             "index.interval.bytes" => "log.index.interval.bytes",
             "unclean.leader.election.enable" => "unclean.leader.election.enable",
             "cleanup.policy" => "log.cleanup.policy",
+            "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+            "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
+            "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
+            "delete.retention.ms" => "log.cleaner.delete.retention.ms",
             "compression.type" => "compression.type",
             _ => return None,
         })
@@ -296,6 +309,7 @@ impl BrokerConfig {
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
         ];
         all.extend(self.group.describe());
+        all.extend(self.cleaner.describe());
         all
     }
 }

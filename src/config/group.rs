@@ -29,6 +29,14 @@ pub struct GroupConfig {
     pub offsets_commit_timeout_ms: i32,
     /// `offset.metadata.max.bytes`: longer commit metadata gets OFFSET_METADATA_TOO_LARGE.
     pub offset_metadata_max_bytes: i32,
+    /// `offsets.retention.minutes`: committed offsets of a group that has been empty this long
+    /// (of a standalone consumer: committed this long ago) expire (KIP-211).
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are looked for.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offsets.topic.compression.codec`: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd, for the
+    /// coordinator's writes.
+    pub offsets_topic_compression_codec: i8,
 }
 
 impl Default for GroupConfig {
@@ -44,6 +52,9 @@ impl Default for GroupConfig {
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_commit_timeout_ms: 5_000,
             offset_metadata_max_bytes: 4096,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offsets_topic_compression_codec: 0,
         }
     }
 }
@@ -89,6 +100,15 @@ impl GroupConfig {
             "offset.metadata.max.bytes" => {
                 int(0, i32_max).map(|v| self.offset_metadata_max_bytes = v as i32)
             }
+            "offsets.retention.minutes" => {
+                int(1, i32_max).map(|v| self.offsets_retention_minutes = v)
+            }
+            "offsets.retention.check.interval.ms" => {
+                int(1, i64::MAX).map(|v| self.offsets_retention_check_interval_ms = v)
+            }
+            "offsets.topic.compression.codec" => {
+                int(0, 4).map(|v| self.offsets_topic_compression_codec = v as i8)
+            }
             _ => return None,
         };
         Some(result)
@@ -106,6 +126,12 @@ impl GroupConfig {
             ("offsets.topic.segment.bytes", self.offsets_topic_segment_bytes.to_string()),
             ("offsets.commit.timeout.ms", self.offsets_commit_timeout_ms.to_string()),
             ("offset.metadata.max.bytes", self.offset_metadata_max_bytes.to_string()),
+            ("offsets.retention.minutes", self.offsets_retention_minutes.to_string()),
+            (
+                "offsets.retention.check.interval.ms",
+                self.offsets_retention_check_interval_ms.to_string(),
+            ),
+            ("offsets.topic.compression.codec", self.offsets_topic_compression_codec.to_string()),
         ]
     }
 

@@ -2,6 +2,7 @@
 //! settings that override them ([`topic`]).
 
 pub mod broker;
+pub mod cleaner;
 pub mod group;
 pub mod server;
 pub mod topic;

@@ -1,9 +1,8 @@
 //! Topic-level configuration: the keys a topic may override, their validation, and how a topic's
 //! effective settings are resolved (override, else broker default).
 //!
-//! `cleanup.policy=compact` is refused with a clear error rather than silently ignored: samsa
-//! has no log cleaner yet. `compression.type` other than `producer` is refused likewise, because
-//! samsa stores batches exactly as the producer compressed them.
+//! `compression.type` other than `producer` is refused with a clear error rather than silently
+//! ignored, because samsa stores batches exactly as the producer compressed them.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +16,40 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
+}
+
+/// `cleanup.policy`: which of retention (`delete`) and the log cleaner (`compact`) apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// Kafka's list syntax: `delete`, `compact`, `compact,delete` (any order, spaces allowed).
+    pub fn parse(key: &str, value: &str) -> Result<Self, ConfigError> {
+        let mut policy = CleanupPolicy { delete: false, compact: false };
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return Err(invalid(key, value, "must be a list of delete and compact")),
+            }
+        }
+        Ok(policy)
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.compact, self.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            _ => "delete",
+        })
+    }
 }
 
 /// One topic-level key.
@@ -33,12 +65,17 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
         config_type: ConfigType::List,
-        doc: "delete: segments are removed by retention. compact is not supported yet.",
+        doc: "delete: old segments are removed by retention; compact: the log cleaner keeps the last record of every key; compact,delete: both.",
     },
     TopicConfigDef {
         name: "compression.type",
         config_type: ConfigType::String,
         doc: "producer: batches are stored as the producer compressed them (the only value supported).",
+    },
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        config_type: ConfigType::Long,
+        doc: "how long a tombstone stays in a compacted log after it was first cleaned.",
     },
     TopicConfigDef {
         name: "flush.messages",
@@ -61,9 +98,24 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "largest record batch accepted, in bytes.",
     },
     TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "longest a record may stay uncompacted (the active segment rolls by it too).",
+    },
+    TopicConfigDef {
         name: "message.timestamp.type",
         config_type: ConfigType::String,
         doc: "CreateTime or LogAppendTime.",
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        config_type: ConfigType::Double,
+        doc: "share of a compacted log that must be uncleaned before the cleaner takes it.",
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "records younger than this are never compacted.",
     },
     TopicConfigDef {
         name: "min.insync.replicas",
@@ -113,22 +165,7 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         Ok(())
     };
     match key {
-        "cleanup.policy" => {
-            for policy in value.split(',').map(str::trim) {
-                match policy {
-                    "delete" => {}
-                    "compact" => {
-                        return Err(ConfigError::Unsupported {
-                            key: key.into(),
-                            value: value.into(),
-                            reason: "log compaction is not implemented yet; use cleanup.policy=delete".into(),
-                        });
-                    }
-                    _ => return Err(invalid(key, value, "must be delete or compact")),
-                }
-            }
-            Ok(())
-        }
+        "cleanup.policy" => CleanupPolicy::parse(key, value).map(|_| ()),
         "compression.type" => match value {
             "producer" => Ok(()),
             "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(ConfigError::Unsupported {
@@ -151,7 +188,13 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         "max.message.bytes" | "index.interval.bytes" => long_at_least(0, i64::from(i32::MAX)),
         "min.insync.replicas" => long_at_least(1, i64::from(i32::MAX)),
         "flush.messages" | "segment.ms" => long_at_least(1, i64::MAX),
-        "flush.ms" => long_at_least(0, i64::MAX),
+        "flush.ms" | "min.compaction.lag.ms" | "delete.retention.ms" => {
+            long_at_least(0, i64::MAX)
+        }
+        "max.compaction.lag.ms" => long_at_least(1, i64::MAX),
+        "min.cleanable.dirty.ratio" => {
+            super::cleaner::parse_f64(key, value, 0.0, 1.0).map(|_| ())
+        }
         _ => {
             debug_assert!(false, "validated key without a rule: {}", def.name);
             Ok(())
@@ -159,9 +202,20 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Validates a whole set of overrides.
+/// Validates a whole set of overrides, and the pairs Kafka checks together.
 pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    configs.iter().try_for_each(|(k, v)| validate(k, v))
+    configs.iter().try_for_each(|(k, v)| validate(k, v))?;
+    let lag = |k: &str| configs.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+    if let (Some(min), Some(max)) = (lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms"))
+        && min > max
+    {
+        return Err(invalid(
+            "max.compaction.lag.ms",
+            &max.to_string(),
+            format!("must not be below min.compaction.lag.ms ({min})"),
+        ));
+    }
+    Ok(())
 }
 
 /// The effective value of `key` for a topic: its override, else the broker default.
@@ -187,9 +241,20 @@ mod tests {
     }
 
     #[test]
-    fn compaction_and_broker_side_compression_are_refused_clearly() {
-        let e = validate("cleanup.policy", "compact").expect_err("refused");
-        assert!(e.to_string().contains("not implemented"));
+    fn cleanup_policies_and_compaction_keys_validate_as_kafka_does() {
+        for ok in ["compact", "delete", "compact,delete", "delete, compact"] {
+            assert!(validate("cleanup.policy", ok).is_ok(), "{ok}");
+        }
+        assert!(validate("cleanup.policy", "compact,shred").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "0.01").is_ok());
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("max.compaction.lag.ms", "0").is_err());
+        let pair: BTreeMap<String, String> = [
+            ("min.compaction.lag.ms".to_string(), "100".to_string()),
+            ("max.compaction.lag.ms".to_string(), "10".to_string()),
+        ]
+        .into();
+        assert!(validate_all(&pair).is_err());
         assert!(validate("compression.type", "zstd").is_err());
         assert!(validate("retention.ms", "-2").is_err());
         assert!(validate("segment.bytes", "12").is_err());

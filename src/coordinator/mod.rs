@@ -66,6 +66,8 @@ pub(crate) struct InternalTopic {
     replicas: Arc<ReplicaManager>,
     /// How long a write waits for the ISR (`offsets.commit.timeout.ms`, ...).
     commit_timeout: Duration,
+    /// The codec of the batches it writes (`offsets.topic.compression.codec`, ...).
+    compression: Compression,
 }
 
 impl InternalTopic {
@@ -73,8 +75,9 @@ impl InternalTopic {
         name: &'static str,
         replicas: Arc<ReplicaManager>,
         commit_timeout: Duration,
+        compression: Compression,
     ) -> Self {
-        InternalTopic { name, replicas, commit_timeout }
+        InternalTopic { name, replicas, commit_timeout, compression }
     }
 
     /// The partitions among the first `count` that this node leads, with their epochs.
@@ -99,7 +102,7 @@ impl InternalTopic {
         let pairs: Vec<(Option<Bytes>, Option<Bytes>)> =
             records.into_iter().map(|(k, v)| (Some(k), v)).collect();
         let now = now_ms();
-        let batch = crate::client::records::encode_batch(&pairs, now, Compression::None)
+        let batch = crate::client::records::encode_batch(&pairs, now, self.compression)
             .map_err(|e| WriteError::Encode(e.to_string()))?;
         let appended = part.append_in_epoch(&batch, at.epoch, now).map_err(|e| match e {
             LeaderAppendError::NotLeader => WriteError::NotLeader,

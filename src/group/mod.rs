@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::records::Compression;
 
 use self::classic::{Group, GroupState};
 use self::records::{OffsetValue, partition_for};
@@ -110,7 +111,14 @@ impl GroupCoordinator {
         metadata: Arc<dyn MetadataLog>,
     ) -> Arc<Self> {
         let timeout = Duration::from_millis(config.offsets_commit_timeout_ms.max(0) as u64);
-        let offsets = Arc::new(InternalTopic::new(OFFSETS_TOPIC, replicas, timeout));
+        let compression = match config.offsets_topic_compression_codec {
+            1 => Compression::Gzip,
+            2 => Compression::Snappy,
+            3 => Compression::Lz4,
+            4 => Compression::Zstd,
+            _ => Compression::None,
+        };
+        let offsets = Arc::new(InternalTopic::new(OFFSETS_TOPIC, replicas, timeout, compression));
         Arc::new(GroupCoordinator { config, offsets, metadata, state: Mutex::default() })
     }
 
@@ -282,8 +290,9 @@ impl GroupCoordinator {
     }
 
     /// `__consumer_offsets` as it is created on first use: `offsets.topic.num.partitions`
-    /// partitions, `offsets.topic.replication.factor` capped by the live brokers, never deleted
-    /// by retention.
+    /// partitions, `offsets.topic.replication.factor` capped by the live brokers, compacted
+    /// (never deleted by retention; the cleaner keeps the last record of each key, so a
+    /// coordinator's load follows the live state, not the history).
     pub(crate) fn offsets_topic_spec(&self, live_brokers: usize) -> TopicSpec {
         let rf = (self.config.offsets_topic_replication_factor as usize).min(live_brokers.max(1));
         TopicSpec {
@@ -292,6 +301,7 @@ impl GroupCoordinator {
             replication_factor: rf as i16,
             assignments: Default::default(),
             configs: [
+                ("cleanup.policy".to_string(), "compact".to_string()),
                 ("retention.ms".to_string(), "-1".to_string()),
                 ("retention.bytes".to_string(), "-1".to_string()),
                 ("segment.bytes".to_string(), self.config.offsets_topic_segment_bytes.to_string()),

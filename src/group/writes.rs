@@ -310,4 +310,72 @@ impl GroupCoordinator {
         self.apply_when_committed(group, &entries, pending).await?;
         Ok(codes)
     }
+
+    /// Kafka's offset expiration (KIP-211), every `offsets.retention.check.interval.ms`:
+    /// * a group with members' protocol that has been Empty for `offsets.retention.minutes`
+    ///   loses all its offsets;
+    /// * a Stable consumer group loses the offsets of topics it no longer subscribes to, once
+    ///   committed that long ago;
+    /// * a standalone consumer's offsets (no protocol) expire that long after their commit.
+    ///
+    /// Expired offsets get tombstones; a group left empty and without offsets gets one too, so
+    /// the compacted `__consumer_offsets` forgets it. Returns how many offsets expired.
+    pub(crate) async fn expire_offsets(&self, now_ms: i64) -> usize {
+        let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
+        let mut writes = Vec::new();
+        {
+            let st = self.lock();
+            let ids: Vec<String> = st.groups.keys().cloned().collect();
+            for id in ids {
+                let Ok(at) = st.placement(&id) else { continue };
+                let Some(g) = st.groups.get(&id) else { continue };
+                let old = |ms: i64| now_ms.saturating_sub(ms) >= retention_ms;
+                let expired: Vec<(String, i32)> = match (g.protocol_type.is_some(), g.state) {
+                    (true, GroupState::Empty) if old(g.state_since_ms) => {
+                        g.offsets.keys().cloned().collect()
+                    }
+                    (false, GroupState::Empty) => g
+                        .offsets
+                        .iter()
+                        .filter(|(_, c)| old(c.value.commit_timestamp_ms))
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                    (true, GroupState::Stable) => {
+                        let Some(subscribed) = g.subscribed_topics() else { continue };
+                        g.offsets
+                            .iter()
+                            .filter(|((t, _), c)| {
+                                !subscribed.contains(t) && old(c.value.commit_timestamp_ms)
+                            })
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                if expired.is_empty() {
+                    continue;
+                }
+                let entries: Vec<OffsetEntry> =
+                    expired.into_iter().map(|(t, p)| (t, p, None)).collect();
+                let mut records = offset_records(&id, &entries);
+                if g.state == GroupState::Empty && entries.len() == g.offsets.len() {
+                    records.push(group_record(&id, None));
+                }
+                writes.push((id.clone(), entries, self.offsets.append(at, records)));
+            }
+        }
+        let mut expired = 0;
+        for (group, entries, pending) in writes {
+            match self.apply_when_committed(&group, &entries, pending).await {
+                Ok(()) => expired += entries.len(),
+                Err(code) => {
+                    tracing::warn!(%group, ?code, "writing expired offsets' tombstones failed")
+                }
+            }
+        }
+        if expired > 0 {
+            tracing::info!(offsets = expired, "expired committed offsets");
+        }
+        expired
+    }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::broker::BrokerConfig;
-use crate::config::topic::effective;
+use crate::config::topic::{CleanupPolicy, effective};
 
 /// How timestamps of appended batches are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub(crate) enum TimestampType {
 }
 
 /// A partition log's settings. Units are in the names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LogConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
@@ -29,9 +29,28 @@ pub(crate) struct LogConfig {
     pub flush_ms: i64,
     pub timestamp_type: TimestampType,
     pub min_insync_replicas: i32,
+    /// `cleanup.policy`: retention applies with `delete`, the log cleaner with `compact`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio`, in [0, 1].
+    pub min_cleanable_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    /// How long a tombstone outlives its first cleaning.
+    pub delete_retention_ms: i64,
 }
 
 impl LogConfig {
+    /// The age at which the active segment rolls: `segment.ms`, or for a compacted log
+    /// `max.compaction.lag.ms` if shorter (KIP-354), so no record waits in the active segment,
+    /// which is never cleaned, past its lag.
+    pub(crate) fn roll_ms(&self) -> i64 {
+        if self.cleanup_policy.compact {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+
     /// Resolves a topic's settings. Values were validated when they were set; anything
     /// unparsable falls back to the broker default.
     pub(crate) fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Self {
@@ -56,6 +75,25 @@ impl LogConfig {
             timestamp_type,
             min_insync_replicas: num("min.insync.replicas", broker.min_insync_replicas)
                 .clamp(1, i64::from(i32::MAX)) as i32,
+            cleanup_policy: effective("cleanup.policy", overrides, broker)
+                .and_then(|v| CleanupPolicy::parse("cleanup.policy", &v).ok())
+                .unwrap_or(broker.cleaner.cleanup_policy),
+            min_cleanable_ratio: effective("min.cleanable.dirty.ratio", overrides, broker)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(broker.cleaner.min_cleanable_ratio),
+            min_compaction_lag_ms: num(
+                "min.compaction.lag.ms",
+                broker.cleaner.min_compaction_lag_ms,
+            )
+            .max(0),
+            max_compaction_lag_ms: num(
+                "max.compaction.lag.ms",
+                broker.cleaner.max_compaction_lag_ms,
+            )
+            .max(1),
+            delete_retention_ms: num("delete.retention.ms", broker.cleaner.delete_retention_ms)
+                .max(0),
         }
     }
 }
@@ -75,6 +113,11 @@ impl LogConfig {
             flush_ms: i64::MAX,
             timestamp_type: TimestampType::CreateTime,
             min_insync_replicas: 1,
+            cleanup_policy: CleanupPolicy { delete: true, compact: false },
+            min_cleanable_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }

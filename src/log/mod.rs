@@ -12,18 +12,26 @@
 //! leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
 //! producer-state                  idempotent-producer snapshot (JSON) valid up to an offset
 //! partition.metadata              the topic id this replica belongs to
+//! cleaner-checkpoint              compacted logs: the cleaner's position (see cleaner/swap.rs)
 //! ```
+//!
+//! Compaction ([`cleaner`], over [`records`]) rewrites segments below the active one without
+//! changing any offset: a compacted log's segments may end before the next one starts.
 
 pub(crate) mod batch;
+pub(crate) mod cleaner;
 pub(crate) mod config;
 pub(crate) mod epoch_cache;
 pub(crate) mod index;
 pub(crate) mod partition_log;
 pub(crate) mod producer_state;
+pub(crate) mod records;
 pub(crate) mod recovery;
 pub(crate) mod segment;
 pub(crate) mod slice;
 
 pub(crate) use config::LogConfig;
-pub(crate) use partition_log::{AppendError, AppendOutcome, PartitionLog, ReadError};
+pub(crate) use partition_log::{
+    AppendError, AppendOutcome, Cleanable, CommitOutcome, PartitionLog, ReadError,
+};
 pub(crate) use slice::FileSlice;

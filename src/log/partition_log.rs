@@ -24,9 +24,11 @@ use kafka_protocol::records::RecordBatchDecoder;
 use thiserror::Error;
 
 use super::batch::{self, BatchError, BatchHeader};
+use super::cleaner::swap::{self, CleanerCheckpoint};
 use super::config::{LogConfig, TimestampType};
 use super::epoch_cache::LeaderEpochCache;
 use super::producer_state::{ProducerError, ProducerStateManager, SequenceCheck};
+use super::records::{self, RecordsError};
 use super::recovery::{
     CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CANDIDATE_FILE, RECOVERY_POINT_FILE, open_segments,
     read_offset_file,
@@ -34,6 +36,9 @@ use super::recovery::{
 use super::segment::{LogSegment, RecoveryReport, SEGMENT_BYTES_MAX, SyncHandles};
 use super::slice::FileSlice;
 use crate::types::{LeaderEpoch, Offset};
+
+#[path = "partition_log_compaction.rs"]
+mod compaction;
 
 const PRODUCER_STATE_FILE: &str = "producer-state";
 const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
@@ -48,6 +53,11 @@ pub(crate) enum AppendError {
     Producer(#[from] ProducerError),
     #[error("transactional batches are not supported")]
     Transactional,
+    /// Kafka's wording; the producer gets INVALID_RECORD.
+    #[error("compacted topic cannot accept a record without a key")]
+    KeylessRecord,
+    #[error("the batch's records cannot be read: {0}")]
+    Records(#[from] RecordsError),
     /// A replicated batch does not start at this log's end (a follower missed data).
     #[error("replicated batch starts at offset {got}, but the log ends at {expected}")]
     OffsetMismatch { expected: Offset, got: Offset },
@@ -169,6 +179,39 @@ pub(crate) struct PartitionLog {
     rolls: u64,
     /// Closed cleanly: appends are refused, so nothing lands after the clean-shutdown marker.
     closed: bool,
+    /// Where the log cleaner stands (its dirty section starts at `first_dirty`).
+    cleaner: CleanerCheckpoint,
+}
+
+/// How much of a compacted log the cleaner could take now (see [`PartitionLog::cleanable`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Cleanable {
+    /// Where the dirty section starts (the cleaner's position).
+    pub first_dirty: Offset,
+    /// Nothing at or above this is cleaned this round.
+    pub first_uncleanable: Offset,
+    pub clean_bytes: u64,
+    pub dirty_bytes: u64,
+    /// Dirty bytes over all cleanable bytes.
+    pub dirty_ratio: f64,
+    /// A record has waited longer than `max.compaction.lag.ms`: clean regardless of the ratio.
+    pub overdue: bool,
+}
+
+impl Cleanable {
+    /// Whether the cleaner should take this log now.
+    pub(crate) fn due(&self, min_ratio: f64) -> bool {
+        self.dirty_bytes > 0 && (self.overdue || self.dirty_ratio >= min_ratio)
+    }
+}
+
+/// How a finished cleaning round ended at its swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommitOutcome {
+    /// The cleaned segments replaced the originals.
+    Swapped { groups: usize },
+    /// The log changed under the round (truncation, retention): the round was discarded.
+    Discarded,
 }
 
 pub(super) fn segment_base_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
@@ -194,14 +237,20 @@ impl PartitionLog {
     /// line with what is intact.
     pub(crate) fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, OpenReport)> {
         fs::create_dir_all(dir)?;
+        // A swap of cleaned segments that was committed is finished before anything is read.
+        swap::recover(dir)?;
+        let cleaner = CleanerCheckpoint::read(dir);
         let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
         let saved_recovery_point = read_offset_file(&dir.join(RECOVERY_POINT_FILE));
+        let rp = saved_recovery_point.unwrap_or(Offset(0));
+        let gaps_trusted_below = rp.max(Offset(cleaner.first_dirty));
         let (mut segments, mut report) =
-            open_segments(dir, &config, clean, saved_recovery_point.unwrap_or(Offset(0)))?;
-        // Empty segments other than the last carry nothing; drop them.
+            open_segments(dir, &config, clean, rp, gaps_trusted_below)?;
+        // Empty segments other than the last carry nothing; drop them, except those the cleaner
+        // emptied: they hold the log start offset where it was.
         while segments.len() > 1 {
             let Some((&base, seg)) = segments.first_key_value() else { break };
-            if !seg.is_empty() {
+            if !seg.is_empty() || base.0 < cleaner.first_dirty {
                 break;
             }
             if let Some(seg) = segments.remove(&base) {
@@ -230,6 +279,7 @@ impl PartitionLog {
             dir_unsynced: false,
             rolls: 0,
             closed: false,
+            cleaner,
         };
         log.recovery_point = if clean {
             log.log_end_offset()
@@ -324,6 +374,11 @@ impl PartitionLog {
         self.segments.len()
     }
 
+    #[cfg(test)]
+    pub(crate) fn active_base_offset(&self) -> Offset {
+        self.active_ref().base_offset()
+    }
+
     pub(crate) fn latest_epoch(&self) -> Option<LeaderEpoch> {
         self.epochs.latest_epoch()
     }
@@ -381,7 +436,10 @@ impl PartitionLog {
     ) -> Result<AppendOutcome, AppendError> {
         self.refuse_if_closed()?;
         let headers = batch::split_client_batches(records)?;
+        let mut at = 0usize;
         for h in &headers {
+            let bytes = &records[at..at + h.size_bytes];
+            at += h.size_bytes;
             if h.size_bytes > self.config.max_message_bytes {
                 return Err(AppendError::MessageTooLarge {
                     size_bytes: h.size_bytes,
@@ -390,6 +448,10 @@ impl PartitionLog {
             }
             if h.is_transactional() {
                 return Err(AppendError::Transactional);
+            }
+            // Kafka's check: a compacted log keeps records by key, so every record needs one.
+            if self.config.cleanup_policy.compact && records::has_keyless_record(bytes, h)? {
+                return Err(AppendError::KeylessRecord);
             }
             if let SequenceCheck::Duplicate { base_offset, last_offset } =
                 self.producers.check(h)?
@@ -440,8 +502,9 @@ impl PartitionLog {
     }
 
     /// Appends batches copied from the leader, offsets and epochs already assigned (the
-    /// follower side of replication). Every batch is CRC-checked and must start exactly at the
-    /// log end offset; nothing is written on an error. Returns the new log end offset.
+    /// follower side of replication). Every batch is CRC-checked and must start at or after the
+    /// log end offset (after it where the leader's cleaner left a gap); nothing is written on an
+    /// error. Returns the new log end offset.
     pub(crate) fn append_as_follower(
         &mut self,
         records: &[u8],
@@ -453,7 +516,9 @@ impl PartitionLog {
         let mut expected = self.log_end_offset();
         while !rest.is_empty() {
             let h = batch::validate(rest)?;
-            if h.base_offset != expected {
+            // A compacted leader's log has gaps: a batch may start past the log end, never
+            // before it.
+            if h.base_offset < expected {
                 return Err(AppendError::OffsetMismatch { expected, got: h.base_offset });
             }
             expected = h.next_offset();
@@ -489,7 +554,7 @@ impl PartitionLog {
         now_ms: i64,
     ) -> io::Result<()> {
         let segment_bytes = self.config.segment_bytes.min(SEGMENT_BYTES_MAX);
-        let segment_ms = self.config.segment_ms;
+        let segment_ms = self.config.roll_ms();
         let old = self.active_since_ms.is_some_and(|t| now_ms.saturating_sub(t) > segment_ms);
         let active = self.active();
         if active.is_empty() {
@@ -615,7 +680,8 @@ impl PartitionLog {
     }
 
     /// Deletes whole segments by `retention.ms` and `retention.bytes`, oldest first, never the
-    /// active segment nor one holding offsets at or above `high_watermark`. Returns how many
+    /// active segment nor one holding offsets at or above `high_watermark`; only when
+    /// `cleanup.policy` includes `delete`. Returns how many
     /// segments were deleted; the log start offset moves to the first remaining segment.
     pub(crate) fn enforce_retention(
         &mut self,
@@ -624,7 +690,7 @@ impl PartitionLog {
     ) -> io::Result<usize> {
         let mut deleted = 0;
         let mut size = self.size_bytes() as i64;
-        loop {
+        while self.config.cleanup_policy.delete {
             if self.segments.len() < 2 {
                 break;
             }
@@ -685,6 +751,10 @@ impl PartitionLog {
             self.checkpoint_recovery_point()?;
         }
         self.producers.truncate_from(offset);
+        if self.cleaner.first_dirty > offset.0 {
+            self.cleaner = self.cleaner.truncated(offset);
+            self.cleaner.store(&self.dir)?;
+        }
         if self.epochs.truncate_from_end(offset) {
             self.epochs.persist()?;
         }

@@ -166,6 +166,15 @@ impl ProducerStateManager {
         }
     }
 
+    /// The last offset of every producer's latest batch: the log cleaner keeps those batches
+    /// (emptied if need be), so this state can be rebuilt from a cleaned log.
+    pub(crate) fn last_batch_offsets(&self) -> HashMap<ProducerId, Offset> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
+            .collect()
+    }
+
     /// Forgets producers whose last write is older than `cutoff_ms` (`producer.id.expiration.ms`).
     pub(crate) fn expire(&mut self, cutoff_ms: i64) {
         self.producers.retain(|_, e| e.last_timestamp_ms >= cutoff_ms);

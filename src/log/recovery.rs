@@ -44,14 +44,22 @@ pub(super) fn read_offset_file(path: &Path) -> Option<Offset> {
 
 /// Opens every segment in `dir`, in offset order: trusted (see [`LogSegment::open_trusted`])
 /// when the log was shut down cleanly or the segment lies wholly below `recovery_point`;
-/// otherwise recovered from `recovery_point` on (see [`LogSegment::open_recovering_tail`]). A segment that does not follow on from the one before, and everything
-/// after a cut, is deleted.
+/// otherwise recovered from `recovery_point` on (see [`LogSegment::open_recovering_tail`]). A
+/// segment that does not follow on from the one before (a gap the cleaner cannot have left, or
+/// an overlap), and everything after a cut, is deleted.
 pub(super) fn open_segments(
     dir: &Path,
     config: &LogConfig,
     clean: bool,
     recovery_point: Offset,
+    gaps_trusted_below: Offset,
 ) -> io::Result<(BTreeMap<Offset, LogSegment>, OpenReport)> {
+    // A segment may end before the next one starts only where the log cleaner removed its last
+    // batches: below the cleaner checkpoint or the recovery point (the cleaner cleans only
+    // durable segments), or anywhere after a clean shutdown. Elsewhere a gap means lost data.
+    let follows_on = |end: Offset, next: Offset| {
+        end == next || (end < next && (clean || next <= gaps_trusted_below))
+    };
     let mut report = OpenReport::default();
     let mut segments = BTreeMap::new();
     let bases = segment_base_offsets(dir)?;
@@ -59,7 +67,7 @@ pub(super) fn open_segments(
     let mut cut = false;
     for (i, &base) in bases.iter().enumerate() {
         let interval = config.index_interval_bytes;
-        if cut || expected_next.is_some_and(|n| base != n) {
+        if cut || expected_next.is_some_and(|n| !follows_on(n, base)) {
             // Anything after a cut (or a gap) cannot be trusted to follow on.
             LogSegment::open_and_recover(dir, base, interval)?.0.delete()?;
             report.segments_dropped += 1;
@@ -68,8 +76,9 @@ pub(super) fn open_segments(
         }
         let below_recovery_point = bases.get(i + 1).is_some_and(|next| *next <= recovery_point);
         let trusted = if clean || below_recovery_point {
-            LogSegment::open_trusted(dir, base, interval)?
-                .filter(|seg| bases.get(i + 1).is_none_or(|next| seg.next_offset() == *next))
+            LogSegment::open_trusted(dir, base, interval)?.filter(|seg| {
+                bases.get(i + 1).is_none_or(|next| follows_on(seg.next_offset(), *next))
+            })
         } else {
             None
         };

@@ -173,12 +173,40 @@ impl LogSegment {
         base_offset: Offset,
         index_interval_bytes: u64,
     ) -> io::Result<Self> {
-        let log_path = dir.join(file_name(base_offset, "log"));
+        let path = |ext: &str| dir.join(file_name(base_offset, ext));
+        let paths = [path("log"), path("index"), path("timeindex")];
+        Self::open_paths(paths, base_offset, index_interval_bytes)
+    }
+
+    /// Creates an empty segment under the log cleaner's `.cleaned` names (see `cleaner/swap.rs`):
+    /// written and fsynced beside the originals, renamed into place by the swap.
+    pub(crate) fn create_cleaned(
+        dir: &Path,
+        base_offset: Offset,
+        index_interval_bytes: u64,
+    ) -> io::Result<Self> {
+        let path = |ext: &str| super::cleaner::swap::cleaned_path(dir, base_offset, ext);
+        let paths = [path("log"), path("index"), path("timeindex")];
+        for p in &paths {
+            match fs::remove_file(p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        drop(OpenOptions::new().read(true).write(true).create_new(true).open(&paths[0])?);
+        Self::open_paths(paths, base_offset, index_interval_bytes)
+    }
+
+    fn open_paths(
+        [log_path, index_path, time_index_path]: [PathBuf; 3],
+        base_offset: Offset,
+        index_interval_bytes: u64,
+    ) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let size_bytes = file.metadata()?.len();
         let file = Arc::new(file);
-        let offset_index = OffsetIndex::open(&dir.join(file_name(base_offset, "index")))?;
-        let time_index = TimeIndex::open(&dir.join(file_name(base_offset, "timeindex")))?;
+        let offset_index = OffsetIndex::open(&index_path)?;
+        let time_index = TimeIndex::open(&time_index_path)?;
         Ok(LogSegment {
             base_offset,
             log_path,
@@ -197,6 +225,10 @@ impl LogSegment {
 
     pub(crate) fn base_offset(&self) -> Offset {
         self.base_offset
+    }
+    /// The open data file (shared with reads in flight and the log cleaner's plans).
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
     }
     pub(crate) fn next_offset(&self) -> Offset {
         self.next_offset
@@ -383,6 +415,11 @@ impl LogSegment {
         buf.resize(size, 0);
         self.file.read_exact_at(buf, position)?;
         Ok(batch::validate(buf).ok())
+    }
+
+    /// The base timestamp of the segment's first batch (`None` when empty).
+    pub(crate) fn first_batch_timestamp_ms(&self) -> io::Result<Option<i64>> {
+        Ok(self.header_at(0)?.map(|h| h.base_timestamp_ms))
     }
 
     /// Reads the header of the batch at `position` (no CRC check: the file was recovered).

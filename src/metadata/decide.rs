@@ -659,7 +659,7 @@ mod tests {
             ErrorCode::InvalidReplicationFactor
         );
         let mut s = spec("t", 1, 1);
-        s.configs.insert("cleanup.policy".into(), "compact".into());
+        s.configs.insert("cleanup.policy".into(), "shred".into());
         assert_eq!(
             code(create_topic(&img, &s, DEFAULTS, Uuid::nil(), 0)),
             ErrorCode::InvalidConfig

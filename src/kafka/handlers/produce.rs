@@ -40,6 +40,8 @@ pub(crate) fn error_code(e: &AppendError) -> ErrorCode {
             ErrorCode::OutOfOrderSequenceNumber
         }
         AppendError::Transactional => ErrorCode::InvalidTxnState,
+        AppendError::KeylessRecord => ErrorCode::InvalidRecord,
+        AppendError::Records(_) => ErrorCode::CorruptMessage,
         AppendError::OffsetMismatch { .. } => ErrorCode::UnknownServerError,
         AppendError::Io(_) => ErrorCode::KafkaStorageError,
     }

@@ -557,4 +557,5 @@ impl Partition {
     }
 }
 
+mod cleaning;
 mod storage;

@@ -1,0 +1,389 @@
+//! The records inside a v2 batch, for the two places the broker looks past the header: appends
+//! to a compacted topic (every record needs a key) and the log cleaner (which keeps some records
+//! of a batch and drops the rest).
+//!
+//! The records section is decompressed with the batch's codec (kafka-protocol's codecs) and
+//! walked record by record; only the length, timestamp delta, offset delta, key and whether the
+//! value is null are read. A filtered batch is rebuilt from the retained records' bytes verbatim,
+//! recompressed with the same codec, under the original header: base offset, last offset delta,
+//! base timestamp, producer id, epoch and base sequence stay, as Kafka's `MemoryRecords.filterTo`
+//! keeps them (`overrideLastOffset`), so offsets, record timestamps and idempotent-producer state
+//! read the same after cleaning. Only the length, record count, max timestamp (CreateTime) and
+//! CRC change; a batch kept with no records (an idempotent producer's last batch) is written
+//! uncompressed, like Kafka's `writeEmptyHeader`.
+//!
+//! Record layout (varints are zigzag, as in Kafka):
+//! ```text
+//! length varint | attributes i8 | timestampDelta varlong | offsetDelta varint
+//! keyLength varint | key | valueLength varint | value | headers count varint | headers
+//! ```
+//! Invariant: total over arbitrary bytes — malformed input is an error, never a panic.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{self as codecs, Compressor, Decompressor};
+use thiserror::Error;
+
+use super::batch::{BATCH_HEADER_BYTES, BatchHeader, Codec, LOG_OVERHEAD_BYTES, compute_crc};
+use crate::types::Offset;
+
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+
+/// Why the records of a batch could not be read or rebuilt.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub(crate) enum RecordsError {
+    #[error("the batch's records cannot be decompressed: {0}")]
+    Decompress(String),
+    #[error("the batch's records cannot be compressed: {0}")]
+    Compress(String),
+    #[error("malformed record: {0}")]
+    Malformed(&'static str),
+    #[error("unknown compression codec in attributes {0:#x}")]
+    UnknownCodec(i16),
+}
+
+/// One record, as much of it as compaction needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordView<'a> {
+    pub offset: Offset,
+    pub timestamp_ms: i64,
+    pub key: Option<&'a [u8]>,
+    /// A tombstone: the key's value is deleted.
+    pub value_is_null: bool,
+    /// The whole record, length prefix included.
+    bytes: &'a [u8],
+}
+
+/// What filtering did to a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Filtered {
+    /// Every record was retained: the original bytes stand.
+    Unchanged,
+    /// Nothing was retained and the batch need not be kept.
+    Removed,
+    /// The rebuilt batch (fewer records, or none when an empty batch had to be kept).
+    Rewritten(Vec<u8>),
+}
+
+/// The uncompressed records section of `batch` (exactly one whole batch, `header` its header).
+pub(crate) fn records_section(batch: &[u8], header: &BatchHeader) -> Result<Bytes, RecordsError> {
+    let raw = batch
+        .get(BATCH_HEADER_BYTES..header.size_bytes)
+        .ok_or(RecordsError::Malformed("batch shorter than its length field"))?;
+    let codec = header.codec().ok_or(RecordsError::UnknownCodec(header.attributes))?;
+    let mut input = Bytes::copy_from_slice(raw);
+    let out = |b: &mut Bytes| Ok(b.clone());
+    let decompressed = match codec {
+        Codec::None => return Ok(input),
+        Codec::Gzip => codecs::Gzip::decompress(&mut input, out),
+        Codec::Snappy => codecs::Snappy::decompress(&mut input, out),
+        Codec::Lz4 => codecs::Lz4::decompress(&mut input, out),
+        Codec::Zstd => codecs::Zstd::decompress(&mut input, out),
+    };
+    decompressed.map_err(|e| RecordsError::Decompress(e.to_string()))
+}
+
+/// Calls `f` with every record of an uncompressed records section, in order. Fails on the
+/// first malformed record, or when the count differs from the header's.
+pub(crate) fn for_each_record<'a>(
+    section: &'a [u8],
+    header: &BatchHeader,
+    mut f: impl FnMut(RecordView<'a>),
+) -> Result<(), RecordsError> {
+    let mut rest = section;
+    let mut count = 0i64;
+    while !rest.is_empty() {
+        let (record, tail) = parse_record(rest, header)?;
+        f(record);
+        rest = tail;
+        count += 1;
+    }
+    if count != i64::from(header.records_count) {
+        return Err(RecordsError::Malformed("record count differs from the batch header"));
+    }
+    Ok(())
+}
+
+/// Whether any record of `batch` has a null key (refused on compacted topics).
+pub(crate) fn has_keyless_record(batch: &[u8], header: &BatchHeader) -> Result<bool, RecordsError> {
+    let section = records_section(batch, header)?;
+    let mut keyless = false;
+    for_each_record(&section, header, |r| keyless |= r.key.is_none())?;
+    Ok(keyless)
+}
+
+/// Keeps the records of `batch` for which `retain` is true. With `keep_empty`, a batch that
+/// retains nothing is still written, with no records (its header carries producer state).
+pub(crate) fn filter_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    keep_empty: bool,
+    mut retain: impl FnMut(&RecordView<'_>) -> bool,
+) -> Result<Filtered, RecordsError> {
+    let section = records_section(batch, header)?;
+    let mut kept: Vec<RecordView<'_>> = Vec::new();
+    let mut total = 0usize;
+    for_each_record(&section, header, |r| {
+        total += 1;
+        if retain(&r) {
+            kept.push(r);
+        }
+    })?;
+    if kept.len() == total {
+        return Ok(Filtered::Unchanged);
+    }
+    if kept.is_empty() && !keep_empty {
+        return Ok(Filtered::Removed);
+    }
+    rebuild(batch, header, &kept).map(Filtered::Rewritten)
+}
+
+/// A batch with `header`'s identity holding exactly `kept` (records of that batch).
+fn rebuild(
+    batch: &[u8],
+    header: &BatchHeader,
+    kept: &[RecordView<'_>],
+) -> Result<Vec<u8>, RecordsError> {
+    let mut attributes = header.attributes;
+    let mut records = BytesMut::new();
+    for r in kept {
+        records.extend_from_slice(r.bytes);
+    }
+    let codec = header.codec().ok_or(RecordsError::UnknownCodec(header.attributes))?;
+    let section: Vec<u8> = if kept.is_empty() {
+        attributes &= !ATTR_COMPRESSION_MASK;
+        Vec::new()
+    } else {
+        let mut out = BytesMut::new();
+        let fill = |tmp: &mut BytesMut| {
+            tmp.extend_from_slice(&records);
+            Ok(())
+        };
+        let done = match codec {
+            Codec::None => {
+                out = records.clone();
+                Ok(())
+            }
+            Codec::Gzip => codecs::Gzip::compress(&mut out, fill),
+            Codec::Snappy => codecs::Snappy::compress(&mut out, fill),
+            Codec::Lz4 => codecs::Lz4::compress(&mut out, fill),
+            Codec::Zstd => codecs::Zstd::compress(&mut out, fill),
+        };
+        done.map_err(|e| RecordsError::Compress(e.to_string()))?;
+        out.to_vec()
+    };
+    let max_timestamp_ms = if header.attributes & ATTR_LOG_APPEND_TIME != 0 || kept.is_empty() {
+        header.max_timestamp_ms
+    } else {
+        kept.iter().map(|r| r.timestamp_ms).max().unwrap_or(header.max_timestamp_ms)
+    };
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + section.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(&section);
+    let length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES)
+        .map_err(|_| RecordsError::Malformed("rebuilt batch too large"))?;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    out[35..43].copy_from_slice(&max_timestamp_ms.to_be_bytes());
+    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    let crc = compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+/// Parses the record at the start of `bytes`; returns it and what follows it.
+fn parse_record<'a>(
+    bytes: &'a [u8],
+    header: &BatchHeader,
+) -> Result<(RecordView<'a>, &'a [u8]), RecordsError> {
+    let (length, body) = varint(bytes)?;
+    let length = usize::try_from(length).map_err(|_| RecordsError::Malformed("negative length"))?;
+    if body.len() < length {
+        return Err(RecordsError::Malformed("record longer than its batch"));
+    }
+    let whole_len = bytes.len() - body.len() + length;
+    let (record, tail) = (&body[..length], &body[length..]);
+    let rest = record.get(1..).ok_or(RecordsError::Malformed("empty record"))?;
+    let (timestamp_delta, rest) = varlong(rest)?;
+    let (offset_delta, rest) = varint(rest)?;
+    let (key, rest) = bytes_field(rest)?;
+    let (value, _) = bytes_field(rest)?;
+    let view = RecordView {
+        offset: header.base_offset.plus(i64::from(offset_delta)),
+        timestamp_ms: header.base_timestamp_ms.saturating_add(timestamp_delta),
+        key,
+        value_is_null: value.is_none(),
+        bytes: &bytes[..whole_len],
+    };
+    Ok((view, tail))
+}
+
+/// A length-prefixed byte field; length -1 is null.
+fn bytes_field(bytes: &[u8]) -> Result<(Option<&[u8]>, &[u8]), RecordsError> {
+    let (len, rest) = varint(bytes)?;
+    if len < 0 {
+        return Ok((None, rest));
+    }
+    let len = len as usize;
+    if rest.len() < len {
+        return Err(RecordsError::Malformed("field longer than its record"));
+    }
+    Ok((Some(&rest[..len]), &rest[len..]))
+}
+
+fn varint(bytes: &[u8]) -> Result<(i32, &[u8]), RecordsError> {
+    let (v, rest) = unsigned_varint(bytes, 5)?;
+    let v = u32::try_from(v).map_err(|_| RecordsError::Malformed("varint overflows i32"))?;
+    Ok((((v >> 1) as i32) ^ -((v & 1) as i32), rest))
+}
+
+fn varlong(bytes: &[u8]) -> Result<(i64, &[u8]), RecordsError> {
+    let (v, rest) = unsigned_varint(bytes, 10)?;
+    Ok((((v >> 1) as i64) ^ -((v & 1) as i64), rest))
+}
+
+fn unsigned_varint(bytes: &[u8], max_bytes: usize) -> Result<(u64, &[u8]), RecordsError> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().take(max_bytes).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((value, &bytes[i + 1..]));
+        }
+    }
+    Err(RecordsError::Malformed("truncated or overlong varint"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::log::batch;
+    use crate::types::LeaderEpoch;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+    use proptest::prelude::*;
+
+    /// A producer-shaped batch: records `keys` (None: keyless; value None: tombstone).
+    pub(crate) fn keyed_batch(
+        entries: &[(Option<&str>, Option<&str>)],
+        compression: Compression,
+        producer_id: i64,
+    ) -> Vec<u8> {
+        let records: Vec<Record> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch: if producer_id >= 0 { 0 } else { -1 },
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // kafka-protocol batches records whose offset − sequence is constant: the base
+                // sequence is -1 without a producer id, as Kafka's clients send it.
+                sequence: if producer_id >= 0 { i as i32 } else { i as i32 - 1 },
+                timestamp: 1_000 + i as i64,
+                key: k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+                value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                headers: IndexMap::new(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions { version: 2, compression },
+        )
+        .expect("encode");
+        buf.to_vec()
+    }
+
+    fn decoded(b: &[u8]) -> Vec<(i64, i64, Option<Bytes>, Option<Bytes>)> {
+        let mut buf = Bytes::copy_from_slice(b);
+        RecordBatchDecoder::decode(&mut buf)
+            .expect("decodes")
+            .records
+            .into_iter()
+            .map(|r| (r.offset, r.timestamp, r.key, r.value))
+            .collect()
+    }
+
+    #[test]
+    fn a_filtered_batch_keeps_its_identity_and_decodes_to_the_retained_records() {
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let entries = [
+                (Some("a"), Some("1")),
+                (Some("b"), Some("2")),
+                (Some("a"), None),
+                (Some("c"), Some("3")),
+            ];
+            let mut b = keyed_batch(&entries, compression, 7);
+            batch::assign_offset(&mut b, Offset(100), LeaderEpoch(3));
+            let h = batch::validate(&b).expect("valid");
+            let out =
+                filter_batch(&b, &h, false, |r| r.key != Some(b"a".as_slice())).expect("filters");
+            let Filtered::Rewritten(out) = out else { panic!("rewritten: {out:?}") };
+            let nh = batch::validate(&out).expect("valid CRC");
+            assert_eq!(nh.base_offset, Offset(100));
+            assert_eq!(nh.last_offset(), Offset(103), "last offset delta kept");
+            assert_eq!((nh.producer_id, nh.base_sequence), (h.producer_id, h.base_sequence));
+            assert_eq!(nh.records_count, 2);
+            assert_eq!(nh.max_timestamp_ms, 1_003);
+            let got = decoded(&out);
+            assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![101, 103]);
+            assert_eq!(got[0].1, 1_001, "record timestamps unchanged");
+            // Everything retained: unchanged; nothing: removed, or an empty batch if asked.
+            assert_eq!(filter_batch(&b, &h, false, |_| true), Ok(Filtered::Unchanged));
+            assert_eq!(filter_batch(&b, &h, false, |_| false), Ok(Filtered::Removed));
+            let Ok(Filtered::Rewritten(empty)) = filter_batch(&b, &h, true, |_| false) else {
+                panic!("empty batch kept")
+            };
+            let eh = batch::validate(&empty).expect("valid");
+            assert_eq!(
+                (eh.records_count, eh.last_offset(), eh.codec()),
+                (0, Offset(103), Some(Codec::None))
+            );
+            assert_eq!(eh.last_sequence(), h.last_sequence());
+        }
+    }
+
+    #[test]
+    fn keyless_records_and_tombstones_are_seen() {
+        let b = keyed_batch(&[(Some("a"), None), (None, Some("x"))], Compression::Lz4, -1);
+        let h = batch::validate(&b).expect("valid");
+        assert_eq!(has_keyless_record(&b, &h), Ok(true));
+        let section = records_section(&b, &h).expect("section");
+        let mut seen = Vec::new();
+        for_each_record(&section, &h, |r| seen.push((r.key.is_some(), r.value_is_null)))
+            .expect("walks");
+        assert_eq!(seen, vec![(true, true), (false, false)]);
+        let keyed = keyed_batch(&[(Some("a"), Some("1"))], Compression::None, -1);
+        assert_eq!(has_keyless_record(&keyed, &batch::validate(&keyed).expect("valid")), Ok(false));
+    }
+
+    proptest! {
+        /// Arbitrary bytes after a valid header never panic the walker or the filter.
+        #[test]
+        fn garbage_records_are_errors_not_panics(tail in proptest::collection::vec(any::<u8>(), 0..200), count in 0i32..5) {
+            let mut b = keyed_batch(&[(Some("k"), Some("v"))], Compression::None, -1);
+            b.truncate(BATCH_HEADER_BYTES);
+            b.extend_from_slice(&tail);
+            let len = (b.len() - LOG_OVERHEAD_BYTES) as i32;
+            b[8..12].copy_from_slice(&len.to_be_bytes());
+            b[57..61].copy_from_slice(&count.to_be_bytes());
+            let h = batch::parse_header(&b).expect("header");
+            let _ = filter_batch(&b, &h, true, |r| r.key.is_some());
+            let _ = has_keyless_record(&b, &h);
+        }
+    }
+}
