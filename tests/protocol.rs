@@ -150,10 +150,14 @@ async fn bad_records_get_kafka_error_codes_and_nothing_is_written() {
     assert_eq!(create_topic(&mut c, "bad/name", 1, &[]).await, 17, "INVALID_TOPIC_EXCEPTION");
     assert_eq!(create_topic(&mut c, "zero", 0, &[]).await, 37, "INVALID_PARTITIONS");
     assert_eq!(
-        create_topic(&mut c, "cmp", 1, &[("cleanup.policy", "compact")]).await,
+        create_topic(&mut c, "cmp", 1, &[("cleanup.policy", "shred")]).await,
         40,
         "INVALID_CONFIG"
     );
+    // A compacted topic refuses records without a key, as Kafka does.
+    assert_eq!(create_topic(&mut c, "cmp", 1, &[("cleanup.policy", "compact")]).await, 0);
+    assert_eq!(produce(&mut c, "cmp", 0, batch(2), 1).await.0, 87, "INVALID_RECORD");
+    assert_eq!(latest(&mut c, "cmp").await, 0, "nothing was appended");
     assert_eq!(create_topic(&mut c, "small", 1, &[]).await, 36, "TOPIC_ALREADY_EXISTS");
     b.stop().await;
 }
