@@ -238,7 +238,9 @@ impl PartitionLog {
     pub(crate) fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, OpenReport)> {
         fs::create_dir_all(dir)?;
         // A swap of cleaned segments that was committed is finished before anything is read.
-        swap::recover(dir)?;
+        if swap::recover(dir)? {
+            tracing::info!(dir = %dir.display(), "finished a cleaner swap interrupted by a crash");
+        }
         let cleaner = CleanerCheckpoint::read(dir);
         let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
         let saved_recovery_point = read_offset_file(&dir.join(RECOVERY_POINT_FILE));
