@@ -33,6 +33,11 @@ use crate::{verify, watch};
 pub const TOPIC: &str = "chaos";
 /// The workload's consumer group.
 pub const GROUP: &str = "chaos-group";
+/// The compacted topic (one partition) its keyed producer updates.
+pub const COMPACTED_TOPIC: &str = "chaos-compacted";
+/// Distinct keys the keyed producer cycles through: each key is rewritten every few seconds, so
+/// the cleaner always has work.
+const COMPACTED_KEYS: u32 = 50;
 /// `segment.bytes` of the chaos topic: a few KiB of records per partition per second roll a
 /// segment every few seconds.
 const CHAOS_SEGMENT_BYTES: &str = "65536";
@@ -41,7 +46,7 @@ const WARM_UP: Duration = Duration::from_secs(3);
 
 /// Broker settings of a chaos cluster: short sessions so faults are noticed within seconds, RF 3
 /// with min.insync.replicas 2 everywhere, preferred-leader elections during the run.
-pub const CHAOS_SETTINGS: [&str; 9] = [
+pub const CHAOS_SETTINGS: [&str; 10] = [
     "broker.session.timeout.ms=3000",
     "broker.heartbeat.interval.ms=500",
     "replica.lag.time.max.ms=5000",
@@ -51,6 +56,8 @@ pub const CHAOS_SETTINGS: [&str; 9] = [
     "offsets.topic.num.partitions=10",
     "group.initial.rebalance.delay.ms=0",
     "leader.imbalance.check.interval.seconds=30",
+    // The cleaner looks for work every second, so compaction runs under every fault kind.
+    "log.cleaner.backoff.ms=1000",
 ];
 
 /// Where the cluster runs.
@@ -410,6 +417,14 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         &cfg.out_dir,
         (TOPIC, cfg.partitions),
     )?;
+    verify::final_compacted_checks(
+        &runner.rt,
+        &mut runner.probe,
+        runner.target.as_ref(),
+        &rec,
+        &cfg.out_dir,
+        COMPACTED_TOPIC,
+    )?;
     rec.flush();
     runner.target.save_logs(&cfg.out_dir);
     drop(runner);
@@ -446,6 +461,17 @@ impl<'a> Runner<'a> {
             // Small segments: the workload rolls segments (and recovers many of them) under
             // every fault kind, not just appends to one.
             &[("min.insync.replicas", "2"), ("segment.bytes", CHAOS_SEGMENT_BYTES)],
+        ))?;
+        runner.rt.block_on(runner.probe.create_topic(
+            COMPACTED_TOPIC,
+            1,
+            3,
+            &[
+                ("cleanup.policy", "compact"),
+                ("min.insync.replicas", "2"),
+                ("segment.bytes", CHAOS_SEGMENT_BYTES),
+                ("min.cleanable.dirty.ratio", "0.01"),
+            ],
         ))?;
         runner
             .wait_healthy(cfg.recovery_timeout)
@@ -511,6 +537,7 @@ fn start_workload(cfg: &ChaosConfig, bootstrap: &str, start: Instant) -> anyhow:
         consumers: cfg.consumers,
         rate: cfg.rate,
         admin_prefix: "chaos-admin".into(),
+        compacted: Some((COMPACTED_TOPIC.into(), COMPACTED_KEYS)),
     };
     let workload = Workload::start(&wcfg, &cfg.out_dir, true)?;
     println!(

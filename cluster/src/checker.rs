@@ -24,6 +24,10 @@
 //! - Replicas that differ after the run, nodes that crashed without being told to, faults the
 //!   cluster did not recover from, and an incomplete history (no final read).
 //!
+//! - Compacted topic: the latest acknowledged write of every key must be the key's record in
+//!   the final compacted view, or lose only to a later write of that key that was really sent
+//!   (lost, else divergent); its replicas must hold the same latest record per key.
+//!
 //! Writes that failed are indeterminate: they may or may not be in the log, but never twice.
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,6 +89,21 @@ pub enum Violation {
         p: i32,
         detail: String,
     },
+    /// The compacted topic lost key `k`'s latest acknowledged write `v` (at `o`).
+    KeyLost {
+        k: String,
+        o: i64,
+        v: String,
+        detail: String,
+    },
+    /// The compacted topic holds, for key `k`, a record no producer wrote there.
+    KeyDivergent {
+        k: String,
+        detail: String,
+    },
+    CompactedReplicasDiffer {
+        detail: String,
+    },
     Crashed {
         node: i32,
         t: i64,
@@ -110,7 +129,9 @@ impl Violation {
     /// The summary row the violation counts in.
     pub fn class(&self) -> &'static str {
         match self {
-            Violation::Lost { .. } => "lost",
+            Violation::Lost { .. } | Violation::KeyLost { .. } => "lost",
+            Violation::KeyDivergent { .. } => "divergent",
+            Violation::CompactedReplicasDiffer { .. } => "replicas differ",
             Violation::Duplicated { .. } => "duplicated",
             Violation::Divergent { .. } => "divergent",
             Violation::Vanished { .. } => "vanished",
@@ -160,6 +181,16 @@ impl fmt::Display for Violation {
             Violation::ReplicasDiffer { p, detail } => {
                 write!(f, "replicas of p{p} differ: {detail}")
             }
+            Violation::KeyLost { k, o, v, detail } => {
+                write!(
+                    f,
+                    "compacted: key {k}'s latest acknowledged write {v} at {o} lost: {detail}"
+                )
+            }
+            Violation::KeyDivergent { k, detail } => write!(f, "compacted: key {k}: {detail}"),
+            Violation::CompactedReplicasDiffer { detail } => {
+                write!(f, "replicas of the compacted topic differ: {detail}")
+            }
             Violation::Crashed { node, t } => write!(f, "node {node} crashed (at {t})"),
             Violation::Stalled { by, from, to } => write!(
                 f,
@@ -196,6 +227,9 @@ pub struct Stats {
     pub partitions: u64,
     /// Writes in the final log more than once, each copy in a different producer session.
     pub resent_in_new_session: u64,
+    /// Acknowledged writes to the compacted topic, and its keys in the final view.
+    pub compacted_acknowledged: u64,
+    pub compacted_keys: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -266,7 +300,78 @@ pub fn check(events: &[Event]) -> Report {
     check_admin(events, &mut r);
     check_stalls(events, &mut r);
     check_run(events, &mut r);
+    check_compacted(events, &mut r);
     r
+}
+
+/// The compacted topic (see the module doc).
+fn check_compacted(events: &[Event], r: &mut Report) {
+    let mut latest_acked: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    let mut sent: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut finals: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    let (mut read_back, mut acked) = (false, 0u64);
+    for e in events {
+        match e {
+            Event::KeyedAck { o, k, v, .. } => {
+                acked += 1;
+                sent.insert((k, v));
+                if let Some(o) = o
+                    && latest_acked.get(k.as_str()).is_none_or(|(lo, _)| o > lo)
+                {
+                    latest_acked.insert(k, (*o, v));
+                }
+            }
+            Event::KeyedFail { k, v, .. } => {
+                sent.insert((k, v));
+            }
+            Event::KeyedFinal { o, k, v } => {
+                finals.insert(k, (*o, v));
+            }
+            Event::KeyedFinalEnd { .. } => read_back = true,
+            Event::CompactedReplicas { identical: false, detail, .. } => {
+                r.violations.push(Violation::CompactedReplicasDiffer { detail: detail.clone() })
+            }
+            _ => {}
+        }
+    }
+    r.stats.compacted_acknowledged = acked;
+    r.stats.compacted_keys = finals.len() as u64;
+    if acked == 0 {
+        return;
+    }
+    if !read_back {
+        r.violations.push(Violation::Incomplete {
+            detail: "the compacted topic was written but never read back at the end".into(),
+        });
+        return;
+    }
+    for (k, (ao, av)) in &latest_acked {
+        let lost = |detail: String| Violation::KeyLost {
+            k: k.to_string(),
+            o: *ao,
+            v: av.to_string(),
+            detail,
+        };
+        match finals.get(k) {
+            None => r.violations.push(lost("the key is gone".into())),
+            Some((fo, fv)) if fo < ao => {
+                r.violations.push(lost(format!("the final view holds {fv} at {fo}")))
+            }
+            Some((fo, fv)) if fo == ao && fv != av => r.violations.push(Violation::KeyDivergent {
+                k: k.to_string(),
+                detail: format!("{fv} at {fo}, where {av} was acknowledged"),
+            }),
+            _ => {}
+        }
+    }
+    for (k, (fo, fv)) in &finals {
+        if !sent.contains(&(*k, *fv)) {
+            r.violations.push(Violation::KeyDivergent {
+                k: k.to_string(),
+                detail: format!("{fv} at {fo} was never written with this key"),
+            });
+        }
+    }
 }
 
 fn check_writes(events: &[Event], log: &FinalLog, r: &mut Report) {
@@ -311,7 +416,7 @@ fn check_writes(events: &[Event], log: &FinalLog, r: &mut Report) {
                     r.stats.failed_but_written += 1;
                 }
             }
-            Event::Done { sent, .. } => {
+            Event::Done { sent, keyed: false, .. } => {
                 attempted += sent;
                 done_workers += 1;
             }
@@ -520,8 +625,10 @@ fn check_stalls(events: &[Event], r: &mut Report) {
     let mut spans: BTreeMap<&str, (i64, i64, Vec<i64>)> = BTreeMap::new();
     for e in events {
         let (w, t, ack) = match e {
-            Event::Ack { w, t, .. } => (w, *t, true),
-            Event::Fail { w, t, .. } | Event::Done { w, t, .. } => (w, *t, false),
+            Event::Ack { w, t, .. } | Event::KeyedAck { w, t, .. } => (w, *t, true),
+            Event::Fail { w, t, .. } | Event::KeyedFail { w, t, .. } | Event::Done { w, t, .. } => {
+                (w, *t, false)
+            }
             _ => continue,
         };
         let span = spans.entry(w.as_str()).or_insert((t, t, Vec::new()));
@@ -844,5 +951,64 @@ mod tests {
         });
         let r = check(&h);
         assert_eq!(r.violations.len(), 3, "{:?}", r.violations);
+    }
+
+    fn kack(k: &str, o: i64, v: &str) -> Event {
+        Event::KeyedAck { t: 10, w: "k1".into(), p: 0, o: Some(o), k: k.into(), v: v.into() }
+    }
+    fn kfin(k: &str, o: i64, v: &str) -> Event {
+        Event::KeyedFinal { o, k: k.into(), v: v.into() }
+    }
+
+    /// Keys a and b rewritten; the final view holds their latest writes.
+    fn compacted() -> Vec<Event> {
+        let mut h = clean();
+        h.extend([
+            kack("a", 0, "k1-0"),
+            kack("b", 1, "k1-1"),
+            kack("a", 2, "k1-2"),
+            kfin("a", 2, "k1-2"),
+            kfin("b", 1, "k1-1"),
+            Event::KeyedFinalEnd { t: 100, high_watermark: 3 },
+            Event::CompactedReplicas { t: 100, identical: true, detail: String::new() },
+        ]);
+        h
+    }
+
+    #[test]
+    fn a_compacted_view_with_every_latest_write_passes_and_older_writes_may_be_gone() {
+        let r = check(&compacted());
+        assert!(r.passed(), "{:?}", r.violations);
+        assert_eq!((r.stats.compacted_acknowledged, r.stats.compacted_keys), (3, 2));
+    }
+
+    #[test]
+    fn a_lost_or_overwritten_latest_write_of_a_key_is_reported() {
+        let mut h = compacted();
+        h.retain(|e| !matches!(e, Event::KeyedFinal { k, .. } if k == "b"));
+        assert_eq!(check(&h).count("lost"), 1, "key b is gone");
+        let mut h = compacted();
+        h.retain(|e| !matches!(e, Event::KeyedFinal { k, .. } if k == "a"));
+        h.push(kfin("a", 0, "k1-0"));
+        assert_eq!(check(&h).count("lost"), 1, "an older write won");
+        let mut h = compacted();
+        h.push(Event::KeyedFail {
+            t: 11,
+            w: "k1".into(),
+            p: 0,
+            k: "a".into(),
+            v: "k1-3".into(),
+            err: "timeout".into(),
+        });
+        h.retain(|e| !matches!(e, Event::KeyedFinal { k, .. } if k == "a"));
+        h.push(kfin("a", 3, "k1-3"));
+        assert!(check(&h).passed(), "a later failed write may win");
+        let mut h = compacted();
+        h.retain(|e| !matches!(e, Event::KeyedFinal { k, .. } if k == "a"));
+        h.push(kfin("a", 5, "nobody-wrote-this"));
+        assert_eq!(check(&h).count("divergent"), 1);
+        let mut h = compacted();
+        h.push(Event::CompactedReplicas { t: 100, identical: false, detail: "node 2".into() });
+        assert_eq!(check(&h).count("replicas differ"), 1);
     }
 }

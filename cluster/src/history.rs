@@ -44,6 +44,24 @@ pub enum Event {
         v: String,
         err: String,
     },
+    /// The compacted topic's producer (`--keys`): write `v` of key `k` acknowledged at `o`.
+    KeyedAck {
+        t: i64,
+        w: String,
+        p: i32,
+        o: Option<i64>,
+        k: String,
+        v: String,
+    },
+    /// A write of key `k` to the compacted topic failed (indeterminate).
+    KeyedFail {
+        t: i64,
+        w: String,
+        p: i32,
+        k: String,
+        v: String,
+        err: String,
+    },
     // --- consumers in a group ---
     /// The consumer's assignment changed: a new read session starts.
     Assigned {
@@ -95,6 +113,9 @@ pub enum Event {
         w: String,
         #[serde(default)]
         sent: u64,
+        /// A producer of the compacted topic.
+        #[serde(default)]
+        keyed: bool,
     },
     // --- the runner ---
     /// A fault phase: `inject`, `heal`, `recovered` or `not_recovered`. At injection, `led` maps
@@ -164,6 +185,25 @@ pub enum Event {
     Topics {
         t: i64,
         topics: BTreeMap<String, i32>,
+    },
+    /// The latest record of key `k` in the compacted topic, read from the leader after the
+    /// run (the compacted view: older records of the key may or may not still be there).
+    KeyedFinal {
+        o: i64,
+        k: String,
+        v: String,
+    },
+    /// The final read of the compacted topic reached its high watermark.
+    KeyedFinalEnd {
+        t: i64,
+        high_watermark: i64,
+    },
+    /// Whether every replica of the compacted topic holds the same latest record per key and
+    /// log end offset after the run (bytes may differ: each replica compacts on its own).
+    CompactedReplicas {
+        t: i64,
+        identical: bool,
+        detail: String,
     },
     /// Whether every replica of partition `p` holds the same bytes after the run.
     Replicas {

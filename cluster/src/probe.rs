@@ -28,9 +28,31 @@ use tokio::task::JoinSet;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinalRecord {
     pub offset: i64,
+    /// The record's key (the compacted topic's records have one).
+    pub key: Option<String>,
     pub value: String,
     /// (producer id, producer epoch) of the record's batch; None without a producer id.
     pub session: Option<(i64, i16)>,
+}
+
+/// The offset after the last whole batch in `bytes` (v2 headers: base offset at 0, length at 8,
+/// last offset delta at 23).
+pub(crate) fn batches_end(mut bytes: &[u8]) -> Option<i64> {
+    let mut end = None;
+    while bytes.len() >= 61 {
+        let be = |at: usize, n: usize| {
+            bytes[at..at + n].iter().fold(0i64, |a, b| a << 8 | i64::from(*b))
+        };
+        let base = be(0, 8);
+        let len = usize::try_from(be(8, 4) as i32).ok()? + 12;
+        let delta = be(23, 4) as i32;
+        if len > bytes.len() {
+            break;
+        }
+        end = Some(base + i64::from(delta) + 1);
+        bytes = &bytes[len..];
+    }
+    end
 }
 
 /// How long one request (connect included) may take.
@@ -386,15 +408,24 @@ impl Probe {
             if offset >= hw {
                 return Ok((out, hw));
             }
-            let recs = decode_records(part.records.clone().unwrap_or_default())?;
+            let raw = part.records.clone().unwrap_or_default();
+            let recs = decode_records(raw.clone())?;
             let before = offset;
             for r in recs {
                 if r.offset >= offset && r.offset < hw {
                     offset = r.offset + 1;
                     let value = String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned();
+                    let key = r.key.map(|k| String::from_utf8_lossy(&k).into_owned());
                     let session = (r.producer_id >= 0).then_some((r.producer_id, r.producer_epoch));
-                    out.push(FinalRecord { offset: r.offset, value, session });
+                    out.push(FinalRecord { offset: r.offset, key, value, session });
                 }
+            }
+            // A compacted log may end in batches the cleaner emptied (an idempotent producer's
+            // last one): step over them as clients do, by the batch's last offset.
+            if offset == before
+                && let Some(next) = batches_end(&raw).filter(|n| *n > offset)
+            {
+                offset = next.min(hw);
             }
             if offset == before {
                 bail!(

@@ -106,6 +106,11 @@ pub fn render(
     );
     let _ = writeln!(
         out,
+        "compacted topic  {} writes acknowledged; {} keys in the final view",
+        s.compacted_acknowledged, s.compacted_keys
+    );
+    let _ = writeln!(
+        out,
         "commits  {} acknowledged; committed offsets read {} times",
         s.commits, s.offset_reads
     );

@@ -2,8 +2,11 @@
 //! its leader up to the high watermark (the reference the checker holds every other observation
 //! against), each partition's replicas compared byte for byte (followers store the leader's
 //! batches verbatim, so after catching up they must be identical), and the final topic list
-//! (for the admin operations' checks). Results go into the history; nothing here judges.
+//! (for the admin operations' checks). The compacted topic is read back as its latest record per
+//! key, and its replicas are compared by that view and their log end offsets, not by bytes:
+//! every replica compacts on its own. Results go into the history; nothing here judges.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,6 +43,110 @@ fn keep_replicas(target: &dyn Target, out_dir: &Path, topic: &str, p: i32, repli
             let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
         }
     }
+}
+
+/// One replica's compacted view: the latest record per key (tombstones applied) and the offset
+/// after its last batch, read from its segment files.
+fn compacted_view(dir: &Path) -> (BTreeMap<String, (i64, String)>, i64) {
+    let bytes = bytes::Bytes::from(replica_bytes(dir));
+    let end = crate::probe::batches_end(&bytes).unwrap_or(0);
+    let mut view = BTreeMap::new();
+    let mut buf = bytes;
+    let sets =
+        kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).unwrap_or_default();
+    for r in sets.into_iter().flat_map(|s| s.records).filter(|r| !r.control) {
+        let Some(k) = r.key.map(|k| String::from_utf8_lossy(&k).into_owned()) else { continue };
+        match r.value {
+            Some(v) => view.insert(k, (r.offset, String::from_utf8_lossy(&v).into_owned())),
+            None => view.remove(&k),
+        };
+    }
+    (view, end)
+}
+
+/// Whether every replica of the compacted topic's partition 0 holds the same view (waiting up
+/// to `CONVERGE_TIMEOUT`); differing replicas are copied into the run directory.
+fn compare_compacted_replicas(
+    target: &dyn Target,
+    out_dir: &Path,
+    topic: &str,
+    replicas: &[i32],
+) -> (bool, String) {
+    let started = Instant::now();
+    loop {
+        let views: Vec<(i32, (BTreeMap<String, (i64, String)>, i64))> = replicas
+            .iter()
+            .map(|r| (*r, compacted_view(&target.data_dir(*r).join(format!("{topic}-0")))))
+            .collect();
+        let same = views.windows(2).all(|w| w[0].1 == w[1].1);
+        if same || started.elapsed() > CONVERGE_TIMEOUT {
+            let mut detail: Vec<String> = views
+                .iter()
+                .map(|(r, (v, end))| format!("node {r}: {} keys, log end {end}", v.len()))
+                .collect();
+            if !same {
+                keep_replicas(target, out_dir, topic, 0, replicas);
+                if let Some((base_node, (base, _))) = views.first() {
+                    for (node, (v, _)) in &views[1..] {
+                        if let Some(k) =
+                            base.keys().chain(v.keys()).find(|k| base.get(*k) != v.get(*k))
+                        {
+                            detail.push(format!(
+                                "key {k}: node {base_node} {:?}, node {node} {:?}",
+                                base.get(k),
+                                v.get(k)
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+            return (same, detail.join(", "));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// After the run: the compacted topic (one partition) read back from its leader as its latest
+/// record per key, and its replicas compared.
+pub(crate) fn final_compacted_checks(
+    rt: &tokio::runtime::Runtime,
+    probe: &mut Probe,
+    target: &dyn Target,
+    rec: &Recorder,
+    out_dir: &Path,
+    topic: &str,
+) -> anyhow::Result<()> {
+    let view = rt.block_on(probe.view(topic));
+    let Some(part) = view.partitions.get(&0).filter(|v| v.leader >= 0) else {
+        rec.record(&Event::Incomplete {
+            t: now_ms(),
+            detail: format!("{topic} has no leader at the end"),
+        });
+        return Ok(());
+    };
+    match rt.block_on(probe.read_partition(topic, 0, part.leader)) {
+        Ok((records, hw)) => {
+            let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
+            for r in records {
+                if let Some(k) = r.key {
+                    latest
+                        .insert(k, (r.offset, r.value.split('|').next().unwrap_or("").to_string()));
+                }
+            }
+            for (k, (o, v)) in latest {
+                rec.record(&Event::KeyedFinal { o, k, v });
+            }
+            rec.record(&Event::KeyedFinalEnd { t: now_ms(), high_watermark: hw });
+        }
+        Err(e) => rec.record(&Event::Incomplete {
+            t: now_ms(),
+            detail: format!("final read of {topic}: {e:#}"),
+        }),
+    }
+    let (identical, detail) = compare_compacted_replicas(target, out_dir, topic, &part.replicas);
+    rec.record(&Event::CompactedReplicas { t: now_ms(), identical, detail });
+    Ok(())
 }
 
 /// The concatenated segment files of one replica.

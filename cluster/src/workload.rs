@@ -1,7 +1,8 @@
 //! The workload: processes of `workload/chaos_worker.py` (confluent-kafka, i.e. librdkafka), each
 //! writing its own history file into the run directory. Idempotent acks=all producers write
-//! unique values round-robin over the workload partitions; consumers in one group read and
-//! commit; one admin client creates, grows and deletes topics throughout.
+//! unique values round-robin over the workload partitions; a keyed producer rewrites a fixed
+//! set of keys in a compacted topic; consumers in one group read and commit; one admin client
+//! creates, grows and deletes topics throughout.
 //!
 //! Workers are stopped with SIGTERM (a producer then waits for its outstanding writes) and
 //! SIGKILLed if they outlive [`PRODUCER_STOP_TIMEOUT`] (producers) or [`OTHER_STOP_TIMEOUT`].
@@ -34,6 +35,9 @@ pub struct WorkloadConfig {
     pub rate: u32,
     /// Prefix of the admin worker's topics.
     pub admin_prefix: String,
+    /// A compacted topic (one partition) and the number of keys a keyed producer cycles
+    /// through in it, at `rate`.
+    pub compacted: Option<(String, u32)>,
 }
 
 /// One running worker.
@@ -147,6 +151,19 @@ impl Workload {
                 cfg.rate.to_string(),
             ];
             w.producers.push(Worker::spawn(cfg, dir, "producer", &format!("p{i}"), &args)?);
+        }
+        if let Some((topic, keys)) = &cfg.compacted {
+            let args = vec![
+                "--topic".into(),
+                topic.clone(),
+                "--partitions".into(),
+                "1".into(),
+                "--rate".into(),
+                cfg.rate.to_string(),
+                "--keys".into(),
+                keys.to_string(),
+            ];
+            w.producers.push(Worker::spawn(cfg, dir, "producer", "k1", &args)?);
         }
         Ok(w)
     }

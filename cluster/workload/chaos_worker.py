@@ -1,7 +1,7 @@
 """One workload process of a chaos run (cluster/src/workload.rs starts them), built on
 confluent-kafka (librdkafka): a client nobody on the team wrote, doing what applications do.
 
-    python chaos_worker.py producer --bootstrap B --topic T --partitions N --name p1 --out F [--rate R]
+    python chaos_worker.py producer --bootstrap B --topic T --partitions N --name p1 --out F [--rate R] [--keys K]
     python chaos_worker.py consumer --bootstrap B --topic T --group G --name c1 --out F
     python chaos_worker.py admin    --bootstrap B --prefix X --name admin --out F
 
@@ -10,6 +10,9 @@ cluster/src/history.rs for every field):
   producer  idempotent, acks=all; writes the unique values "<name>-<seq>" round-robin over the
             partitions at R per second. {"e":"ack",p,o,v} per acknowledged write,
             {"e":"fail",p,v,err} per failed one (indeterminate: it may have been written).
+            With --keys K (a compacted topic): write n has the key "k<n mod K>", padded to
+            ~200 bytes so segments roll, and the events are {"e":"keyed_ack",p,o,k,v} and
+            {"e":"keyed_fail",p,k,v,err}.
   consumer  a member of group G; commits synchronously after each batch it processed.
             {"e":"assigned",ps} on every rebalance, {"e":"read",p,o,v} per record,
             {"e":"commit",offsets} per acknowledged commit, {"e":"commit_failed",err}.
@@ -69,9 +72,10 @@ class ProducerInstance:
     instance is abandoned: every write it still holds is recorded as failed (indeterminate) and a
     new instance, with a new producer id, takes over; values are never reused."""
 
-    def __init__(self, conf, h):
+    def __init__(self, conf, h, keyed=False):
         from confluent_kafka import Producer
         self.h = h
+        self.keyed = keyed
         self.outstanding = {}  # value -> partition
         self.abandoned = False
         self.fatal = None
@@ -83,23 +87,35 @@ class ProducerInstance:
         self.h.emit("log", msg=f"client error: {err}")
 
     def on_delivery(self, err, msg):
-        v = msg.value().decode()
+        v = msg.value().decode().split("|", 1)[0]
         if self.abandoned or self.outstanding.pop(v, None) is None:
             return
-        if err is None:
+        if self.keyed:
+            k = msg.key().decode()
+            if err is None:
+                self.h.emit("keyed_ack", p=msg.partition(), o=msg.offset(), k=k, v=v)
+            else:
+                self.h.emit("keyed_fail", p=msg.partition(), k=k, v=v, err=str(err))
+        elif err is None:
             self.h.emit("ack", p=msg.partition(), o=msg.offset(), v=v, c=msg.timestamp()[1])
         else:
             self.h.emit("fail", p=msg.partition(), v=v, err=str(err))
 
-    def produce(self, topic, value, partition):
-        self.p.produce(topic, value=value.encode(), partition=partition, on_delivery=self.on_delivery)
+    def produce(self, topic, value, partition, key=None):
+        payload = value.encode() if key is None else (value + "|" + "x" * 180).encode()
+        self.p.produce(topic, key=key and key.encode(), value=payload, partition=partition,
+                       on_delivery=self.on_delivery)
         self.outstanding[value] = partition
 
     def abandon(self, why):
         self.h.emit("log", msg=f"fatal: {why}; {len(self.outstanding)} writes lost their outcome; new producer")
         self.abandoned = True
         for v, part in self.outstanding.items():
-            self.h.emit("fail", p=part, v=v, err=f"producer abandoned after a fatal error: {why}")
+            why_lost = f"producer abandoned after a fatal error: {why}"
+            if self.keyed:
+                self.h.emit("keyed_fail", p=part, k="", v=v, err=why_lost)
+            else:
+                self.h.emit("fail", p=part, v=v, err=why_lost)
         self.outstanding.clear()
         try:
             self.p.purge(in_queue=True, in_flight=True)
@@ -115,7 +131,8 @@ def run_producer(a, h):
         "retry.backoff.ms": 100, "topic.metadata.refresh.interval.ms": 1000,
         "queue.buffering.max.messages": 10000, **DEBUG,
     }
-    inst = ProducerInstance(conf, h)
+    keyed = a.keys > 0
+    inst = ProducerInstance(conf, h, keyed)
     seq = 0
     start = time.time()
     while not STOP:
@@ -128,7 +145,8 @@ def run_producer(a, h):
                 inst.p.poll(min(wait, 0.1))
                 continue
             try:
-                inst.produce(a.topic, f"{a.name}-{seq}", seq % a.partitions)
+                key = f"k{seq % a.keys}" if keyed else None
+                inst.produce(a.topic, f"{a.name}-{seq}", seq % a.partitions, key)
                 seq += 1
             except BufferError:
                 inst.p.poll(0.1)
@@ -137,7 +155,7 @@ def run_producer(a, h):
             err = e.args[0] if e.args else e
             if inst.fatal or getattr(err, "fatal", lambda: False)():
                 inst.abandon(inst.fatal or str(err))
-                inst = ProducerInstance(conf, h)
+                inst = ProducerInstance(conf, h, keyed)
             else:
                 h.emit("log", msg=f"produce refused: {err}")
                 time.sleep(0.1)
@@ -147,7 +165,7 @@ def run_producer(a, h):
             h.emit("log", msg=f"{left} writes still outstanding after {FLUSH_S}s: unknown outcome")
     except KafkaException as e:
         inst.abandon(str(e))
-    h.emit("done", sent=seq)
+    h.emit("done", sent=seq, keyed=keyed)
 
 
 def run_consumer(a, h):
@@ -239,6 +257,7 @@ def main():
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--group")
     ap.add_argument("--prefix", default="chaos-admin")
+    ap.add_argument("--keys", type=int, default=0)
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, on_sigterm)
