@@ -45,9 +45,12 @@ fn keep_replicas(target: &dyn Target, out_dir: &Path, topic: &str, p: i32, repli
     }
 }
 
+/// Key → (offset, value) of each key's latest record, and the offset after the last batch.
+type CompactedView = (BTreeMap<String, (i64, String)>, i64);
+
 /// One replica's compacted view: the latest record per key (tombstones applied) and the offset
 /// after its last batch, read from its segment files.
-fn compacted_view(dir: &Path) -> (BTreeMap<String, (i64, String)>, i64) {
+fn compacted_view(dir: &Path) -> CompactedView {
     let bytes = bytes::Bytes::from(replica_bytes(dir));
     let end = crate::probe::batches_end(&bytes).unwrap_or(0);
     let mut view = BTreeMap::new();
@@ -74,7 +77,7 @@ fn compare_compacted_replicas(
 ) -> (bool, String) {
     let started = Instant::now();
     loop {
-        let views: Vec<(i32, (BTreeMap<String, (i64, String)>, i64))> = replicas
+        let views: Vec<(i32, CompactedView)> = replicas
             .iter()
             .map(|r| (*r, compacted_view(&target.data_dir(*r).join(format!("{topic}-0")))))
             .collect();

@@ -149,14 +149,25 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         let mut parts = t.partitions;
         parts.sort_by_key(|p| p.partition_index);
         for p in parts {
-            let (start, hw, leo) = match cluster.leader(&tname, p.partition_index).await {
+            let (start, hw, leo, dir) = match cluster.leader(&tname, p.partition_index).await {
                 Ok(leader) => (
                     list_offset(leader, &tname, p.partition_index, -2).await.unwrap_or(-1),
                     list_offset(leader, &tname, p.partition_index, -1).await.unwrap_or(-1),
                     list_offset_as(leader, &tname, p.partition_index, -1, -2).await.unwrap_or(-1),
+                    log_dir_entry(leader, &tname, p.partition_index).await.ok().flatten(),
                 ),
-                Err(_) => (-1, -1, -1),
+                Err(_) => (-1, -1, -1, None),
             };
+            // The leader replica's size, and for a compacted topic where its cleaner stands.
+            let mut extra = String::new();
+            if let Some((size, cleaner)) = dir {
+                extra.push_str(&format!("\tSize: {size}"));
+                if let Some((position, ratio)) = cleaner {
+                    extra.push_str(&format!(
+                        "\tCleanerPosition: {position}\tDirtyRatio: {ratio:.3}"
+                    ));
+                }
+            }
             let state = if p.leader_id.0 < 0 {
                 "\tOFFLINE"
             } else if p.isr_nodes.len() < p.replica_nodes.len() {
@@ -168,7 +179,7 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
                 v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",")
             };
             outln!(
-                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {start}\tHighWatermark: {hw}\tLogEndOffset: {leo}{state}",
+                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}\tLogStartOffset: {start}\tHighWatermark: {hw}\tLogEndOffset: {leo}{extra}{state}",
                 p.partition_index,
                 p.leader_id.0,
                 p.leader_epoch,
@@ -178,6 +189,40 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The size of a partition's replica on the broker `client` talks to and, for a compacted topic,
+/// its cleaner's position and dirty ratio (DescribeLogDirs with samsa's tagged field). `None`
+/// when the broker does not host it or does not answer DescribeLogDirs v2+.
+async fn log_dir_entry(
+    client: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<Option<(i64, Option<(i64, f64)>)>> {
+    use crate::kafka::extensions::{CLEANER_TAG, decode_cleaner_tag};
+    use kafka_protocol::messages::DescribeLogDirsRequest;
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    let version = client.version::<DescribeLogDirsRequest>(4)?;
+    if version < 2 {
+        return Ok(None);
+    }
+    let mut t = DescribableLogDirTopic::default();
+    t.topic = kafka_protocol::messages::TopicName(StrBytes::from_string(topic.to_string()));
+    t.partitions = vec![partition];
+    let mut req = DescribeLogDirsRequest::default();
+    req.topics = Some(vec![t]);
+    let resp = client.send(&req, version).await?;
+    let found = resp
+        .results
+        .iter()
+        .flat_map(|r| &r.topics)
+        .filter(|t| t.name.0.as_str() == topic)
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == partition);
+    Ok(found.map(|p| {
+        let cleaner = p.unknown_tagged_fields.get(&CLEANER_TAG).and_then(|b| decode_cleaner_tag(b));
+        (p.partition_size, cleaner)
+    }))
 }
 
 /// The topic's non-default configs, as `k=v,k=v`.

@@ -64,16 +64,20 @@ impl CleanerConfig {
                 CleanupPolicy::parse(key, value).map(|p| self.cleanup_policy = p)
             }
             "log.cleaner.enable" => match value.trim() {
-                "true" => Ok(self.enable = true),
-                "false" => Ok(self.enable = false),
+                "true" | "false" => {
+                    self.enable = value.trim() == "true";
+                    Ok(())
+                }
                 _ => Err(invalid(key, value, "must be true or false")),
             },
-            "log.cleaner.threads" => long(1).and_then(|v| {
-                if v > 64 {
-                    return Err(invalid(key, value, "must be between 1 and 64"));
+            "log.cleaner.threads" => match long(1) {
+                Ok(v) if v <= 64 => {
+                    self.threads = v as usize;
+                    Ok(())
                 }
-                Ok(self.threads = v as usize)
-            }),
+                Ok(_) => Err(invalid(key, value, "must be between 1 and 64")),
+                Err(e) => Err(e),
+            },
             "log.cleaner.backoff.ms" => long(0).map(|v| self.backoff_ms = v),
             "log.cleaner.dedupe.buffer.size" => {
                 long(1024 * 1024).map(|v| self.dedupe_buffer_bytes = v as u64)

@@ -133,6 +133,7 @@ routes! {
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
     OffsetDelete => offset_delete,
+    DescribeLogDirs => describe_log_dirs,
     DescribeQuorum => describe_quorum;
     with context:
     Metadata => metadata,
@@ -172,6 +173,7 @@ fn api_name(api: ApiKey) -> &'static str {
         IncrementalAlterConfigs,
         OffsetDelete,
         DescribeCluster,
+        DescribeLogDirs,
         DescribeQuorum
     )
 }

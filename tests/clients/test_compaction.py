@@ -364,3 +364,61 @@ def test_thousands_of_commits_compact_to_about_one_record_per_partition(cbroker,
     got = c.committed([TopicPartition(topic, p) for p in range(4)], timeout=30)
     c.close()
     assert {tp.partition: tp.offset for tp in got} == want
+
+
+def test_committed_offsets_survive_a_coordinator_failover_after_compaction():
+    """Thousands of commits compacted on every replica of the offsets partition; then the
+    coordinator dies, and the new one loads about one record per partition and answers the
+    latest commits."""
+    from conftest import Cluster
+    c = Cluster(extra="offsets.topic.num.partitions=1\noffsets.topic.segment.bytes=16384\n"
+                      "offsets.topic.replication.factor=3\nlog.cleaner.backoff.ms=200\n")
+    try:
+        admin = AdminClient({"bootstrap.servers": c.all})
+        topic = "t-" + uuid.uuid4().hex[:8]
+        admin.create_topics([NewTopic(topic, 4, 3)])[topic].result(30)
+        group = "failover-" + uuid.uuid4().hex[:8]
+        consumer = Consumer({"bootstrap.servers": c.all, "group.id": group, "enable.auto.commit": False})
+        commits = 2000
+        for i in range(commits):
+            consumer.commit(offsets=[TopicPartition(topic, i % 4, i)], asynchronous=False)
+        consumer.close()
+        md = admin.list_topics("__consumer_offsets", timeout=10)
+        leader = md.topics["__consumer_offsets"].partitions[0].leader
+        deadline = time.time() + 60
+        while True:
+            n = offsets_partition_records(type("B", (), {"bootstrap": c.bootstrap(leader)}))
+            if n <= 4 + 400 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert n <= 4 + 400, f"the offsets partition still holds {n} records"
+        time.sleep(1)  # the followers' cleaners take their own rounds
+        c.kill(leader)
+        want = {p: max(i for i in range(commits) if i % 4 == p) for p in range(4)}
+        survivors = ",".join(c.bootstrap(i) for i in c.ports if i != leader)
+        got, deadline = None, time.time() + 60
+        while time.time() < deadline:
+            probe = Consumer({"bootstrap.servers": survivors, "group.id": group})
+            try:
+                got = {tp.partition: tp.offset for tp in
+                       probe.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)}
+            except Exception:  # noqa: BLE001 - the coordinator is moving
+                got = None
+            finally:
+                probe.close()
+            if got == want:
+                break
+            time.sleep(0.5)
+        assert got == want
+        loads = []
+        for i in c.ports:
+            if i == leader:
+                continue
+            with open(os.path.join(c.dir, f"node{i}.log")) as f:
+                loads += [line for line in f if "loaded groups; now their coordinator" in line]
+        assert loads, "a survivor became the coordinator"
+        records = int(loads[-1].split("records=")[1].split()[0])
+        assert records <= 4 + 400, f"the new coordinator replayed {records} records, not the live state"
+    finally:
+        c.stop()
+        shutil.rmtree(c.dir, ignore_errors=True)

@@ -25,6 +25,7 @@ use crate::clock::now_ms;
 use crate::log::batch;
 use std::collections::BTreeMap;
 
+mod clean;
 mod latency;
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +41,8 @@ pub enum BenchCommand {
     /// with `--max-wait-ms`, and fetches again when answered. Run it beside a produce or consume
     /// benchmark to measure what waiting consumers cost the broker.
     IdleConsumers(IdleConsumersBench),
+    /// The log cleaner's throughput and peak memory on a scratch compacted log (no broker).
+    Clean(clean::CleanBench),
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +129,7 @@ pub(super) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::E2e(b) => latency::e2e(b).await,
         BenchCommand::Consume(b) => consume(b).await,
         BenchCommand::IdleConsumers(b) => idle_consumers(b).await,
+        BenchCommand::Clean(b) => tokio::task::spawn_blocking(move || clean::run(b)).await?,
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod delete_topics;
 pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
+pub(crate) mod describe_log_dirs;
 pub(crate) mod describe_quorum;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;

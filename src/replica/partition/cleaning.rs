@@ -44,8 +44,8 @@ impl Partition {
         Ok(Some(CleanRound { stats, outcome, first_dirty }))
     }
 
-    /// Where the cleaner stands in this replica's log.
-    pub(crate) fn cleaner_position(&self) -> Offset {
-        self.lock_log().cleaner_position()
+    /// Bytes of every segment of this replica's log.
+    pub(crate) fn log_size_bytes(&self) -> u64 {
+        self.lock_log().size_bytes()
     }
 }
