@@ -422,3 +422,24 @@ def test_committed_offsets_survive_a_coordinator_failover_after_compaction():
     finally:
         c.stop()
         shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def test_describe_log_dirs_with_kafka_python_shows_replica_sizes(cbroker, topic):
+    """kafka-python's admin describe_log_dirs (its newest version it and samsa share) decodes
+    samsa's answer, tagged cleaner field included, and sizes grow with what was written."""
+    from kafka.admin import KafkaAdminClient
+    create(cbroker, topic)
+    model, deleted = {}, set()
+    produce_updates(cbroker, topic, 5, model, deleted)
+    admin = KafkaAdminClient(bootstrap_servers=cbroker.bootstrap)
+    try:
+        answers = admin.describe_log_dirs({topic: [0]})
+    finally:
+        admin.close()
+    (answer,) = answers
+    (log_dir,) = answer["log_dirs"]
+    assert log_dir["error_code"] == 0 and log_dir["log_dir"].endswith("data")
+    (entry,) = [t for t in log_dir["topics"] if t["name"] == topic]
+    (part,) = entry["partitions"]
+    assert part["partition_index"] == 0 and part["partition_size"] > 5 * KEYS * 100
+    assert part["offset_lag"] == 0
