@@ -123,3 +123,64 @@ async fn a_fire_and_forget_group_store_precedes_every_later_write_of_the_group()
     assert_eq!(fetched.len(), 1);
     assert_eq!(fetched[0].2.as_ref().map(|v| v.offset), Some(42));
 }
+
+/// KIP-211 expiry: a standalone consumer's offsets expire `offsets.retention.minutes` after
+/// their commit, with tombstones for them and for the group left without offsets; a consumer
+/// group's offsets expire that long after it became empty, not while it is active.
+#[tokio::test]
+async fn committed_offsets_expire_with_tombstones_after_offsets_retention_minutes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let groups = coordinator(dir.path()).await;
+    let retention_ms = groups.config().offsets_retention_minutes * 60_000;
+    let value = |offset: i64| OffsetValue {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: crate::clock::now_ms(),
+    };
+    let commit = groups.commit_offsets("solo", -1, "", None, vec![("t".into(), 0, Some(value(7)))]);
+    assert_eq!(commit.await, Ok(()));
+    let now = crate::clock::now_ms();
+    assert_eq!(groups.expire_offsets(now + retention_ms / 2).await, 0, "too young");
+    assert_eq!(groups.expire_offsets(now + retention_ms + 1_000).await, 1);
+    assert!(groups.fetch_offsets("solo", &None).expect("fetch").is_empty());
+    let records = groups.offsets.read_all(0).expect("read");
+    let tail: Vec<(bool, bool)> = records
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| {
+            let group_key = matches!(RecordKey::decode(r.key.clone()), Ok(RecordKey::Group { .. }));
+            (group_key, r.value.is_none())
+        })
+        .collect();
+    assert_eq!(tail, vec![(true, true), (false, true)], "offset tombstone, then the group's");
+
+    // A stable group subscribed to the topic: its offsets stay while it is not empty,
+    // however old. (Subscription v0: version, topics ["t"], null user data.)
+    let subscription = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 1, b't', 0xff, 0xff, 0xff, 0xff]);
+    let mut request = join_request("");
+    request.protocols = vec![("range".into(), subscription)];
+    let joined = groups.join("active", request).await;
+    assert_eq!(joined.error, ErrorCode::None);
+    let member = joined.member_id.clone();
+    let sync = SyncRequest {
+        generation: joined.generation,
+        member_id: member.clone(),
+        assignments: vec![(member.clone(), Bytes::from_static(b"a"))],
+        ..Default::default()
+    };
+    assert_eq!(groups.sync("active", sync).await.error, ErrorCode::None);
+    let committed = groups
+        .commit_offsets(
+            "active",
+            joined.generation,
+            &member,
+            None,
+            vec![("t".into(), 0, Some(value(9)))],
+        )
+        .await;
+    assert_eq!(committed, Ok(()));
+    assert_eq!(groups.expire_offsets(now + 10 * retention_ms).await, 0);
+    assert_eq!(groups.fetch_offsets("active", &None).expect("fetch").len(), 1);
+}

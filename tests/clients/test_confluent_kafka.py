@@ -96,7 +96,7 @@ def test_admin_create_describe_alter_delete(broker, topic):
         a.create_topics([NewTopic(topic + "-rf", num_partitions=1, replication_factor=3)])[topic + "-rf"].result(30)
     assert e.value.args[0].code() == 38  # INVALID_REPLICATION_FACTOR
     with pytest.raises(KafkaException) as e:
-        a.create_topics([NewTopic(topic + "-c", 1, 1, config={"cleanup.policy": "compact"})])[topic + "-c"].result(30)
+        a.create_topics([NewTopic(topic + "-c", 1, 1, config={"cleanup.policy": "shred"})])[topic + "-c"].result(30)
     assert e.value.args[0].code() == 40  # INVALID_CONFIG
     with pytest.raises(KafkaException) as e:
         a.create_partitions([NewPartitions(topic, 2)])[topic].result(30)
