@@ -19,7 +19,7 @@ use crate::error_code::ErrorCode;
 use crate::kafka::extensions;
 use crate::kafka::router::Versions;
 
-pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(1, 4);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
