@@ -11,6 +11,7 @@
 //!                                   broker/       composition root: start/shutdown, tasks
 //!                                   replication/  fetchers, fetch service, ISR changes
 //!                                   group/        the consumer-group coordinator
+//!                                   cleaner/      the log cleaner's threads (compacted topics)
 //!                                   coordinator/  shared machinery of internal-topic coordinators
 //!                                   replica/      partitions, HW, commit waits, the reconciler
 //!                                   log/          partition storage: segments + indexes on disk
@@ -24,10 +25,11 @@
 //!   [`controller`] (the raft leader) decides every change. `samsa dev` is a one-voter quorum.
 //! * [`kafka`] turns bytes into requests and responses; handlers call into [`broker`].
 //! * [`broker`] builds every room in order, implements the traits they declare, and runs the
-//!   background tasks (reconciler, flusher, retention, ISR checks, group timers).
+//!   background tasks (reconciler, flusher, retention, ISR checks, group timers, the cleaner).
 
 pub mod admin;
 pub mod broker;
+pub(crate) mod cleaner;
 pub mod cli;
 pub mod client;
 pub(crate) mod clock;

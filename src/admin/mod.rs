@@ -108,7 +108,7 @@ pub fn readiness(broker: &Broker) -> Result<(), String> {
     Ok(())
 }
 
-fn cleaner_sample(stats: &crate::replica::cleaner::CleanerStats) -> metrics::CleanerSample {
+fn cleaner_sample(stats: &crate::cleaner::CleanerStats) -> metrics::CleanerSample {
     use std::sync::atomic::Ordering::Relaxed;
     metrics::CleanerSample {
         bytes_read: stats.bytes_read.load(Relaxed),

@@ -84,7 +84,7 @@ pub struct Broker {
     /// Follower fetchers and leader-side ISR checks.
     pub(crate) replication: Arc<Replication>,
     /// What the log cleaner threads did (they run from `tasks`).
-    pub(crate) cleaner: Arc<crate::replica::cleaner::CleanerStats>,
+    pub(crate) cleaner: Arc<crate::cleaner::CleanerStats>,
     raft: MetadataRaft,
     /// This node's controller, active when it leads the quorum (runs session expiry).
     pub local_controller: Arc<Controller>,

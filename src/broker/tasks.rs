@@ -3,7 +3,7 @@
 //! * the flusher fsyncs logs whose unflushed data is older than `flush.ms`;
 //! * retention deletes old segments every `log.retention.check.interval.ms` and expires idle
 //!   idempotent producers;
-//! * the log cleaner's threads compact logs with `cleanup.policy=compact` (`replica::cleaner`).
+//! * the log cleaner's threads compact logs with `cleanup.policy=compact` (`cleaner`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -50,9 +50,7 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
     if broker.config.process_roles.broker && broker.config.cleaner.enable {
         let (replicas, stats) = (broker.replicas.clone(), broker.cleaner.clone());
         let config = broker.config.cleaner.clone();
-        if let Err(e) =
-            crate::replica::cleaner::spawn(replicas, config, stats, broker.shutdown_signal())
-        {
+        if let Err(e) = crate::cleaner::spawn(replicas, config, stats, broker.shutdown_signal()) {
             tracing::error!(error = %e, "the log cleaner threads could not start");
         }
     }

@@ -28,7 +28,6 @@
 //!   watermark on its own watch channels; only fetches waiting on that partition wake.
 //! * This layer never imports the broker, the network or the coordinators.
 
-pub(crate) mod cleaner;
 pub(crate) mod divergence;
 pub(crate) mod manager;
 pub(crate) mod partition;

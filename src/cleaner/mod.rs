@@ -1,4 +1,5 @@
-//! The log cleaner's threads (`log.cleaner.threads`). Each repeatedly takes the hosted
+//! The log cleaner room (above the replica layer, beside `replication/` and `group/`): its
+//! threads (`log.cleaner.threads`). Each repeatedly takes the hosted
 //! compacted log that needs it most — one with a record past `max.compaction.lag.ms` first,
 //! then the highest dirty ratio at or above its `min.cleanable.dirty.ratio` — and runs one round
 //! on it (see `log::cleaner`), holding that log's lock only to plan and to swap. Every replica
@@ -17,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::ReplicaManager;
 use crate::clock::now_ms;
 use crate::config::cleaner::CleanerConfig;
 use crate::log::CommitOutcome;
 use crate::log::cleaner::OffsetMap;
+use crate::replica::ReplicaManager;
 use crate::types::TopicPartition;
 
 /// How long a log whose cleaning failed is skipped before it is tried again.
