@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::closed::{self, ClientInfo};
 use super::frame::take_frame;
 use super::response::{Body, Chunk};
 use super::router::{self, Outcome};
@@ -116,10 +117,20 @@ async fn handle_connection(
     let max_frame = broker.config.socket_request_max_bytes;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut out = ResponseWriter::default();
+    let mut client = ClientInfo::default();
     loop {
         // Answer every whole request already read, then write the responses together.
-        while let Some(frame) = take_frame(&mut inbuf, max_frame)? {
+        loop {
+            let frame = match take_frame(&mut inbuf, max_frame) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    closed::log_close(&peer, &client, &e.to_string());
+                    return Err(e.into());
+                }
+            };
             broker.metrics.add_bytes_in(frame.len() + 4);
+            client.observe(&frame);
             match router::handle(&broker, peer, &listener, frame.freeze()).await {
                 Outcome::Respond(response) => {
                     broker.metrics.add_bytes_out(response.len());
@@ -127,6 +138,7 @@ async fn handle_connection(
                 }
                 Outcome::NoResponse => {}
                 Outcome::Close(why) => {
+                    closed::log_close(&peer, &client, &why);
                     out.flush(&mut stream).await?;
                     return Err(ConnectionError::Protocol(why));
                 }
