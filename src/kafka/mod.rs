@@ -11,6 +11,7 @@ pub(crate) mod closed;
 pub(crate) mod extensions;
 pub(crate) mod frame;
 pub(crate) mod handlers;
+pub(crate) mod legacy;
 pub mod response;
 pub mod router;
 pub mod server;

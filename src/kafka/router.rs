@@ -178,9 +178,17 @@ fn api_name(api: ApiKey) -> &'static str {
     )
 }
 
-/// The versions supported for `api`, if any.
+/// The versions supported for `api`, if any: the handler's range, extended down by the legacy
+/// versions decoded in `legacy/`.
 pub fn versions_of(api: ApiKey) -> Option<Versions> {
-    SUPPORTED.iter().find(|(k, _)| *k == api).map(|(_, v)| *v)
+    let modern = SUPPORTED.iter().find(|(k, _)| *k == api).map(|(_, v)| *v)?;
+    let lowest = super::legacy::LEGACY
+        .iter()
+        .filter(|(a, _, hi)| *a == api && *hi + 1 >= modern.min)
+        .map(|(_, lo, _)| *lo)
+        .min()
+        .unwrap_or(modern.min);
+    Some(Versions::new(lowest.min(modern.min), modern.max))
 }
 
 /// Handles one request frame from the client at `peer`.
@@ -225,7 +233,11 @@ pub async fn handle(
     let response_header_version =
         if api == ApiKey::ApiVersions { 0 } else { api.response_header_version(version) };
     let started = std::time::Instant::now();
-    let result = dispatch(broker, &ctx, api, version, frame).await;
+    let result = if super::legacy::handles(api, version) {
+        super::legacy::dispatch(broker, api, version, frame).await
+    } else {
+        dispatch(broker, &ctx, api, version, frame).await
+    };
     broker.metrics.record_request(api_name(api), started.elapsed());
     match result {
         Ok(Some(body)) => with_header(correlation_id, response_header_version, body),
@@ -266,6 +278,7 @@ mod tests {
     #[test]
     fn every_advertised_range_is_one_kafka_protocol_can_encode() {
         for (api, v) in SUPPORTED {
+            // (`versions_of` extends some ranges down with the legacy codecs of `legacy/`.)
             let lib = api.valid_versions();
             assert!(lib.min <= v.min && v.max <= lib.max, "{api:?} {v:?} outside {lib:?}");
         }

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::{SUPPORTED, Versions};
+use crate::kafka::router::{SUPPORTED, Versions, versions_of};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
@@ -18,7 +18,8 @@ fn response(error: ErrorCode) -> ApiVersionsResponse {
     r.error_code = error.code();
     r.api_keys = SUPPORTED
         .iter()
-        .map(|(key, v)| {
+        .map(|(key, _)| {
+            let v = versions_of(*key).unwrap_or(Versions::new(0, 0));
             let mut a = ApiVersion::default();
             a.api_key = *key as i16;
             a.min_version = v.min;

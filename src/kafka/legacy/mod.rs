@@ -1,0 +1,83 @@
+//! Request versions Kafka 3.9 still serves but kafka-protocol (generated from Kafka 4's schemas,
+//! which dropped them in KIP-896) cannot decode. Each is decoded here by hand into the oldest
+//! modern request, answered by the ordinary handler at that version, and its response encoded
+//! back in the old layout, so handlers never see a legacy version.
+//!
+//! * ListOffsets v0 (Burrow, Sarama with old `config.Version`): per partition a timestamp and a
+//!   `max_num_offsets`; answered with an array of offsets (the one the v1 lookup finds).
+//!
+//! Invariant: total over arbitrary input — a malformed body is an error (the connection closes,
+//! as for any undecodable request), never a panic.
+
+mod list_offsets_v0;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+
+use super::response::Body;
+use crate::broker::Broker;
+
+/// The legacy versions served here, per API: (api, lowest legacy version, highest).
+pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[(ApiKey::ListOffsets, 0, 0)];
+
+/// Whether `version` of `api` is decoded here rather than by kafka-protocol.
+pub(crate) fn handles(api: ApiKey, version: i16) -> bool {
+    LEGACY.iter().any(|(a, lo, hi)| *a == api && (*lo..=*hi).contains(&version))
+}
+
+/// Answers a legacy request (the body after its header).
+pub(crate) async fn dispatch(
+    broker: &Arc<Broker>,
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+) -> Result<Option<Body>, String> {
+    match (api, version) {
+        (ApiKey::ListOffsets, 0) => list_offsets_v0::handle(broker, body).await.map(Some),
+        _ => Err(format!("{api:?} v{version} is not a legacy version samsa decodes")),
+    }
+}
+
+/// Big-endian readers that fail instead of panicking on short input.
+pub(super) struct Reader(pub(super) Bytes);
+
+impl Reader {
+    fn take(&mut self, n: usize) -> Result<Bytes, String> {
+        if self.0.len() < n {
+            return Err(format!("truncated request: need {n} more bytes, have {}", self.0.len()));
+        }
+        Ok(self.0.split_to(n))
+    }
+    pub(super) fn i16(&mut self) -> Result<i16, String> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    pub(super) fn i32(&mut self) -> Result<i32, String> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub(super) fn i64(&mut self) -> Result<i64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b);
+        Ok(i64::from_be_bytes(a))
+    }
+    /// A non-null i16-length string.
+    pub(super) fn string(&mut self) -> Result<String, String> {
+        let len = self.i16()?;
+        let len = usize::try_from(len).map_err(|_| "null or negative string length".to_string())?;
+        let b = self.take(len)?;
+        String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+    }
+    /// An i32-count array length, bounded by what the remaining bytes can hold.
+    pub(super) fn array_len(&mut self, min_entry_bytes: usize) -> Result<usize, String> {
+        let n = self.i32()?;
+        let n = usize::try_from(n).map_err(|_| "negative array length".to_string())?;
+        if n.saturating_mul(min_entry_bytes) > self.0.len() {
+            return Err(format!("array of {n} entries cannot fit in {} bytes", self.0.len()));
+        }
+        Ok(n)
+    }
+}
