@@ -224,3 +224,80 @@ async fn group_apis_answer_the_error_codes_clients_expect() {
     assert!(found.coordinators.iter().all(|k| k.error_code == 42));
     b.stop().await;
 }
+
+/// Writes one raw request frame (header v1: key, version, correlation id 9, client id "old")
+/// and reads the response body after its correlation id.
+async fn raw_request(addr: &str, key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&key.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&9i32.to_be_bytes());
+    frame.extend_from_slice(&3i16.to_be_bytes());
+    frame.extend_from_slice(b"old");
+    frame.extend_from_slice(body);
+    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    s.write_all(&out).await.expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.expect("response length");
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).await.expect("response");
+    assert_eq!(&resp[..4], &9i32.to_be_bytes(), "correlation id");
+    resp.split_off(4)
+}
+
+fn put_str(b: &mut Vec<u8>, v: &str) {
+    b.extend_from_slice(&(v.len() as i16).to_be_bytes());
+    b.extend_from_slice(v.as_bytes());
+}
+
+/// OffsetCommit v0 and OffsetFetch v0, which Kafka 3.9 serves and kafka-protocol no longer
+/// encodes (KIP-896), in their exact layouts.
+#[tokio::test]
+async fn offset_commit_and_fetch_v0_work_in_their_old_layouts() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = KafkaClient::connect(&b.bootstrap()).await.expect("connect");
+    let mut md = MetadataRequest::default();
+    let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+    t.name = Some(TopicName(s("legacy")));
+    md.topics = Some(vec![t]);
+    md.allow_auto_topic_creation = true;
+    c.send(&md, 9).await.expect("create legacy");
+    coordinator_ready(&mut c, "old-group").await;
+    // OffsetCommit v0: group, [topic, [partition, offset, metadata]].
+    let mut commit = Vec::new();
+    put_str(&mut commit, "old-group");
+    commit.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut commit, "legacy");
+    commit.extend_from_slice(&1i32.to_be_bytes());
+    commit.extend_from_slice(&0i32.to_be_bytes());
+    commit.extend_from_slice(&17i64.to_be_bytes());
+    put_str(&mut commit, "m");
+    let resp = raw_request(&b.bootstrap(), 8, 0, &commit).await;
+    // [topic "legacy", [partition 0, error 0]]
+    let mut want = 1i32.to_be_bytes().to_vec();
+    put_str(&mut want, "legacy");
+    want.extend_from_slice(&1i32.to_be_bytes());
+    want.extend_from_slice(&0i32.to_be_bytes());
+    want.extend_from_slice(&0i16.to_be_bytes());
+    assert_eq!(resp, want);
+    // OffsetFetch v0: group, [topic, [partition]] → [topic, [partition, offset, metadata, error]].
+    let mut fetch = Vec::new();
+    put_str(&mut fetch, "old-group");
+    fetch.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut fetch, "legacy");
+    fetch.extend_from_slice(&1i32.to_be_bytes());
+    fetch.extend_from_slice(&0i32.to_be_bytes());
+    let resp = raw_request(&b.bootstrap(), 9, 0, &fetch).await;
+    let mut want = 1i32.to_be_bytes().to_vec();
+    put_str(&mut want, "legacy");
+    want.extend_from_slice(&1i32.to_be_bytes());
+    want.extend_from_slice(&0i32.to_be_bytes());
+    want.extend_from_slice(&17i64.to_be_bytes());
+    put_str(&mut want, "m");
+    want.extend_from_slice(&0i16.to_be_bytes());
+    assert_eq!(resp, want);
+    b.stop().await;
+}

@@ -3,7 +3,10 @@
 does not serve closes the connection with one WARN naming the client."""
 import time
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from kafka.errors import TopicAlreadyExistsError
 
 from conftest import expected_records
 
@@ -46,3 +49,52 @@ def test_an_unserved_version_is_explained_in_the_broker_log(broker, topic):
         time.sleep(0.2)
     assert lines, "a WARN names the client whose connection was closed"
     assert "api=\"Fetch\"" in lines[0] and "api_version=1" in lines[0]
+
+
+def test_create_and_delete_topics_in_the_0_10_layouts(broker, topic):
+    from kafka.admin import KafkaAdminClient, NewTopic
+    # 0.10.1: CreateTopics v0 and DeleteTopics v0; 0.10.2: CreateTopics v1 (error messages).
+    for version, name in [((0, 10, 1), topic + "-v0"), ((0, 10, 2), topic + "-v1")]:
+        a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=version)
+        try:
+            created = a.create_topics([NewTopic(name, 3, 1)])
+            assert [t["error_code"] for t in created["topics"]] == [0]
+            with pytest.raises(TopicAlreadyExistsError):
+                a.create_topics([NewTopic(name, 3, 1)])
+        finally:
+            a.close()
+    modern = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        listed = modern.list_topics()
+        assert topic + "-v0" in listed and topic + "-v1" in listed
+    finally:
+        modern.close()
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 1))
+    try:
+        deleted = a.delete_topics([topic + "-v0"])
+        assert deleted["topics"][0]["error_code"] == 0
+    finally:
+        a.close()
+
+
+def test_offset_commit_v1_and_fetch_v1_as_0_8_2_clients_send_them(broker, topic):
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.structs import OffsetAndMetadata
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic(topic, 2, 1)])
+    admin.close()
+    tp = TopicPartition(topic, 1)
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="old-" + topic,
+                      api_version=(0, 8, 2), enable_auto_commit=False)
+    try:
+        c.assign([tp])
+        c.commit({tp: OffsetAndMetadata(5, "meta", -1)})
+        assert c.committed(tp) == 5
+    finally:
+        c.close()
+    # A modern client reads the same commit.
+    m = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="old-" + topic, enable_auto_commit=False)
+    try:
+        assert m.committed(tp) == 5
+    finally:
+        m.close()

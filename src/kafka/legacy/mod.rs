@@ -5,11 +5,16 @@
 //!
 //! * ListOffsets v0 (Burrow, Sarama with old `config.Version`): per partition a timestamp and a
 //!   `max_num_offsets`; answered with an array of offsets (the one the v1 lookup finds).
+//! * OffsetCommit v0–1 (Sarama 1.2x), into v2.
+//! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0: the layouts of a modern version, give
+//!   or take a field at one end (see `same_layout.rs`).
 //!
 //! Invariant: total over arbitrary input — a malformed body is an error (the connection closes,
 //! as for any undecodable request), never a panic.
 
 mod list_offsets_v0;
+mod offset_commit_v0_v1;
+mod same_layout;
 
 use std::sync::Arc;
 
@@ -20,7 +25,13 @@ use super::response::Body;
 use crate::broker::Broker;
 
 /// The legacy versions served here, per API: (api, lowest legacy version, highest).
-pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[(ApiKey::ListOffsets, 0, 0)];
+pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ListOffsets, 0, 0),
+    (ApiKey::OffsetCommit, 0, 1),
+    (ApiKey::OffsetFetch, 0, 0),
+    (ApiKey::CreateTopics, 0, 1),
+    (ApiKey::DeleteTopics, 0, 0),
+];
 
 /// Whether `version` of `api` is decoded here rather than by kafka-protocol.
 pub(crate) fn handles(api: ApiKey, version: i16) -> bool {
@@ -36,6 +47,14 @@ pub(crate) async fn dispatch(
 ) -> Result<Option<Body>, String> {
     match (api, version) {
         (ApiKey::ListOffsets, 0) => list_offsets_v0::handle(broker, body).await.map(Some),
+        (ApiKey::OffsetCommit, 0 | 1) => {
+            offset_commit_v0_v1::handle(broker, version, body).await.map(Some)
+        }
+        (ApiKey::OffsetFetch, 0) => same_layout::offset_fetch_v0(broker, body).await.map(Some),
+        (ApiKey::CreateTopics, 0 | 1) => {
+            same_layout::create_topics_v0_v1(broker, version, body).await.map(Some)
+        }
+        (ApiKey::DeleteTopics, 0) => same_layout::delete_topics_v0(broker, body).await.map(Some),
         _ => Err(format!("{api:?} v{version} is not a legacy version samsa decodes")),
     }
 }
