@@ -98,3 +98,21 @@ def test_offset_commit_v1_and_fetch_v1_as_0_8_2_clients_send_them(broker, topic)
         assert m.committed(tp) == 5
     finally:
         m.close()
+
+
+def test_describe_configs_v0_shows_overrides_and_defaults(broker, topic):
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+    modern = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    modern.create_topics([NewTopic(topic, 1, 1, topic_configs={"retention.ms": "3600000"})])
+    modern.close()
+    # 0.11: DescribeConfigs v0, where each entry says is_default instead of its source.
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=(0, 11))
+    try:
+        described = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        a.close()
+    # kafka-python 3 answers {type: {name: {key: entry}}} and leaves out the defaults.
+    entries = described["topic"][topic]
+    assert entries["retention.ms"]["value"] == "3600000"
+    assert entries["retention.ms"]["is_default"] is False
+    assert entries.get("cleanup.policy", {"is_default": True})["is_default"] is True

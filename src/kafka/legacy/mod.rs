@@ -6,12 +6,14 @@
 //! * ListOffsets v0 (Burrow, Sarama with old `config.Version`): per partition a timestamp and a
 //!   `max_num_offsets`; answered with an array of offsets (the one the v1 lookup finds).
 //! * OffsetCommit v0–1 (Sarama 1.2x), into v2.
+//! * DescribeConfigs v0 (Sarama's admin `ListTopics`): `is_default` instead of `config_source`.
 //! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0: the layouts of a modern version, give
 //!   or take a field at one end (see `same_layout.rs`).
 //!
 //! Invariant: total over arbitrary input — a malformed body is an error (the connection closes,
 //! as for any undecodable request), never a panic.
 
+mod describe_configs_v0;
 mod list_offsets_v0;
 mod offset_commit_v0_v1;
 mod same_layout;
@@ -31,6 +33,7 @@ pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 0, 0),
     (ApiKey::CreateTopics, 0, 1),
     (ApiKey::DeleteTopics, 0, 0),
+    (ApiKey::DescribeConfigs, 0, 0),
 ];
 
 /// Whether `version` of `api` is decoded here rather than by kafka-protocol.
@@ -55,6 +58,7 @@ pub(crate) async fn dispatch(
             same_layout::create_topics_v0_v1(broker, version, body).await.map(Some)
         }
         (ApiKey::DeleteTopics, 0) => same_layout::delete_topics_v0(broker, body).await.map(Some),
+        (ApiKey::DescribeConfigs, 0) => describe_configs_v0::handle(broker, body).await.map(Some),
         _ => Err(format!("{api:?} v{version} is not a legacy version samsa decodes")),
     }
 }
