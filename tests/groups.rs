@@ -301,3 +301,37 @@ async fn offset_commit_and_fetch_v0_work_in_their_old_layouts() {
     assert_eq!(resp, want);
     b.stop().await;
 }
+
+/// OffsetForLeaderEpoch v0 and v1 in their old layouts: the end offset of the asked epoch (v1
+/// also names the epoch).
+#[tokio::test]
+async fn offset_for_leader_epoch_v0_and_v1_answer_in_their_old_layouts() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = KafkaClient::connect(&b.bootstrap()).await.expect("connect");
+    let mut md = MetadataRequest::default();
+    let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+    t.name = Some(TopicName(s("epochs")));
+    md.topics = Some(vec![t]);
+    md.allow_auto_topic_creation = true;
+    c.send(&md, 9).await.expect("create epochs");
+    let mut req = Vec::new();
+    req.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut req, "epochs");
+    req.extend_from_slice(&1i32.to_be_bytes());
+    req.extend_from_slice(&0i32.to_be_bytes()); // partition
+    req.extend_from_slice(&0i32.to_be_bytes()); // leader epoch 0
+    for version in [0i16, 1] {
+        let resp = raw_request(&b.bootstrap(), 23, version, &req).await;
+        let mut want = 1i32.to_be_bytes().to_vec();
+        put_str(&mut want, "epochs");
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&0i16.to_be_bytes()); // no error
+        want.extend_from_slice(&0i32.to_be_bytes()); // partition 0
+        if version == 1 {
+            want.extend_from_slice(&0i32.to_be_bytes()); // epoch 0
+        }
+        want.extend_from_slice(&0i64.to_be_bytes()); // an empty log ends at 0
+        assert_eq!(resp, want, "v{version}");
+    }
+    b.stop().await;
+}

@@ -7,6 +7,7 @@
 //!   `max_num_offsets`; answered with an array of offsets (the one the v1 lookup finds).
 //! * OffsetCommit v0–1 (Sarama 1.2x), into v2.
 //! * DescribeConfigs v0 (Sarama's admin `ListTopics`): `is_default` instead of `config_source`.
+//! * OffsetForLeaderEpoch v0–1: no `current_leader_epoch`; v0 answers without the epoch.
 //! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0: the layouts of a modern version, give
 //!   or take a field at one end (see `same_layout.rs`).
 //!
@@ -16,6 +17,7 @@
 mod describe_configs_v0;
 mod list_offsets_v0;
 mod offset_commit_v0_v1;
+mod offset_for_leader_epoch_v0_v1;
 mod same_layout;
 
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 0, 1),
     (ApiKey::DeleteTopics, 0, 0),
     (ApiKey::DescribeConfigs, 0, 0),
+    (ApiKey::OffsetForLeaderEpoch, 0, 1),
 ];
 
 /// Whether `version` of `api` is decoded here rather than by kafka-protocol.
@@ -59,6 +62,9 @@ pub(crate) async fn dispatch(
         }
         (ApiKey::DeleteTopics, 0) => same_layout::delete_topics_v0(broker, body).await.map(Some),
         (ApiKey::DescribeConfigs, 0) => describe_configs_v0::handle(broker, body).await.map(Some),
+        (ApiKey::OffsetForLeaderEpoch, 0 | 1) => {
+            offset_for_leader_epoch_v0_v1::handle(broker, version, body).await.map(Some)
+        }
         _ => Err(format!("{api:?} v{version} is not a legacy version samsa decodes")),
     }
 }
