@@ -116,3 +116,19 @@ def test_describe_configs_v0_shows_overrides_and_defaults(broker, topic):
     assert entries["retention.ms"]["value"] == "3600000"
     assert entries["retention.ms"]["is_default"] is False
     assert entries.get("cleanup.policy", {"is_default": True})["is_default"] is True
+
+
+def test_describe_log_dirs_v0(broker, topic):
+    from kafka.admin import KafkaAdminClient, NewTopic
+    modern = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    modern.create_topics([NewTopic(topic, 2, 1)])
+    modern.close()
+    # 1.0: DescribeLogDirs v0 (the same layout as v1).
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=(1, 0))
+    try:
+        (answer,) = a.describe_log_dirs({topic: [0, 1]})
+    finally:
+        a.close()
+    (log_dir,) = answer["log_dirs"]
+    (entry,) = [t for t in log_dir["topics"] if t["name"] == topic]
+    assert sorted(p["partition_index"] for p in entry["partitions"]) == [0, 1]

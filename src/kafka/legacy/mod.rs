@@ -8,8 +8,8 @@
 //! * OffsetCommit v0–1 (Sarama 1.2x), into v2.
 //! * DescribeConfigs v0 (Sarama's admin `ListTopics`): `is_default` instead of `config_source`.
 //! * OffsetForLeaderEpoch v0–1: no `current_leader_epoch`; v0 answers without the epoch.
-//! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0: the layouts of a modern version, give
-//!   or take a field at one end (see `same_layout.rs`).
+//! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0, DescribeLogDirs v0: the layouts of a
+//!   modern version, give or take a field at one end (see `same_layout.rs`).
 //!
 //! Invariant: total over arbitrary input — a malformed body is an error (the connection closes,
 //! as for any undecodable request), never a panic.
@@ -37,6 +37,7 @@ pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 0, 0),
     (ApiKey::DescribeConfigs, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 0, 1),
+    (ApiKey::DescribeLogDirs, 0, 0),
 ];
 
 /// Whether `version` of `api` is decoded here rather than by kafka-protocol.
@@ -62,6 +63,9 @@ pub(crate) async fn dispatch(
         }
         (ApiKey::DeleteTopics, 0) => same_layout::delete_topics_v0(broker, body).await.map(Some),
         (ApiKey::DescribeConfigs, 0) => describe_configs_v0::handle(broker, body).await.map(Some),
+        (ApiKey::DescribeLogDirs, 0) => {
+            same_layout::describe_log_dirs_v0(broker, body).await.map(Some)
+        }
         (ApiKey::OffsetForLeaderEpoch, 0 | 1) => {
             offset_for_leader_epoch_v0_v1::handle(broker, version, body).await.map(Some)
         }

@@ -6,15 +6,18 @@
 //! | CreateTopics v1 | v2 (identical) | v2 without its leading `throttle_time_ms` |
 //! | CreateTopics v0 | v2 with `validate_only = false` appended | `[name, error_code]` |
 //! | DeleteTopics v0 | v1 (identical) | v1 without its leading `throttle_time_ms` |
+//! | DescribeLogDirs v0 | v1 (identical; v1 only changed quota throttling) | v1 |
 
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, OffsetFetchRequest};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeLogDirsRequest, OffsetFetchRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::broker::Broker;
-use crate::kafka::handlers::{create_topics, delete_topics, offset_fetch};
+use crate::kafka::handlers::{create_topics, delete_topics, describe_log_dirs, offset_fetch};
 use crate::kafka::response::Body;
 
 fn decode<T: Decodable>(mut body: Bytes, version: i16, what: &str) -> Result<T, String> {
@@ -73,4 +76,11 @@ pub(super) async fn delete_topics_v0(broker: &Arc<Broker>, raw: Bytes) -> Result
     let resp = delete_topics::handle(broker, 1, req).await.ok_or("DeleteTopics gave no answer")?;
     let v1 = encode(&resp, 1)?;
     Ok(body(v1.freeze().slice(4..)))
+}
+
+pub(super) async fn describe_log_dirs_v0(broker: &Arc<Broker>, raw: Bytes) -> Result<Body, String> {
+    let req: DescribeLogDirsRequest = decode(raw, 1, "DescribeLogDirs v0 request")?;
+    let resp =
+        describe_log_dirs::handle(broker, 1, req).await.ok_or("DescribeLogDirs gave no answer")?;
+    Ok(body(encode(&resp, 1)?.freeze()))
 }
