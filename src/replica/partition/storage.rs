@@ -119,6 +119,10 @@ impl Partition {
                 tracing::error!(partition = %self.tp, epoch, end_offset,
                     "truncation changed nothing; backing off");
                 applied = FollowerApplied::Stuck;
+            } else if after.0 == before.0 {
+                // Only an epoch this replica led in without writing went: no record was lost.
+                tracing::info!(partition = %self.tp, epoch, end_offset,
+                    "dropped an empty leader epoch the leader never knew");
             } else {
                 tracing::warn!(partition = %self.tp, epoch, end_offset,
                     log_end_offset = %before.0, "log diverged from the leader; truncated");
