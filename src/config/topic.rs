@@ -143,6 +143,101 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "age at which a segment is rolled.",
     },
     TopicConfigDef {
+        name: "compression.gzip.level",
+        config_type: ConfigType::Int,
+        doc: "accepted (1..9 or -1), not used yet: batches are stored as the producer compressed them.",
+    },
+    TopicConfigDef {
+        name: "compression.lz4.level",
+        config_type: ConfigType::Int,
+        doc: "accepted (1..17), not used yet: batches are stored as the producer compressed them.",
+    },
+    TopicConfigDef {
+        name: "compression.zstd.level",
+        config_type: ConfigType::Int,
+        doc: "accepted (-131072..22), not used yet: batches are stored as the producer compressed them.",
+    },
+    TopicConfigDef {
+        name: "file.delete.delay.ms",
+        config_type: ConfigType::Long,
+        doc: "accepted, not used: samsa deletes a segment's files at once (reads in flight keep their open handles).",
+    },
+    TopicConfigDef {
+        name: "follower.replication.throttled.replicas",
+        config_type: ConfigType::List,
+        doc: "accepted (partition:broker list or *), not enforced yet: replication is not throttled.",
+    },
+    TopicConfigDef {
+        name: "leader.replication.throttled.replicas",
+        config_type: ConfigType::List,
+        doc: "accepted (partition:broker list or *), not enforced yet: replication is not throttled.",
+    },
+    TopicConfigDef {
+        name: "local.retention.bytes",
+        config_type: ConfigType::Long,
+        doc: "tiered storage: accepted, no effect (samsa has no remote tier; retention.bytes applies).",
+    },
+    TopicConfigDef {
+        name: "local.retention.ms",
+        config_type: ConfigType::Long,
+        doc: "tiered storage: accepted, no effect (samsa has no remote tier; retention.ms applies).",
+    },
+    TopicConfigDef {
+        name: "message.downconversion.enable",
+        config_type: ConfigType::Boolean,
+        doc: "accepted; Fetch v0-3 (which would down-convert) is not served yet.",
+    },
+    TopicConfigDef {
+        name: "message.format.version",
+        config_type: ConfigType::String,
+        doc: "deprecated in Kafka 3; accepted, no effect: batches are stored in format v2.",
+    },
+    TopicConfigDef {
+        name: "message.timestamp.after.max.ms",
+        config_type: ConfigType::Long,
+        doc: "accepted, not enforced yet (KIP-937).",
+    },
+    TopicConfigDef {
+        name: "message.timestamp.before.max.ms",
+        config_type: ConfigType::Long,
+        doc: "accepted, not enforced yet (KIP-937).",
+    },
+    TopicConfigDef {
+        name: "message.timestamp.difference.max.ms",
+        config_type: ConfigType::Long,
+        doc: "deprecated in Kafka 3.6; accepted, not enforced.",
+    },
+    TopicConfigDef {
+        name: "preallocate",
+        config_type: ConfigType::Boolean,
+        doc: "accepted, no effect: segment files grow as they are written.",
+    },
+    TopicConfigDef {
+        name: "remote.log.copy.disable",
+        config_type: ConfigType::Boolean,
+        doc: "tiered storage: accepted, no effect.",
+    },
+    TopicConfigDef {
+        name: "remote.log.delete.on.disable",
+        config_type: ConfigType::Boolean,
+        doc: "tiered storage: accepted, no effect.",
+    },
+    TopicConfigDef {
+        name: "remote.storage.enable",
+        config_type: ConfigType::Boolean,
+        doc: "tiered storage: only false is accepted (samsa has no remote tier).",
+    },
+    TopicConfigDef {
+        name: "segment.index.bytes",
+        config_type: ConfigType::Int,
+        doc: "accepted, no effect: samsa's indexes are not preallocated, and a segment rolls at segment.bytes.",
+    },
+    TopicConfigDef {
+        name: "segment.jitter.ms",
+        config_type: ConfigType::Long,
+        doc: "accepted, not used yet: segments roll at exactly segment.ms.",
+    },
+    TopicConfigDef {
         name: "unclean.leader.election.enable",
         config_type: ConfigType::Boolean,
         doc: "elect a leader outside the ISR when no ISR member is alive (may lose data).",
@@ -179,10 +274,57 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
         },
-        "unclean.leader.election.enable" => match value {
+        "unclean.leader.election.enable"
+        | "message.downconversion.enable"
+        | "preallocate"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable" => match value {
             "true" | "false" => Ok(()),
             _ => Err(invalid(key, value, "must be true or false")),
         },
+        "remote.storage.enable" => match value {
+            "false" => Ok(()),
+            "true" => Err(ConfigError::Unsupported {
+                key: key.into(),
+                value: value.into(),
+                reason: "samsa has no tiered storage; leave remote.storage.enable=false".into(),
+            }),
+            _ => Err(invalid(key, value, "must be true or false")),
+        },
+        "compression.gzip.level" => match value.trim().parse::<i64>() {
+            Ok(-1 | 1..=9) => Ok(()),
+            _ => Err(invalid(key, value, "must be -1 or between 1 and 9")),
+        },
+        "compression.lz4.level" => long_at_least(1, 17),
+        "compression.zstd.level" => long_at_least(-131_072, 22),
+        "file.delete.delay.ms"
+        | "segment.jitter.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.difference.max.ms" => long_at_least(0, i64::MAX),
+        "local.retention.bytes" | "local.retention.ms" => long_at_least(-2, i64::MAX),
+        "segment.index.bytes" => long_at_least(4, i64::from(i32::MAX)),
+        "message.format.version" => {
+            if value.trim().is_empty() {
+                Err(invalid(key, value, "must be a Kafka version such as 3.0-IV1"))
+            } else {
+                Ok(())
+            }
+        }
+        "follower.replication.throttled.replicas" | "leader.replication.throttled.replicas" => {
+            let ok = value.trim() == "*"
+                || value.trim().is_empty()
+                || value.split(',').map(str::trim).all(|item| {
+                    item.split_once(':').is_some_and(|(p, b)| {
+                        p.parse::<u32>().is_ok() && b.parse::<u32>().is_ok()
+                    })
+                });
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(key, value, "must be * or a list of partition:broker"))
+            }
+        }
         "retention.ms" | "retention.bytes" => long_at_least(-1, i64::MAX),
         "segment.bytes" => long_at_least(1024, i64::from(i32::MAX)),
         "max.message.bytes" | "index.interval.bytes" => long_at_least(0, i64::from(i32::MAX)),

@@ -132,3 +132,42 @@ def test_describe_log_dirs_v0(broker, topic):
     (log_dir,) = answer["log_dirs"]
     (entry,) = [t for t in log_dir["topics"] if t["name"] == topic]
     assert sorted(p["partition_index"] for p in entry["partitions"]) == [0, 1]
+
+
+# Every topic key Kafka 3.9 defines, each with a valid value other than its default.
+KAFKA_39_TOPIC_KEYS = {
+    "cleanup.policy": "compact,delete", "compression.type": "producer",
+    "compression.gzip.level": "5", "compression.lz4.level": "10", "compression.zstd.level": "7",
+    "delete.retention.ms": "1000", "file.delete.delay.ms": "1000", "flush.messages": "1000",
+    "flush.ms": "2000", "follower.replication.throttled.replicas": "0:1",
+    "index.interval.bytes": "8192", "leader.replication.throttled.replicas": "*",
+    "local.retention.bytes": "-2", "local.retention.ms": "-2", "max.compaction.lag.ms": "100000",
+    "max.message.bytes": "2000000", "message.downconversion.enable": "false",
+    "message.format.version": "3.0-IV1", "message.timestamp.after.max.ms": "3600000",
+    "message.timestamp.before.max.ms": "3600000", "message.timestamp.difference.max.ms": "3600000",
+    "message.timestamp.type": "LogAppendTime", "min.cleanable.dirty.ratio": "0.25",
+    "min.compaction.lag.ms": "10", "min.insync.replicas": "1", "preallocate": "true",
+    "remote.log.copy.disable": "false", "remote.log.delete.on.disable": "false",
+    "remote.storage.enable": "false", "retention.bytes": "1000000000", "retention.ms": "86400000",
+    "segment.bytes": "1048576", "segment.index.bytes": "1048576", "segment.jitter.ms": "10",
+    "segment.ms": "3600000", "unclean.leader.election.enable": "false",
+}
+
+
+def test_every_kafka_3_9_topic_key_is_accepted_and_described(broker, topic):
+    """librdkafka's admin test 0081 creates topics with keys like these: each is accepted with
+    Kafka's validation and read back; a value Kafka refuses is INVALID_CONFIG."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config=KAFKA_39_TOPIC_KEYS)])[topic].result(30)
+    res = ConfigResource("TOPIC", topic)
+    described = admin.describe_configs([res])[res].result(30)
+    for key, value in KAFKA_39_TOPIC_KEYS.items():
+        assert described[key].value == value, key
+    for key, bad in [("compression.gzip.level", "12"), ("remote.storage.enable", "true"),
+                     ("segment.index.bytes", "2"), ("leader.replication.throttled.replicas", "x")]:
+        name = topic + "-bad"
+        with pytest.raises(KafkaException) as e:
+            admin.create_topics([NewTopic(name, 1, 1, config={key: bad})])[name].result(30)
+        assert e.value.args[0].code() == 40, key  # INVALID_CONFIG
