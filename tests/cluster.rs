@@ -77,7 +77,14 @@ async fn three_nodes_bootstrap_one_quorum_and_admin_works_from_any_broker() {
     assert_eq!(voters, vec![1, 2, 3]);
     let mut cluster_ids = Vec::new();
     for a in &addrs {
-        let md = metadata(a).await;
+        // A node is ready once it registered; the others' registrations reach its metadata
+        // image within a heartbeat or two.
+        let mut md = metadata(a).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while broker_ids(&md) != vec![1, 2, 3] && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            md = metadata(a).await;
+        }
         assert_eq!(broker_ids(&md), vec![1, 2, 3], "every broker lists every live broker");
         assert_eq!(md.controller_id.0, leader, "and names the active controller");
         cluster_ids.push(md.cluster_id.clone());
