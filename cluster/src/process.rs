@@ -22,6 +22,8 @@ use crate::netns::Fabric;
 
 /// How long a node may take to print its ready line (a cluster node waits for a quorum).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Starts of a node whose port was taken for a moment (see [`Node::wait_ready`]).
+const BIND_RETRIES: u32 = 3;
 /// How long a graceful stop may take before it counts as a failure.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -120,8 +122,27 @@ impl Node {
         Ok(())
     }
 
-    /// Waits (bounded) for the ready line.
+    /// Waits (bounded) for the ready line. A node that could not bind its ports because
+    /// another test process held one of them for a moment (`free_port` checks a candidate by
+    /// binding it) is started again, up to [`BIND_RETRIES`] times.
     pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        for attempt in 1..=BIND_RETRIES {
+            match self.wait_ready_once() {
+                Err(e)
+                    if attempt < BIND_RETRIES
+                        && self.child.is_none()
+                        && e.to_string().contains("Address already in use") =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                    self.spawn()?;
+                }
+                other => return other,
+            }
+        }
+        bail!("unreachable: the last attempt returns")
+    }
+
+    fn wait_ready_once(&mut self) -> anyhow::Result<()> {
         let rx = self.ready.take().context("node was not spawned")?;
         let left = READY_TIMEOUT.saturating_sub(self.spawned_at.elapsed());
         match rx.recv_timeout(left) {

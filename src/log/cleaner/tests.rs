@@ -270,3 +270,26 @@ fn a_round_that_straddles_a_truncation_is_discarded() {
         "the discarded round's files are gone"
     );
 }
+
+#[test]
+fn a_record_past_max_compaction_lag_makes_the_log_due_whatever_its_ratio() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = LogConfig {
+        min_cleanable_ratio: 1.0,
+        max_compaction_lag_ms: 5_000,
+        ..compacted_config(300)
+    };
+    assert_eq!(config.roll_ms(), 5_000, "the active segment rolls at the lag too (KIP-354)");
+    let mut log = PartitionLog::open(dir.path(), config).expect("open").0;
+    for i in 0..10 {
+        write(&mut log, &[(Some("a"), Some(&format!("v{i}")))], 0);
+    }
+    log.flush().expect("flush");
+    let leo = log.log_end_offset();
+    // Records are stamped 1000 + i: at 3 s nothing is overdue, at 10 s the first dirty batch is.
+    // (A ratio threshold of 2 is never reached: only overdue makes the log due.)
+    let early = log.cleanable(leo, 3_000).expect("compacted");
+    assert!(!early.overdue && !early.due(2.0), "{early:?}");
+    let late = log.cleanable(leo, 10_000).expect("compacted");
+    assert!(late.overdue && late.due(2.0), "{late:?}");
+}
