@@ -157,6 +157,13 @@ async fn bad_records_get_kafka_error_codes_and_nothing_is_written() {
     // A compacted topic refuses records without a key, as Kafka does.
     assert_eq!(create_topic(&mut c, "cmp", 1, &[("cleanup.policy", "compact")]).await, 0);
     assert_eq!(produce(&mut c, "cmp", 0, batch(2), 1).await.0, 87, "INVALID_RECORD");
+    // KIP-467 (Produce v8+): the record that made the batch invalid, by index, with the reason.
+    let resp = c.send(&produce_request("cmp", 0, batch(2), 1), 9).await.expect("produce");
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.record_errors.len(), 1);
+    assert_eq!(p.record_errors[0].batch_index, 0);
+    let why = p.record_errors[0].batch_index_error_message.as_ref().map(|m| m.to_string());
+    assert!(why.is_some_and(|m| m.contains("without a key")), "{:?}", p.record_errors);
     assert_eq!(latest(&mut c, "cmp").await, 0, "nothing was appended");
     assert_eq!(create_topic(&mut c, "small", 1, &[]).await, 36, "TOPIC_ALREADY_EXISTS");
     b.stop().await;

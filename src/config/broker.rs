@@ -101,6 +101,9 @@ pub struct BrokerConfig {
     pub log_index_interval_bytes: i64,
     /// `log.message.timestamp.type`.
     pub log_message_timestamp_type: String,
+    /// `log.message.timestamp.before.max.ms` / `after.max.ms` (KIP-937; unbounded by default).
+    pub log_message_timestamp_before_max_ms: i64,
+    pub log_message_timestamp_after_max_ms: i64,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i64,
     /// `producer.id.expiration.ms`: idempotent-producer state is forgotten after this idle time.
@@ -154,6 +157,8 @@ impl BrokerConfig {
             log_flush_scheduler_interval_ms: 200,
             log_index_interval_bytes: 4096,
             log_message_timestamp_type: "CreateTime".into(),
+            log_message_timestamp_before_max_ms: i64::MAX,
+            log_message_timestamp_after_max_ms: i64::MAX,
             min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
             unclean_leader_election_enable: false,
@@ -206,6 +211,12 @@ impl BrokerConfig {
                 _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
             },
             "min.insync.replicas" => self.min_insync_replicas = int(1)?,
+            "log.message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms = long(0)?
+            }
+            "log.message.timestamp.after.max.ms" => {
+                self.log_message_timestamp_after_max_ms = long(0)?
+            }
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = boolean()?,
             "admin.listener" => {
@@ -269,8 +280,10 @@ impl BrokerConfig {
             "local.retention.ms" => "-2".into(),
             "message.downconversion.enable" => "true".into(),
             "message.format.version" => "3.0-IV1".into(),
-            "message.timestamp.after.max.ms" => i64::MAX.to_string(),
-            "message.timestamp.before.max.ms" => i64::MAX.to_string(),
+            "message.timestamp.after.max.ms" => self.log_message_timestamp_after_max_ms.to_string(),
+            "message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms.to_string()
+            }
             "message.timestamp.difference.max.ms" => i64::MAX.to_string(),
             "preallocate" => "false".into(),
             "remote.log.copy.disable" => "false".into(),
@@ -339,6 +352,14 @@ impl BrokerConfig {
             ("log.flush.interval.ms", self.log_flush_interval_ms.to_string()),
             ("log.index.interval.bytes", self.log_index_interval_bytes.to_string()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
+            (
+                "log.message.timestamp.before.max.ms",
+                self.log_message_timestamp_before_max_ms.to_string(),
+            ),
+            (
+                "log.message.timestamp.after.max.ms",
+                self.log_message_timestamp_after_max_ms.to_string(),
+            ),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
         ];

@@ -195,12 +195,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "message.timestamp.after.max.ms",
         config_type: ConfigType::Long,
-        doc: "accepted, not enforced yet (KIP-937).",
+        doc: "CreateTime records more than this ahead of the broker's clock get INVALID_TIMESTAMP (KIP-937).",
     },
     TopicConfigDef {
         name: "message.timestamp.before.max.ms",
         config_type: ConfigType::Long,
-        doc: "accepted, not enforced yet (KIP-937).",
+        doc: "CreateTime records more than this behind the broker's clock get INVALID_TIMESTAMP (KIP-937).",
     },
     TopicConfigDef {
         name: "message.timestamp.difference.max.ms",

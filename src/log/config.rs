@@ -37,6 +37,9 @@ pub(crate) struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// How long a tombstone outlives its first cleaning.
     pub delete_retention_ms: i64,
+    /// KIP-937: how far a CreateTime record may lie before / after the broker's clock.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
 }
 
 impl LogConfig {
@@ -49,6 +52,17 @@ impl LogConfig {
         } else {
             self.segment_ms
         }
+    }
+
+    /// The timestamps a CreateTime record may carry at `now_ms`, or `None` when unbounded.
+    pub(crate) fn timestamp_bounds(&self, now_ms: i64) -> Option<(i64, i64)> {
+        if self.timestamp_before_max_ms == i64::MAX && self.timestamp_after_max_ms == i64::MAX {
+            return None;
+        }
+        Some((
+            now_ms.saturating_sub(self.timestamp_before_max_ms),
+            now_ms.saturating_add(self.timestamp_after_max_ms),
+        ))
     }
 
     /// Resolves a topic's settings. Values were validated when they were set; anything
@@ -94,6 +108,16 @@ impl LogConfig {
             .max(1),
             delete_retention_ms: num("delete.retention.ms", broker.cleaner.delete_retention_ms)
                 .max(0),
+            timestamp_before_max_ms: num(
+                "message.timestamp.before.max.ms",
+                broker.log_message_timestamp_before_max_ms,
+            )
+            .max(0),
+            timestamp_after_max_ms: num(
+                "message.timestamp.after.max.ms",
+                broker.log_message_timestamp_after_max_ms,
+            )
+            .max(0),
         }
     }
 }
@@ -118,6 +142,8 @@ impl LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             delete_retention_ms: 86_400_000,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
         }
     }
 }

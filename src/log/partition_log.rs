@@ -53,9 +53,17 @@ pub(crate) enum AppendError {
     Producer(#[from] ProducerError),
     #[error("transactional batches are not supported")]
     Transactional,
-    /// Kafka's wording; the producer gets INVALID_RECORD.
+    /// Kafka's wording; the producer gets INVALID_RECORD, with the record's index in its batch.
     #[error("compacted topic cannot accept a record without a key")]
-    KeylessRecord,
+    KeylessRecord { record_index: i32 },
+    /// KIP-937: a CreateTime timestamp outside `message.timestamp.before.max.ms` /
+    /// `after.max.ms` of the broker's clock; the producer gets INVALID_TIMESTAMP.
+    #[error(
+        "timestamp {timestamp_ms} of the record at index {record_index} is out of range: it \
+         must be within [{low_ms}, {high_ms}] (message.timestamp.before.max.ms and \
+         message.timestamp.after.max.ms)"
+    )]
+    InvalidTimestamp { record_index: i32, timestamp_ms: i64, low_ms: i64, high_ms: i64 },
     #[error("the batch's records cannot be read: {0}")]
     Records(#[from] RecordsError),
     /// A replicated batch does not start at this log's end (a follower missed data).
@@ -452,8 +460,22 @@ impl PartitionLog {
                 return Err(AppendError::Transactional);
             }
             // Kafka's check: a compacted log keeps records by key, so every record needs one.
-            if self.config.cleanup_policy.compact && records::has_keyless_record(bytes, h)? {
-                return Err(AppendError::KeylessRecord);
+            if self.config.cleanup_policy.compact
+                && let Some(record_index) = records::first_keyless_record(bytes, h)?
+            {
+                return Err(AppendError::KeylessRecord { record_index });
+            }
+            if self.config.timestamp_type == TimestampType::CreateTime
+                && let Some((low_ms, high_ms)) = self.config.timestamp_bounds(now_ms)
+                && let Some((record_index, timestamp_ms)) =
+                    records::first_timestamp_outside(bytes, h, low_ms, high_ms)?
+            {
+                return Err(AppendError::InvalidTimestamp {
+                    record_index,
+                    timestamp_ms,
+                    low_ms,
+                    high_ms,
+                });
             }
             if let SequenceCheck::Duplicate { base_offset, last_offset } =
                 self.producers.check(h)?

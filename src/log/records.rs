@@ -104,12 +104,44 @@ pub(crate) fn for_each_record<'a>(
     Ok(())
 }
 
-/// Whether any record of `batch` has a null key (refused on compacted topics).
-pub(crate) fn has_keyless_record(batch: &[u8], header: &BatchHeader) -> Result<bool, RecordsError> {
+/// The index (in its batch) of the first record without a key, if any (refused on compacted
+/// topics, with that index in Produce's record errors).
+pub(crate) fn first_keyless_record(
+    batch: &[u8],
+    header: &BatchHeader,
+) -> Result<Option<i32>, RecordsError> {
     let section = records_section(batch, header)?;
-    let mut keyless = false;
-    for_each_record(&section, header, |r| keyless |= r.key.is_none())?;
-    Ok(keyless)
+    let (mut index, mut found) = (0i32, None);
+    for_each_record(&section, header, |r| {
+        if found.is_none() && r.key.is_none() {
+            found = Some(index);
+        }
+        index += 1;
+    })?;
+    Ok(found)
+}
+
+/// The first record whose timestamp lies outside `[low_ms, high_ms]`: (its index in the batch,
+/// its timestamp). KIP-937's bounds on CreateTime topics.
+pub(crate) fn first_timestamp_outside(
+    batch: &[u8],
+    header: &BatchHeader,
+    low_ms: i64,
+    high_ms: i64,
+) -> Result<Option<(i32, i64)>, RecordsError> {
+    // Whole batches inside the bounds need no decompression.
+    if header.base_timestamp_ms >= low_ms && header.max_timestamp_ms <= high_ms {
+        return Ok(None);
+    }
+    let section = records_section(batch, header)?;
+    let (mut index, mut found) = (0i32, None);
+    for_each_record(&section, header, |r| {
+        if found.is_none() && (r.timestamp_ms < low_ms || r.timestamp_ms > high_ms) {
+            found = Some((index, r.timestamp_ms));
+        }
+        index += 1;
+    })?;
+    Ok(found)
 }
 
 /// Keeps the records of `batch` for which `retain` is true. With `keep_empty`, a batch that
@@ -361,14 +393,21 @@ pub(crate) mod tests {
     fn keyless_records_and_tombstones_are_seen() {
         let b = keyed_batch(&[(Some("a"), None), (None, Some("x"))], Compression::Lz4, -1);
         let h = batch::validate(&b).expect("valid");
-        assert_eq!(has_keyless_record(&b, &h), Ok(true));
+        assert_eq!(first_keyless_record(&b, &h), Ok(Some(1)));
         let section = records_section(&b, &h).expect("section");
         let mut seen = Vec::new();
         for_each_record(&section, &h, |r| seen.push((r.key.is_some(), r.value_is_null)))
             .expect("walks");
         assert_eq!(seen, vec![(true, true), (false, false)]);
         let keyed = keyed_batch(&[(Some("a"), Some("1"))], Compression::None, -1);
-        assert_eq!(has_keyless_record(&keyed, &batch::validate(&keyed).expect("valid")), Ok(false));
+        assert_eq!(
+            first_keyless_record(&keyed, &batch::validate(&keyed).expect("valid")),
+            Ok(None)
+        );
+        // Timestamps 1000 and 1001: the second is past a bound of 1000.
+        assert_eq!(first_timestamp_outside(&b, &h, 0, 1_000), Ok(Some((1, 1_001))));
+        assert_eq!(first_timestamp_outside(&b, &h, 1_001, i64::MAX), Ok(Some((0, 1_000))));
+        assert_eq!(first_timestamp_outside(&b, &h, 0, i64::MAX), Ok(None));
     }
 
     proptest! {
@@ -383,7 +422,8 @@ pub(crate) mod tests {
             b[57..61].copy_from_slice(&count.to_be_bytes());
             let h = batch::parse_header(&b).expect("header");
             let _ = filter_batch(&b, &h, true, |r| r.key.is_some());
-            let _ = has_keyless_record(&b, &h);
+            let _ = first_keyless_record(&b, &h);
+            let _ = first_timestamp_outside(&b, &h, 0, 0);
         }
     }
 }

@@ -171,3 +171,29 @@ def test_every_kafka_3_9_topic_key_is_accepted_and_described(broker, topic):
         with pytest.raises(KafkaException) as e:
             admin.create_topics([NewTopic(name, 1, 1, config={key: bad})])[name].result(30)
         assert e.value.args[0].code() == 40, key  # INVALID_CONFIG
+
+
+def test_records_outside_the_timestamp_bounds_get_invalid_timestamp(broker, topic):
+    """KIP-937 bounds (message.timestamp.before/after.max.ms) on a CreateTime topic: a record two
+    hours old, or one hour ahead, is refused with INVALID_TIMESTAMP; nothing is written."""
+    from confluent_kafka import KafkaError, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={
+        "message.timestamp.before.max.ms": "3600000",
+        "message.timestamp.after.max.ms": "600000",
+    })])[topic].result(30)
+    now = int(time.time() * 1000)
+    outcomes = []
+    p = Producer({"bootstrap.servers": broker.bootstrap, "retries": 0, "linger.ms": 0})
+    for ts in [now - 2 * 3600_000, now + 3600_000, now]:
+        p.produce(topic, key=b"k", value=b"v", timestamp=ts,
+                  on_delivery=lambda e, m: outcomes.append(e and e.code()))
+        p.flush(30)
+    assert outcomes == [KafkaError.INVALID_TIMESTAMP, KafkaError.INVALID_TIMESTAMP, None]
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    tp = TopicPartition(topic, 0)
+    try:
+        assert c.end_offsets([tp]) == {tp: 1}, "only the record within bounds was written"
+    finally:
+        c.close()

@@ -82,6 +82,8 @@ fn bench(b: &CleanBench, dir: &std::path::Path) -> anyhow::Result<()> {
         min_compaction_lag_ms: 0,
         max_compaction_lag_ms: i64::MAX,
         delete_retention_ms: 86_400_000,
+        timestamp_before_max_ms: i64::MAX,
+        timestamp_after_max_ms: i64::MAX,
     };
     let (mut log, _) = PartitionLog::open(dir, config)?;
     let target = b.mib * 1024 * 1024;

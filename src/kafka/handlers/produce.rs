@@ -9,7 +9,9 @@ use crate::replica::{
     Acks, CommitWait, LeaderAppend, LeaderAppendError, Missing, Partition, PendingFlush,
 };
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::sb;
@@ -23,6 +25,19 @@ use crate::log::producer_state::ProducerError;
 use crate::types::LeaderEpoch;
 
 pub(crate) const VERSIONS: Versions = Versions::new(3, 11);
+
+/// Why a partition's append was refused: the code, the message, and (KIP-467) the index of the
+/// record that made the batch invalid.
+type Refusal = (ErrorCode, String, Option<i32>);
+
+/// KIP-467: the record (by index in its batch) that made an append invalid, for Produce v8+.
+fn record_error(e: &AppendError) -> Option<i32> {
+    match e {
+        AppendError::KeylessRecord { record_index }
+        | AppendError::InvalidTimestamp { record_index, .. } => Some(*record_index),
+        _ => None,
+    }
+}
 
 /// The Kafka error code for a refused append.
 pub(crate) fn error_code(e: &AppendError) -> ErrorCode {
@@ -40,7 +55,8 @@ pub(crate) fn error_code(e: &AppendError) -> ErrorCode {
             ErrorCode::OutOfOrderSequenceNumber
         }
         AppendError::Transactional => ErrorCode::InvalidTxnState,
-        AppendError::KeylessRecord => ErrorCode::InvalidRecord,
+        AppendError::KeylessRecord { .. } => ErrorCode::InvalidRecord,
+        AppendError::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
         AppendError::Records(_) => ErrorCode::CorruptMessage,
         AppendError::OffsetMismatch { .. } => ErrorCode::UnknownServerError,
         AppendError::Io(_) => ErrorCode::KafkaStorageError,
@@ -122,10 +138,16 @@ fn append_all(
                         p.log_start_offset = out.log_start_offset.0;
                     }
                 }
-                Err((code, message)) => {
+                Err((code, message, record_index)) => {
                     p.error_code = code.code();
                     first_error.get_or_insert_with(|| format!("{}: {message}", code.name()));
                     if version >= 8 {
+                        if let Some(batch_index) = record_index {
+                            let mut e = BatchIndexAndErrorMessage::default();
+                            e.batch_index = batch_index;
+                            e.batch_index_error_message = Some(sb(message.clone()));
+                            p.record_errors.push(e);
+                        }
                         p.error_message = Some(sb(message));
                     }
                 }
@@ -217,14 +239,19 @@ fn append(
     partition: i32,
     acks: i16,
     records: Option<&[u8]>,
-) -> Result<(LeaderAppend, Arc<Partition>), (ErrorCode, String)> {
+) -> Result<(LeaderAppend, Arc<Partition>), Refusal> {
     if !matches!(acks, -1..=1) {
-        return Err((ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")));
+        return Err((
+            ErrorCode::InvalidRequiredAcks,
+            format!("acks={acks} is not -1, 0 or 1"),
+            None,
+        ));
     }
     if topic == crate::config::group::OFFSETS_TOPIC {
         return Err((
             ErrorCode::InvalidTopicException,
             format!("Cannot append to internal topic {topic}"),
+            None,
         ));
     }
     let part = match broker.replicas.lookup(topic, partition) {
@@ -233,12 +260,14 @@ fn append(
             return Err((
                 ErrorCode::UnknownTopicOrPartition,
                 format!("This server does not host this topic-partition: {topic}-{partition}"),
+                None,
             ));
         }
         Err(Missing::Offline(reason)) => {
             return Err((
                 ErrorCode::KafkaStorageError,
                 format!("the replica of {topic}-{partition} cannot be opened: {reason}"),
+                None,
             ));
         }
     };
@@ -246,22 +275,26 @@ fn append(
         return Err((
             ErrorCode::NotLeaderOrFollower,
             format!("not the leader of {topic}-{partition}"),
+            None,
         ));
     }
     let Some(records) = records else {
-        return Err((ErrorCode::CorruptMessage, "the record set is null".into()));
+        return Err((ErrorCode::CorruptMessage, "the record set is null".into(), None));
     };
     let appended = part
         .append_as_leader(records, if acks == -1 { Acks::All } else { Acks::Leader }, now_ms())
         .map_err(|e| match e {
-            LeaderAppendError::NotLeader => {
-                (ErrorCode::NotLeaderOrFollower, format!("not the leader of {topic}-{partition}"))
-            }
+            LeaderAppendError::NotLeader => (
+                ErrorCode::NotLeaderOrFollower,
+                format!("not the leader of {topic}-{partition}"),
+                None,
+            ),
             LeaderAppendError::NotEnoughReplicas { isr, min_isr } => (
                 ErrorCode::NotEnoughReplicas,
                 format!("ISR has {isr} replicas, min.insync.replicas is {min_isr}"),
+                None,
             ),
-            LeaderAppendError::Append(e) => (error_code(&e), e.to_string()),
+            LeaderAppendError::Append(e) => (error_code(&e), e.to_string(), record_error(&e)),
         })?;
     Ok((appended, part))
 }

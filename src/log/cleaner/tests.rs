@@ -221,7 +221,10 @@ fn keyless_records_are_refused_on_a_compacted_log_and_nothing_is_written() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut log = PartitionLog::open(dir.path(), compacted_config(4096)).expect("open").0;
     let b = keyed_batch(&[(Some("a"), Some("1")), (None, Some("2"))], Compression::Gzip, -1);
-    assert!(matches!(log.append_as_leader(&b, LeaderEpoch(1), 0), Err(AppendError::KeylessRecord)));
+    assert!(matches!(
+        log.append_as_leader(&b, LeaderEpoch(1), 0),
+        Err(AppendError::KeylessRecord { record_index: 1 })
+    ));
     assert_eq!(log.log_end_offset(), Offset(0));
 }
 
@@ -292,4 +295,28 @@ fn a_record_past_max_compaction_lag_makes_the_log_due_whatever_its_ratio() {
     assert!(!early.overdue && !early.due(2.0), "{early:?}");
     let late = log.cleanable(leo, 10_000).expect("compacted");
     assert!(late.overdue && late.due(2.0), "{late:?}");
+}
+
+#[test]
+fn create_time_records_outside_the_kip_937_bounds_are_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = LogConfig {
+        timestamp_before_max_ms: 500,
+        timestamp_after_max_ms: 100,
+        cleanup_policy: CleanupPolicy { delete: true, compact: false },
+        ..LogConfig::for_tests()
+    };
+    let mut log = PartitionLog::open(dir.path(), config).expect("open").0;
+    // Records stamped 1000 and 1001.
+    let b = keyed_batch(&[(Some("a"), Some("1")), (Some("b"), Some("2"))], Compression::Zstd, -1);
+    assert!(matches!(
+        log.append_as_leader(&b, LeaderEpoch(1), 1_600),
+        Err(AppendError::InvalidTimestamp { record_index: 0, timestamp_ms: 1_000, .. })
+    ));
+    assert!(matches!(
+        log.append_as_leader(&b, LeaderEpoch(1), 900),
+        Err(AppendError::InvalidTimestamp { record_index: 1, timestamp_ms: 1_001, .. })
+    ));
+    assert_eq!(log.log_end_offset(), Offset(0), "nothing written");
+    assert!(log.append_as_leader(&b, LeaderEpoch(1), 1_200).is_ok());
 }
