@@ -197,3 +197,34 @@ def test_records_outside_the_timestamp_bounds_get_invalid_timestamp(broker, topi
         assert c.end_offsets([tp]) == {tp: 1}, "only the record within bounds was written"
     finally:
         c.close()
+
+
+def test_authorized_operations_are_filled_when_asked(broker, topic):
+    """KIP-430, as librdkafka's admin tests ask: without an authorizer every operation a
+    resource type supports is authorized (Kafka's answer); not asked, none are listed."""
+    from confluent_kafka import Consumer, TopicCollection
+    from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(30)
+    assert set(cluster.authorized_operations) == {
+        AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE}
+    assert not admin.describe_cluster().result(30).authorized_operations
+    described = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)
+    ops = set(described[topic].result(30).authorized_operations)
+    assert ops == {AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE,
+                   AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
+                   AclOperation.ALTER_CONFIGS}
+    group = "ops-" + topic
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    c.subscribe([topic])
+    deadline = time.time() + 30
+    while not c.assignment() and time.time() < deadline:
+        c.poll(0.2)
+    try:
+        g = admin.describe_consumer_groups([group], include_authorized_operations=True)[group].result(30)
+        assert set(g.authorized_operations) == {AclOperation.READ, AclOperation.DELETE,
+                                                AclOperation.DESCRIBE}
+    finally:
+        c.close()

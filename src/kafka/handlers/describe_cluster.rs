@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{AUTHORIZED_OPERATIONS_OMITTED, sb};
+use super::{OpsResource, authorized_operations, sb};
 use crate::broker::Broker;
 use crate::kafka::router::{RequestContext, Versions};
 
@@ -22,7 +22,8 @@ pub(crate) async fn handle(
     let mut r = DescribeClusterResponse::default();
     r.cluster_id = sb(image.cluster_id.clone().unwrap_or_default());
     r.controller_id = BrokerId(super::controller_id(broker));
-    r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    r.cluster_authorized_operations =
+        authorized_operations(OpsResource::Cluster, request.include_cluster_authorized_operations);
     let include_fenced = version >= 2 && request.include_fenced_brokers;
     r.brokers = image
         .brokers

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use super::{AUTHORIZED_OPERATIONS_OMITTED, sb};
+use super::{OpsResource, authorized_operations, sb};
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
@@ -23,7 +23,8 @@ pub(crate) async fn handle(
     for id in &request.groups {
         let mut d = DescribedGroup::default();
         d.group_id = id.clone();
-        d.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        d.authorized_operations =
+            authorized_operations(OpsResource::Group, request.include_authorized_operations);
         match broker.groups.describe(&id.0) {
             Err(code) => d.error_code = code.code(),
             Ok(None) if version >= 6 => {

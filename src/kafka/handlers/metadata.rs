@@ -10,7 +10,10 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use uuid::Uuid;
 
-use super::{AUTHORIZED_OPERATIONS_OMITTED, apply_metadata_now, sb, topic_name};
+use super::{
+    AUTHORIZED_OPERATIONS_OMITTED, OpsResource, apply_metadata_now, authorized_operations, sb,
+    topic_name,
+};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
 use crate::error_code::ErrorCode;
@@ -66,13 +69,20 @@ pub(crate) async fn handle(
         .collect();
     r.cluster_id = image.cluster_id.clone().map(sb);
     r.controller_id = BrokerId(super::controller_id(broker));
-    r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    // KIP-430: asked for in v8+ (the cluster's only up to v10).
+    let cluster_asked =
+        (8..=10).contains(&version) && request.include_cluster_authorized_operations;
+    r.cluster_authorized_operations = authorized_operations(OpsResource::Cluster, cluster_asked);
     r.topics = match wanted {
         Wanted::All => image.topics.values().map(|t| describe(&image, t, version)).collect(),
         Wanted::Some(list) => {
             list.iter().map(|(name, id)| lookup(&image, name, id, version)).collect()
         }
     };
+    let topics_asked = version >= 8 && request.include_topic_authorized_operations;
+    for t in r.topics.iter_mut().filter(|t| t.error_code == 0) {
+        t.topic_authorized_operations = authorized_operations(OpsResource::Topic, topics_asked);
+    }
     Some(r)
 }
 

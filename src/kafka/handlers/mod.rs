@@ -64,6 +64,58 @@ pub(crate) fn controller_id(broker: &Broker) -> i32 {
 /// The "not requested" value of authorized-operations fields.
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// Kafka's `AclOperation` codes, the bit numbers of authorized-operations fields.
+const OP_READ: u32 = 3;
+const OP_WRITE: u32 = 4;
+const OP_CREATE: u32 = 5;
+const OP_DELETE: u32 = 6;
+const OP_ALTER: u32 = 7;
+const OP_DESCRIBE: u32 = 8;
+const OP_CLUSTER_ACTION: u32 = 9;
+const OP_DESCRIBE_CONFIGS: u32 = 10;
+const OP_ALTER_CONFIGS: u32 = 11;
+const OP_IDEMPOTENT_WRITE: u32 = 12;
+
+/// A resource type whose operations clients ask about (KIP-430).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpsResource {
+    Topic,
+    Group,
+    Cluster,
+}
+
+/// The authorized-operations bitfield when `asked`: without an authorizer every operation the
+/// resource type supports is allowed, as Kafka's `AuthHelper` answers (its
+/// `AclEntry.supportedOperations`); not asked, the "omitted" value.
+pub(crate) fn authorized_operations(resource: OpsResource, asked: bool) -> i32 {
+    if !asked {
+        return AUTHORIZED_OPERATIONS_OMITTED;
+    }
+    let ops: &[u32] = match resource {
+        OpsResource::Topic => &[
+            OP_READ,
+            OP_WRITE,
+            OP_CREATE,
+            OP_DELETE,
+            OP_ALTER,
+            OP_DESCRIBE,
+            OP_DESCRIBE_CONFIGS,
+            OP_ALTER_CONFIGS,
+        ],
+        OpsResource::Group => &[OP_READ, OP_DELETE, OP_DESCRIBE],
+        OpsResource::Cluster => &[
+            OP_CREATE,
+            OP_ALTER,
+            OP_DESCRIBE,
+            OP_CLUSTER_ACTION,
+            OP_DESCRIBE_CONFIGS,
+            OP_ALTER_CONFIGS,
+            OP_IDEMPOTENT_WRITE,
+        ],
+    };
+    ops.iter().fold(0i32, |acc, op| acc | (1 << op))
+}
+
 /// Config resource types (DescribeConfigs / AlterConfigs).
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
