@@ -107,26 +107,34 @@ fn clean_dirtiest(
     let now = now_ms();
     let mut best = None;
     let mut max_ratio = 0.0f64;
-    {
-        let busy = stats.busy.lock().unwrap_or_else(|p| p.into_inner());
-        let uncleanable = stats.uncleanable.lock().unwrap_or_else(|p| p.into_inner());
-        for part in replicas.all() {
-            let Some(c) = part.cleanable(now) else { continue };
-            max_ratio = max_ratio.max(c.dirty_ratio);
-            let skip = busy.contains(&part.tp)
-                || uncleanable.get(&part.tp).is_some_and(|at| at.elapsed() < UNCLEANABLE_RETRY);
-            if skip || !c.due(part.min_cleanable_ratio()) {
-                continue;
-            }
-            let rank = (c.overdue, c.dirty_ratio);
-            if best.as_ref().is_none_or(|(r, _): &((bool, f64), _)| rank > *r) {
-                best = Some((rank, part));
-            }
+    // Copies of the skip sets: no stats lock is held while the logs' locks are taken.
+    let busy = stats.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let uncleanable: BTreeSet<TopicPartition> = {
+        let marked = stats.uncleanable.lock().unwrap_or_else(|p| p.into_inner());
+        marked
+            .iter()
+            .filter(|(_, at)| at.elapsed() < UNCLEANABLE_RETRY)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    };
+    for part in replicas.all() {
+        let Some(c) = part.cleanable(now) else { continue };
+        max_ratio = max_ratio.max(c.dirty_ratio);
+        let skip = busy.contains(&part.tp) || uncleanable.contains(&part.tp);
+        if skip || !c.due(part.min_cleanable_ratio()) {
+            continue;
+        }
+        let rank = (c.overdue, c.dirty_ratio);
+        if best.as_ref().is_none_or(|(r, _): &((bool, f64), _)| rank > *r) {
+            best = Some((rank, part));
         }
     }
     stats.max_dirty_ratio_ppm.store((max_ratio * 1e6) as u64, Ordering::Relaxed);
     let Some((_, part)) = best else { return false };
-    stats.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(part.tp.clone());
+    // Claimed under the lock: another thread may have picked the same log meanwhile.
+    if !stats.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(part.tp.clone()) {
+        return true;
+    }
     let started = Instant::now();
     let mut throttle = Throttle::new(config.io_max_bytes_per_second, stop.clone());
     let result = part.clean_round(map, &mut |n| throttle.read(n), now);

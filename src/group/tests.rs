@@ -68,6 +68,25 @@ fn join_request(member_id: &str) -> JoinRequest {
     }
 }
 
+/// One member joins `group` and, as its leader, syncs an assignment: (member id, generation).
+async fn join_and_sync(
+    groups: &GroupCoordinator,
+    group: &str,
+    request: JoinRequest,
+) -> (String, i32) {
+    let joined = groups.join(group, request).await;
+    assert_eq!(joined.error, ErrorCode::None);
+    let member = joined.member_id.clone();
+    let sync = SyncRequest {
+        generation: joined.generation,
+        member_id: member.clone(),
+        assignments: vec![(member.clone(), Bytes::from_static(b"a"))],
+        ..Default::default()
+    };
+    assert_eq!(groups.sync(group, sync).await.error, ErrorCode::None);
+    (member, joined.generation)
+}
+
 /// A member leaving empties the group, whose new state is stored without anyone waiting for
 /// it; a commit decided right after must land after it in the log. (The store used to be
 /// appended from a spawned task, so a later commit could overtake it, and a reload would then
@@ -85,16 +104,7 @@ async fn a_fire_and_forget_group_store_precedes_every_later_write_of_the_group()
             }
         })
     };
-    let joined = groups.join("g", join_request("")).await;
-    assert_eq!(joined.error, ErrorCode::None);
-    let member = joined.member_id.clone();
-    let sync = SyncRequest {
-        generation: joined.generation,
-        member_id: member.clone(),
-        assignments: vec![(member.clone(), Bytes::from_static(b"a"))],
-        ..Default::default()
-    };
-    assert_eq!(groups.sync("g", sync).await.error, ErrorCode::None);
+    let (member, _) = join_and_sync(&groups, "g", join_request("")).await;
     ticker.abort();
 
     let codes = groups.leave("g", &[(member, None)]).expect("leave");
@@ -161,24 +171,9 @@ async fn committed_offsets_expire_with_tombstones_after_offsets_retention_minute
     let subscription = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 1, b't', 0xff, 0xff, 0xff, 0xff]);
     let mut request = join_request("");
     request.protocols = vec![("range".into(), subscription)];
-    let joined = groups.join("active", request).await;
-    assert_eq!(joined.error, ErrorCode::None);
-    let member = joined.member_id.clone();
-    let sync = SyncRequest {
-        generation: joined.generation,
-        member_id: member.clone(),
-        assignments: vec![(member.clone(), Bytes::from_static(b"a"))],
-        ..Default::default()
-    };
-    assert_eq!(groups.sync("active", sync).await.error, ErrorCode::None);
+    let (member, generation) = join_and_sync(&groups, "active", request).await;
     let committed = groups
-        .commit_offsets(
-            "active",
-            joined.generation,
-            &member,
-            None,
-            vec![("t".into(), 0, Some(value(9)))],
-        )
+        .commit_offsets("active", generation, &member, None, vec![("t".into(), 0, Some(value(9)))])
         .await;
     assert_eq!(committed, Ok(()));
     assert_eq!(groups.expire_offsets(now + 10 * retention_ms).await, 0);

@@ -65,22 +65,46 @@ pub(crate) enum Filtered {
     Rewritten(Vec<u8>),
 }
 
-/// The uncompressed records section of `batch` (exactly one whole batch, `header` its header).
-pub(crate) fn records_section(batch: &[u8], header: &BatchHeader) -> Result<Bytes, RecordsError> {
+/// A batch's uncompressed records section: the batch's own bytes when it is not compressed,
+/// else the decompressed copy.
+pub(crate) enum Section<'a> {
+    Borrowed(&'a [u8]),
+    Decompressed(Bytes),
+}
+
+impl std::ops::Deref for Section<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Section::Borrowed(b) => b,
+            Section::Decompressed(b) => b,
+        }
+    }
+}
+
+/// The uncompressed records section of `batch` (exactly one whole batch, `header` its header);
+/// an uncompressed batch is not copied.
+pub(crate) fn records_section<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+) -> Result<Section<'a>, RecordsError> {
     let raw = batch
         .get(BATCH_HEADER_BYTES..header.size_bytes)
         .ok_or(RecordsError::Malformed("batch shorter than its length field"))?;
     let codec = header.codec().ok_or(RecordsError::UnknownCodec(header.attributes))?;
+    if codec == Codec::None {
+        return Ok(Section::Borrowed(raw));
+    }
     let mut input = Bytes::copy_from_slice(raw);
     let out = |b: &mut Bytes| Ok(b.clone());
     let decompressed = match codec {
-        Codec::None => return Ok(input),
+        Codec::None => Ok(input.clone()),
         Codec::Gzip => codecs::Gzip::decompress(&mut input, out),
         Codec::Snappy => codecs::Snappy::decompress(&mut input, out),
         Codec::Lz4 => codecs::Lz4::decompress(&mut input, out),
         Codec::Zstd => codecs::Zstd::decompress(&mut input, out),
     };
-    decompressed.map_err(|e| RecordsError::Decompress(e.to_string()))
+    decompressed.map(Section::Decompressed).map_err(|e| RecordsError::Decompress(e.to_string()))
 }
 
 /// Calls `f` with every record of an uncompressed records section, in order. Fails on the

@@ -67,28 +67,37 @@ def produce_updates(broker, topic, rounds, model, deleted, start=0, **conf):
     assert errors == []
 
 
+def read_to_end(bootstrap, topic, check_crcs=True):
+    """Every record of partition 0 from the beginning to the end (confluent-kafka)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader-" + uuid.uuid4().hex,
+                  "enable.auto.commit": False, "check.crcs": check_crcs, "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    out, deadline = [], time.time() + 60
+    try:
+        while time.time() < deadline:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    break
+                raise AssertionError(m.error())
+            out.append(m)
+    finally:
+        c.close()
+    return out
+
+
 def read_table(broker, topic):
     """Reads the partition from the beginning to its end: (table after applying every record,
     number of records, offsets)."""
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "reader-" + uuid.uuid4().hex,
-                  "enable.auto.commit": False, "check.crcs": True, "enable.partition.eof": True})
-    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     table, offsets = {}, []
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        m = c.poll(1.0)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                break
-            raise AssertionError(m.error())
+    for m in read_to_end(broker.bootstrap, topic):
         offsets.append(m.offset())
         if m.value() is None:
             table.pop(m.key(), None)
         else:
             table[m.key()] = m.value()
-    c.close()
     return table, len(offsets), offsets
 
 
@@ -323,22 +332,8 @@ def test_sigkill_while_cleaning_keeps_the_compacted_view(topic):
         shutil.rmtree(b.data_dir, ignore_errors=True)
 
 
-def offsets_partition_records(broker):
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "inspect-" + uuid.uuid4().hex,
-                  "enable.auto.commit": False, "enable.partition.eof": True})
-    c.assign([TopicPartition("__consumer_offsets", 0, OFFSET_BEGINNING)])
-    n, deadline = 0, time.time() + 30
-    while time.time() < deadline:
-        m = c.poll(1.0)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                break
-            raise AssertionError(m.error())
-        n += 1
-    c.close()
-    return n
+def offsets_partition_records(bootstrap):
+    return len(read_to_end(bootstrap, "__consumer_offsets", check_crcs=False))
 
 
 def test_thousands_of_commits_compact_to_about_one_record_per_partition(cbroker, topic):
@@ -352,7 +347,7 @@ def test_thousands_of_commits_compact_to_about_one_record_per_partition(cbroker,
     c.close()
     deadline = time.time() + 60
     while True:
-        n = offsets_partition_records(cbroker)
+        n = offsets_partition_records(cbroker.bootstrap)
         # One record per group-partition below the active segment, plus the active segment's.
         if n <= 4 + 400 or time.time() > deadline:
             break
@@ -387,7 +382,7 @@ def test_committed_offsets_survive_a_coordinator_failover_after_compaction():
         leader = md.topics["__consumer_offsets"].partitions[0].leader
         deadline = time.time() + 60
         while True:
-            n = offsets_partition_records(type("B", (), {"bootstrap": c.bootstrap(leader)}))
+            n = offsets_partition_records(c.bootstrap(leader))
             if n <= 4 + 400 or time.time() > deadline:
                 break
             time.sleep(0.5)
