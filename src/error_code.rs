@@ -32,6 +32,13 @@ pub enum ErrorCode {
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
     InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
+    TransactionCoordinatorFenced = 52,
+    UnstableOffsetCommit = 88,
+    ProducerFenced = 90,
+    TransactionalIdNotFound = 105,
     KafkaStorageError = 56,
     FencedLeaderEpoch = 74,
     UnknownLeaderEpoch = 75,
@@ -61,6 +68,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// PRODUCER_FENCED as a client that predates it (KIP-588) understands it: the request
+    /// versions below the one that introduced it get INVALID_PRODUCER_EPOCH.
+    pub fn fenced_for(self, version: i16, first_version_with_fenced: i16) -> Self {
+        if self == ErrorCode::ProducerFenced && version < first_version_with_fenced {
+            ErrorCode::InvalidProducerEpoch
+        } else {
+            self
+        }
+    }
+
     /// The wire value.
     pub fn code(self) -> i16 {
         self as i16
@@ -96,6 +113,13 @@ impl ErrorCode {
             ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
             ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
             ErrorCode::InvalidTxnState => "INVALID_TXN_STATE",
+            ErrorCode::InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
+            ErrorCode::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
+            ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            ErrorCode::TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            ErrorCode::UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
+            ErrorCode::ProducerFenced => "PRODUCER_FENCED",
+            ErrorCode::TransactionalIdNotFound => "TRANSACTIONAL_ID_NOT_FOUND",
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",

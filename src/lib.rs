@@ -11,6 +11,7 @@
 //!                                   broker/       composition root: start/shutdown, tasks
 //!                                   replication/  fetchers, fetch service, ISR changes
 //!                                   group/        the consumer-group coordinator
+//!                                   txn/          the transaction coordinator
 //!                                   cleaner/      the log cleaner's threads (compacted topics)
 //!                                   coordinator/  shared machinery of internal-topic coordinators
 //!                                   replica/      partitions, HW, commit waits, the reconciler
@@ -45,4 +46,5 @@ pub mod metadata;
 pub(crate) mod raft;
 pub(crate) mod replica;
 pub(crate) mod replication;
+pub(crate) mod txn;
 pub mod types;

@@ -22,6 +22,7 @@
 
 pub(crate) mod meta_properties;
 mod tasks;
+mod txn_markers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,6 +82,8 @@ pub struct Broker {
     pub(crate) metrics: Arc<Metrics>,
     /// The consumer-group coordinator for the offsets partitions this broker leads.
     pub(crate) groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator for the `__transaction_state` partitions this broker leads.
+    pub(crate) txns: Arc<crate::txn::TransactionCoordinator>,
     /// Follower fetchers and leader-side ISR checks.
     pub(crate) replication: Arc<Replication>,
     /// What the log cleaner threads did (they run from `tasks`).
@@ -170,6 +173,22 @@ impl Broker {
         let (shutdown, _) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let replicas = Arc::new(ReplicaManager::new(config.node_id, config.data_dir.clone()));
+        let groups =
+            GroupCoordinator::new(config.group.clone(), replicas.clone(), quorum.metadata.clone());
+        let marker_observer: Arc<dyn crate::replication::markers::MarkerObserver> =
+            Arc::new(txn_markers::GroupMarkers(groups.clone()));
+        let txns = crate::txn::TransactionCoordinator::new(
+            config.txn.clone(),
+            replicas.clone(),
+            quorum.metadata.clone(),
+            Arc::new(Arc::new(txn_markers::BrokerMarkers {
+                node_id: config.node_id,
+                replicas: replicas.clone(),
+                metadata: quorum.metadata.clone(),
+                observer: marker_observer.clone(),
+                clients: Default::default(),
+            })),
+        );
         let replication = Replication::new(Arc::new(ReplicationContext {
             node_id: config.node_id,
             replicas: replicas.clone(),
@@ -180,6 +199,7 @@ impl Broker {
             }),
             shutdown: shutdown.subscribe(),
             replica_lag_time_max_ms: config.replica_lag_time_max_ms,
+            markers: marker_observer,
         }));
         let rpc_server = spawn_rpc_server(
             controller_listener,
@@ -191,13 +211,12 @@ impl Broker {
         if is_voter {
             bootstrap_quorum(&quorum.raft, &config).await?;
         }
-        let groups =
-            GroupCoordinator::new(config.group.clone(), replicas.clone(), quorum.metadata.clone());
         let broker = Arc::new(Broker {
             config,
             metadata: quorum.metadata,
             controller: quorum.controller,
             groups,
+            txns,
             metrics,
             replicas,
             replication,
@@ -241,6 +260,7 @@ impl Broker {
     pub(crate) fn follow_replicas(&self) {
         self.replication.ensure_fetchers();
         self.groups.on_metadata();
+        self.txns.on_metadata();
     }
 
     /// Brings local replicas up to date with the image right after an admin change, so a client

@@ -117,6 +117,8 @@ pub struct BrokerConfig {
     pub group: super::group::GroupConfig,
     /// `log.cleaner.*` and `log.cleanup.policy`.
     pub cleaner: super::cleaner::CleanerConfig,
+    /// `transaction.*`: the transaction coordinator.
+    pub txn: super::txn::TxnConfig,
 }
 
 impl BrokerConfig {
@@ -165,6 +167,7 @@ impl BrokerConfig {
             admin_listener: None,
             group: super::group::GroupConfig::dev(),
             cleaner: super::cleaner::CleanerConfig::default(),
+            txn: super::txn::TxnConfig::default(),
         }
     }
 
@@ -227,7 +230,12 @@ impl BrokerConfig {
                     })?),
                 }
             }
-            _ => match self.group.set(key, value).or_else(|| self.cleaner.set(key, value)) {
+            _ => match self
+                .group
+                .set(key, value)
+                .or_else(|| self.cleaner.set(key, value))
+                .or_else(|| self.txn.set(key, value))
+            {
                 Some(result) => result?,
                 None => return Err(ConfigError::UnknownKey(key.into())),
             },
@@ -364,6 +372,7 @@ impl BrokerConfig {
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
         ];
         all.extend(self.group.describe());
+        all.extend(self.txn.describe());
         all.extend(self.cleaner.describe());
         all
     }

@@ -6,6 +6,7 @@ pub mod cleaner;
 pub mod group;
 pub mod server;
 pub mod topic;
+pub mod txn;
 
 use thiserror::Error;
 

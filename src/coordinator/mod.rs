@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
-pub(crate) use self::shards::{Placement, Shards};
+pub(crate) use self::shards::{Placement, Shards, partition_for};
 use crate::clock::now_ms;
 use crate::log::{AppendError, ReadError};
 use crate::replica::{CommitWait, LeaderAppendError, Partition, PendingFlush, ReplicaManager};
@@ -58,6 +58,11 @@ pub(crate) struct StoredRecord {
     /// `None` is a tombstone.
     pub(crate) value: Option<Bytes>,
     pub(crate) offset: i64,
+    /// The producer of a transactional record (a TxnOffsetCommit), else -1: it takes effect
+    /// only once that producer's COMMIT marker follows.
+    pub(crate) producer_id: i64,
+    /// For a transaction marker (key and value empty): whether it commits.
+    pub(crate) marker: Option<bool>,
 }
 
 /// An internal topic's replicas on this node.
@@ -98,13 +103,48 @@ impl InternalTopic {
         at: Placement,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<PendingWrite, WriteError> {
-        let part = self.replicas.get(self.name, at.partition).ok_or(WriteError::NotLeader)?;
         let pairs: Vec<(Option<Bytes>, Option<Bytes>)> =
             records.into_iter().map(|(k, v)| (Some(k), v)).collect();
         let now = now_ms();
         let batch = crate::client::records::encode_batch(&pairs, now, self.compression)
             .map_err(|e| WriteError::Encode(e.to_string()))?;
-        let appended = part.append_in_epoch(&batch, at.epoch, now).map_err(|e| match e {
+        self.append_batch(at, &batch, now)
+    }
+
+    /// As [`append`](Self::append), as one transactional batch of `producer`'s (id, epoch):
+    /// the records count once the producer's COMMIT marker lands on the partition.
+    pub(crate) fn append_transactional(
+        &self,
+        at: Placement,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        producer: (i64, i16),
+    ) -> Result<PendingWrite, WriteError> {
+        let now = now_ms();
+        let recs: Vec<kafka_protocol::records::Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let mut r = crate::client::records::new_record(i, Some(k), v, now, None);
+                r.transactional = true;
+                r.producer_id = producer.0;
+                r.producer_epoch = producer.1;
+                r.sequence = -1;
+                r
+            })
+            .collect();
+        let batch = crate::client::records::encode_records(&recs, self.compression)
+            .map_err(|e| WriteError::Encode(e.to_string()))?;
+        self.append_batch(at, &batch, now)
+    }
+
+    fn append_batch(
+        &self,
+        at: Placement,
+        batch: &[u8],
+        now: i64,
+    ) -> Result<PendingWrite, WriteError> {
+        let part = self.replicas.get(self.name, at.partition).ok_or(WriteError::NotLeader)?;
+        let appended = part.append_in_epoch(batch, at.epoch, now).map_err(|e| match e {
             LeaderAppendError::NotLeader => WriteError::NotLeader,
             LeaderAppendError::NotEnoughReplicas { isr, min_isr } => {
                 WriteError::NotEnoughReplicas { isr, min_isr }
@@ -122,8 +162,8 @@ impl InternalTopic {
     }
 
     /// Every record of `partition`'s local replica, log start to log end. Blocking. Batches
-    /// that cannot be decoded end the load there (they cannot be ours); control records and
-    /// records without a key are skipped.
+    /// that cannot be decoded end the load there (they cannot be ours); records without a key
+    /// are skipped; transaction markers come as records with `marker` set.
     pub(crate) fn read_all(&self, partition: i32) -> Result<Vec<StoredRecord>, ReadError> {
         let Some(part) = self.replicas.get(self.name, partition) else { return Ok(Vec::new()) };
         let offsets = part.offsets();
@@ -145,8 +185,23 @@ impl InternalTopic {
             let before = next;
             for r in batches.into_iter().flat_map(|set| set.records) {
                 next = Offset(next.0.max(r.offset + 1));
-                if let (false, Some(key)) = (r.control, r.key) {
-                    out.push(StoredRecord { key, value: r.value, offset: r.offset });
+                let producer_id = if r.transactional { r.producer_id } else { -1 };
+                match (r.control, r.key) {
+                    (true, Some(key)) if r.transactional => out.push(StoredRecord {
+                        marker: Some(key.get(..4) == Some(&[0, 0, 0, 1][..])),
+                        key: Bytes::new(),
+                        value: None,
+                        offset: r.offset,
+                        producer_id,
+                    }),
+                    (false, Some(key)) => out.push(StoredRecord {
+                        key,
+                        value: r.value,
+                        offset: r.offset,
+                        producer_id,
+                        marker: None,
+                    }),
+                    _ => {}
                 }
             }
             if next == before {

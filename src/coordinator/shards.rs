@@ -6,6 +6,17 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error_code::ErrorCode;
 use crate::types::LeaderEpoch;
 
+/// The partition of an internal topic a key (group id, transactional id) is coordinated in:
+/// Java's `String.hashCode`, made non-negative as Kafka's `Utils.abs` does, modulo the
+/// partition count; so a samsa broker and a Kafka tool agree on the coordinator.
+pub(crate) fn partition_for(key: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in key.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    (h & 0x7fff_ffff) % partitions.max(1)
+}
+
 /// Where a key is coordinated: a partition this node leads, in the epoch its state was loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Placement {

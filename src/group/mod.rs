@@ -27,6 +27,7 @@ pub(crate) mod consumer_protocol;
 pub(crate) mod member;
 pub(crate) mod records;
 pub(crate) mod replay;
+pub(crate) mod txn_offsets;
 pub(crate) mod writes;
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ struct State {
     /// The offsets partitions this broker coordinates.
     shards: Shards,
     groups: HashMap<String, Group>,
+    /// Offsets of transactions that have not ended, by producer id (see [`txn_offsets`]).
+    pending_txn: HashMap<i64, Vec<replay::PendingTxnOffset>>,
 }
 
 impl State {
@@ -252,6 +255,10 @@ impl GroupCoordinator {
         let change = st.shards.follow(count, &led);
         for p in change.lost {
             st.groups.retain(|id, _| partition_for(id, count.max(1)) != p);
+            for list in st.pending_txn.values_mut() {
+                list.retain(|(g, ..)| partition_for(g, count.max(1)) != p);
+            }
+            st.pending_txn.retain(|_, l| !l.is_empty());
             tracing::info!(
                 partition = p,
                 "no longer the group coordinator for this offsets partition"
@@ -262,9 +269,9 @@ impl GroupCoordinator {
             let coordinator = self.clone();
             self.offsets.load(at, move |records, elapsed| {
                 let n = records.len();
-                let groups = replay::replay(records, &coordinator.config, now_ms());
+                let (groups, pending) = replay::replay(records, &coordinator.config, now_ms());
                 let count = groups.len();
-                if coordinator.install(at, groups) && n > 0 {
+                if coordinator.install(at, groups, pending) && n > 0 {
                     tracing::info!(partition = at.partition, epoch = %at.epoch, groups = count,
                         records = n, elapsed_ms = elapsed.as_millis() as u64,
                         "loaded groups; now their coordinator");
@@ -273,12 +280,20 @@ impl GroupCoordinator {
         }
     }
 
-    fn install(&self, at: Placement, groups: HashMap<String, Group>) -> bool {
+    fn install(
+        &self,
+        at: Placement,
+        groups: HashMap<String, Group>,
+        pending: HashMap<i64, Vec<replay::PendingTxnOffset>>,
+    ) -> bool {
         let mut st = self.lock();
         if !st.shards.finish_load(at) {
             return false;
         }
         st.groups.extend(groups);
+        for (pid, list) in pending {
+            st.pending_txn.entry(pid).or_default().extend(list);
+        }
         true
     }
 
@@ -287,6 +302,7 @@ impl GroupCoordinator {
         let mut st = self.lock();
         st.shards.clear();
         st.groups.clear();
+        st.pending_txn.clear();
     }
 
     /// `__consumer_offsets` as it is created on first use: `offsets.topic.num.partitions`

@@ -272,16 +272,8 @@ fn get_bytes(r: &mut Bytes) -> Result<Bytes, RecordError> {
     Ok(r.split_to(len as usize))
 }
 
-/// The `__consumer_offsets` partition that holds `group`: Kafka's
-/// `Utils.abs(groupId.hashCode) % partitions`, with Java's `String.hashCode` over UTF-16 code
-/// units, so a group lands on the same partition number as in Kafka.
-pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    (h & 0x7fff_ffff) % partitions.max(1)
-}
+/// The `__consumer_offsets` partition that holds a group (Kafka's hash; see the coordinator).
+pub(crate) use crate::coordinator::shards::partition_for;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,8 @@
 //! Rebuilding groups from `__consumer_offsets` at load: records in log order, the last value of
 //! each key wins, a tombstone deletes it. Undecodable records are skipped with a warning.
+//! Offsets committed in a transaction (TxnOffsetCommit) wait for their producer's marker: a
+//! COMMIT applies them (at the marker's place in the order, as Kafka's loader does), an ABORT
+//! drops them; those still waiting at the end are returned as pending.
 
 use std::collections::HashMap;
 
@@ -8,14 +11,33 @@ use super::records::{GroupValue, OffsetValue, RecordKey};
 use crate::config::group::GroupConfig;
 use crate::coordinator::StoredRecord;
 
-/// The groups `stored` (one partition's records, in log order) describe.
+/// An offset committed in a transaction that has not ended: (group, topic, partition, value,
+/// its record's offset).
+pub(crate) type PendingTxnOffset = (String, String, i32, OffsetValue, i64);
+
+/// The groups `stored` (one partition's records, in log order) describe, and the offsets of
+/// transactions still open, by producer id.
 pub(crate) fn replay(
     stored: Vec<StoredRecord>,
     config: &GroupConfig,
     now_ms: i64,
-) -> HashMap<String, Group> {
+) -> (HashMap<String, Group>, HashMap<i64, Vec<PendingTxnOffset>>) {
     let mut groups: HashMap<String, Group> = HashMap::new();
+    let mut pending: HashMap<i64, Vec<PendingTxnOffset>> = HashMap::new();
     for s in stored {
+        if let Some(commit) = s.marker {
+            for (id, topic, partition, value, offset) in
+                pending.remove(&s.producer_id).into_iter().flatten()
+            {
+                if commit {
+                    groups
+                        .entry(id.clone())
+                        .or_insert_with(|| Group::new(&id, config, now_ms))
+                        .apply_offset(&topic, partition, Some(value), offset);
+                }
+            }
+            continue;
+        }
         let key = match RecordKey::decode(s.key) {
             Ok(key) => key,
             Err(e) => {
@@ -33,6 +55,15 @@ pub(crate) fn replay(
                         continue;
                     }
                 };
+                if s.producer_id >= 0 {
+                    if let Some(value) = value {
+                        pending
+                            .entry(s.producer_id)
+                            .or_default()
+                            .push((id, topic, partition, value, s.offset));
+                    }
+                    continue;
+                }
                 groups
                     .entry(id.clone())
                     .or_insert_with(|| Group::new(&id, config, now_ms))
@@ -55,5 +86,5 @@ pub(crate) fn replay(
         }
     }
     groups.retain(|_, g| !g.is_blank());
-    groups
+    (groups, pending)
 }

@@ -29,7 +29,7 @@ pub(crate) type OffsetEntry = (String, i32, Option<OffsetValue>);
 
 /// How a failed write to `__consumer_offsets` is answered (Kafka's mapping in its group
 /// metadata manager).
-fn write_error(e: &WriteError) -> ErrorCode {
+pub(super) fn write_error(e: &WriteError) -> ErrorCode {
     match e {
         // The coordinator moved with the partition's leadership; the write's fate is unknown.
         WriteError::NotLeader | WriteError::Append(AppendError::Io(_)) => ErrorCode::NotCoordinator,
@@ -48,7 +48,7 @@ fn group_record(group: &str, value: Option<Bytes>) -> (Bytes, Option<Bytes>) {
     (RecordKey::Group { group: group.to_string() }.encode(), value)
 }
 
-fn offset_records(group: &str, entries: &[OffsetEntry]) -> Vec<(Bytes, Option<Bytes>)> {
+pub(super) fn offset_records(group: &str, entries: &[OffsetEntry]) -> Vec<(Bytes, Option<Bytes>)> {
     entries
         .iter()
         .map(|(topic, partition, value)| {

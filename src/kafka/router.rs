@@ -134,7 +134,14 @@ routes! {
     IncrementalAlterConfigs => incremental_alter_configs,
     OffsetDelete => offset_delete,
     DescribeLogDirs => describe_log_dirs,
-    DescribeQuorum => describe_quorum;
+    DescribeQuorum => describe_quorum,
+    AddPartitionsToTxn => add_partitions_to_txn,
+    AddOffsetsToTxn => add_offsets_to_txn,
+    EndTxn => end_txn,
+    TxnOffsetCommit => txn_offset_commit,
+    DescribeProducers => describe_producers,
+    DescribeTransactions => describe_transactions,
+    ListTransactions => list_transactions;
     with context:
     Metadata => metadata,
     FindCoordinator => find_coordinator,
@@ -174,7 +181,14 @@ fn api_name(api: ApiKey) -> &'static str {
         OffsetDelete,
         DescribeCluster,
         DescribeLogDirs,
-        DescribeQuorum
+        DescribeQuorum,
+        AddPartitionsToTxn,
+        AddOffsetsToTxn,
+        EndTxn,
+        TxnOffsetCommit,
+        DescribeProducers,
+        DescribeTransactions,
+        ListTransactions
     )
 }
 

@@ -83,6 +83,7 @@ pub async fn serve_named(
     stop_tx.send_replace(true);
     // Requests parked in a rebalance are answered NOT_COORDINATOR, so connections can finish.
     broker.groups.unload_all();
+    broker.txns.unload_all();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while connections.join_next().await.is_some() {}
     })

@@ -9,8 +9,10 @@
 //! 00000000000000000000.log        record batches exactly as stored (v2)
 //! 00000000000000000000.index      (relative offset u32, position u32) every index.interval.bytes
 //! 00000000000000000000.timeindex  (timestamp i64, relative offset u32) when max timestamp grows
+//! 00000000000000000000.txnindex   transactions aborted by markers in the segment (Kafka's format)
 //! leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
-//! producer-state                  idempotent-producer snapshot (JSON) valid up to an offset
+//! producer-state[.prev]           producer snapshots (JSON: sequences, open transactions) valid
+//!                                 up to an offset; the previous one is kept for crash recovery
 //! partition.metadata              the topic id this replica belongs to
 //! cleaner-checkpoint              compacted logs: the cleaner's position (see cleaner/swap.rs)
 //! ```
@@ -21,6 +23,7 @@
 pub(crate) mod batch;
 pub(crate) mod cleaner;
 pub(crate) mod config;
+pub(crate) mod control;
 pub(crate) mod epoch_cache;
 pub(crate) mod index;
 pub(crate) mod partition_log;
@@ -29,6 +32,7 @@ pub(crate) mod records;
 pub(crate) mod recovery;
 pub(crate) mod segment;
 pub(crate) mod slice;
+pub(crate) mod txn_index;
 
 pub(crate) use config::LogConfig;
 pub(crate) use partition_log::{

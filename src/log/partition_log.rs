@@ -26,8 +26,9 @@ use thiserror::Error;
 use super::batch::{self, BatchError, BatchHeader};
 use super::cleaner::swap::{self, CleanerCheckpoint};
 use super::config::{LogConfig, TimestampType};
+use super::control::{self, ControlRecord, Marker};
 use super::epoch_cache::LeaderEpochCache;
-use super::producer_state::{ProducerError, ProducerStateManager, SequenceCheck};
+use super::producer_state::{ProducerError, ProducerInfo, ProducerStateManager, SequenceCheck};
 use super::records::{self, RecordsError};
 use super::recovery::{
     CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CANDIDATE_FILE, RECOVERY_POINT_FILE, open_segments,
@@ -35,12 +36,16 @@ use super::recovery::{
 };
 use super::segment::{LogSegment, RecoveryReport, SEGMENT_BYTES_MAX, SyncHandles};
 use super::slice::FileSlice;
-use crate::types::{LeaderEpoch, Offset};
+use super::txn_index::AbortedTxn;
+use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 
 #[path = "partition_log_compaction.rs"]
 mod compaction;
 
 const PRODUCER_STATE_FILE: &str = "producer-state";
+/// The snapshot before the latest: after a crash the latest may lie past the recovery point,
+/// and replay must start at or below it (what recovery revalidates is replayed again).
+const PRODUCER_STATE_PREV_FILE: &str = "producer-state.prev";
 const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 /// Why an append was refused. Nothing was written when this is returned.
 #[derive(Debug, Error)]
@@ -51,8 +56,9 @@ pub(crate) enum AppendError {
     MessageTooLarge { size_bytes: usize, max_bytes: usize },
     #[error(transparent)]
     Producer(#[from] ProducerError),
-    #[error("transactional batches are not supported")]
-    Transactional,
+    /// Kafka's check: only a transaction coordinator writes markers (WriteTxnMarkers).
+    #[error("client produce requests must not contain control records")]
+    ControlFromClient,
     /// Kafka's wording; the producer gets INVALID_RECORD, with the record's index in its batch.
     #[error("compacted topic cannot accept a record without a key")]
     KeylessRecord { record_index: i32 },
@@ -305,40 +311,111 @@ impl PartitionLog {
         Ok((log, report))
     }
 
-    /// Rebuilds producer state (from its snapshot plus the tail) and the epoch cache (from the
-    /// batches' partition leader epochs) so both agree with the recovered segments.
+    /// Rebuilds producer state (from a snapshot plus the tail) and the epoch cache (from the
+    /// batches' partition leader epochs) so both agree with the recovered segments; markers met
+    /// on the way re-enter the aborted-transaction indexes that recovery cut.
     fn rebuild_derived_state(&mut self) -> io::Result<()> {
-        let (mut producers, snapshot_next) =
-            ProducerStateManager::read_snapshot(&self.dir.join(PRODUCER_STATE_FILE));
         let leo = self.log_end_offset();
-        let replay_from = match snapshot_next {
-            Some(next) if next <= leo && next >= self.log_start_offset() => next,
-            _ => {
-                producers = ProducerStateManager::default();
-                self.log_start_offset()
-            }
-        };
+        let (producers, replay_from) = self.snapshot_at_or_below(self.recovery_point);
         let mut epochs_changed = self.epochs.truncate_from_end(leo);
         epochs_changed |= self.epochs.truncate_from_start(self.log_start_offset());
         let rebuild_epochs = self.epochs.entries().is_empty();
-        let start = if rebuild_epochs { self.log_start_offset() } else { replay_from };
-        let mut epoch_starts = Vec::new();
-        self.for_each_batch_from(start, |h| {
-            if h.base_offset >= replay_from {
-                producers.update(h);
+        if rebuild_epochs {
+            let mut epoch_starts = Vec::new();
+            self.for_each_batch_from(self.log_start_offset(), |h| {
+                if h.partition_leader_epoch.0 >= 0 {
+                    epoch_starts.push((h.partition_leader_epoch, h.base_offset));
+                }
+            })?;
+            for (epoch, offset) in epoch_starts {
+                epochs_changed |= self.epochs.assign(epoch, offset);
             }
-            if rebuild_epochs && h.partition_leader_epoch.0 >= 0 {
-                epoch_starts.push((h.partition_leader_epoch, h.base_offset));
-            }
-        })?;
-        for (epoch, offset) in epoch_starts {
-            epochs_changed |= self.epochs.assign(epoch, offset);
         }
         self.producers = producers;
+        self.replay_producers(replay_from)?;
         if epochs_changed {
             self.epochs.persist()?;
         }
         Ok(())
+    }
+
+    /// The newest producer snapshot valid at or below `bound` (and not below the log start),
+    /// with the offset replay starts from; empty state from the log start when none is.
+    fn snapshot_at_or_below(&self, bound: Offset) -> (ProducerStateManager, Offset) {
+        for file in [PRODUCER_STATE_FILE, PRODUCER_STATE_PREV_FILE] {
+            let (state, next) = ProducerStateManager::read_snapshot(&self.dir.join(file));
+            if let Some(next) = next
+                && next <= bound
+                && next <= self.log_end_offset()
+                && next >= self.log_start_offset()
+            {
+                return (state, next);
+            }
+        }
+        (ProducerStateManager::default(), self.log_start_offset())
+    }
+
+    /// Applies every batch from `from` to the log end to the producer state: sequences, open
+    /// transactions and markers (an ABORT is indexed in its segment unless it already is).
+    fn replay_producers(&mut self, from: Offset) -> io::Result<()> {
+        let mut offset = from;
+        let bases: Vec<Offset> = self.segments.keys().copied().collect();
+        for base in bases {
+            let Some(seg) = self.segments.get(&base) else { continue };
+            if seg.next_offset() <= offset {
+                continue;
+            }
+            while let Some(at) =
+                self.segments.get(&base).map(|s| s.find_batch(offset)).transpose()?.flatten()
+            {
+                offset = at.header.next_offset();
+                if at.header.is_control() && at.header.has_producer_id() {
+                    let bytes = self.segments.get(&base).map(|s| s.read_batch(&at)).transpose()?;
+                    let Some(bytes) = bytes else { break };
+                    match control::control_record(&bytes, &at.header) {
+                        Ok(rec) => self.track_marker(&at.header, rec, Some(base))?,
+                        Err(e) => tracing::warn!(dir = %self.dir.display(),
+                            offset = %at.header.base_offset, error = %e,
+                            "skipping an unreadable control batch while replaying producer state"),
+                    }
+                } else {
+                    self.producers.update(&at.header);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A marker now in the log closes its producer's transaction; an ABORT goes into the
+    /// aborted-transaction index of the segment holding it (`segment`; the active one if
+    /// `None`).
+    fn track_marker(
+        &mut self,
+        h: &BatchHeader,
+        rec: ControlRecord,
+        segment: Option<Offset>,
+    ) -> io::Result<()> {
+        let aborted = rec.marker == Marker::Abort;
+        let Some(done) = self.producers.complete_txn(h, aborted, rec.coordinator_epoch) else {
+            return Ok(());
+        };
+        if !aborted {
+            return Ok(());
+        }
+        let entry = AbortedTxn {
+            producer_id: done.producer_id,
+            first_offset: done.first_offset,
+            last_offset: done.last_offset,
+            last_stable_offset: done.last_stable_offset,
+        };
+        let seg = match segment {
+            Some(base) => self.segments.get_mut(&base),
+            None => self.segments.values_mut().next_back(),
+        };
+        match seg {
+            Some(seg) => seg.index_aborted_txn(entry),
+            None => Ok(()),
+        }
     }
 
     /// Visits the header of every batch from the one holding `from` to the end.
@@ -456,8 +533,8 @@ impl PartitionLog {
                     max_bytes: self.config.max_message_bytes,
                 });
             }
-            if h.is_transactional() {
-                return Err(AppendError::Transactional);
+            if h.is_control() {
+                return Err(AppendError::ControlFromClient);
             }
             // Kafka's check: a compacted log keeps records by key, so every record needs one.
             if self.config.cleanup_policy.compact
@@ -546,11 +623,16 @@ impl PartitionLog {
                 return Err(AppendError::OffsetMismatch { expected, got: h.base_offset });
             }
             expected = h.next_offset();
+            let marker = if h.is_control() && h.has_producer_id() {
+                Some(control::control_record(&rest[..h.size_bytes], &h)?)
+            } else {
+                None
+            };
             rest = &rest[h.size_bytes..];
-            headers.push(h);
+            headers.push((h, marker));
         }
         let mut position = 0usize;
-        for h in &headers {
+        for (h, marker) in &headers {
             let bytes = &records[position..position + h.size_bytes];
             self.maybe_roll(h.size_bytes, h.last_offset(), now_ms)?;
             self.active_since_ms.get_or_insert(now_ms);
@@ -560,7 +642,10 @@ impl PartitionLog {
             {
                 self.epochs.persist()?;
             }
-            self.producers.update(h);
+            match marker {
+                Some(rec) => self.track_marker(h, *rec, None)?,
+                None => self.producers.update(h),
+            }
             position += h.size_bytes;
         }
         if !headers.is_empty() {
@@ -614,7 +699,83 @@ impl PartitionLog {
         // here over the later segments only. Not fsynced here (the next flush job does it); a
         // snapshot that a power cut left unreadable, or ahead of the recovered log, is ignored
         // and the state rebuilt from the log.
-        self.producers.write_snapshot_unsynced(&self.dir.join(PRODUCER_STATE_FILE), next)
+        self.write_snapshot_unsynced(next)
+    }
+
+    /// Replaces the latest producer snapshot, keeping the one before it (no fsync: the next
+    /// flush job syncs the directory and the snapshot).
+    fn write_snapshot_unsynced(&mut self, next: Offset) -> io::Result<()> {
+        let latest = self.dir.join(PRODUCER_STATE_FILE);
+        match fs::rename(&latest, self.dir.join(PRODUCER_STATE_PREV_FILE)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.producers.write_snapshot_unsynced(&latest, next)
+    }
+
+    /// Appends a transaction marker as leader (the partition side of WriteTxnMarkers): closes
+    /// the producer's open transaction, indexes an ABORT. A marker from an older producer epoch
+    /// than the partition has seen is fenced.
+    pub(crate) fn append_marker(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        rec: ControlRecord,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
+        self.refuse_if_closed()?;
+        self.producers.check_marker(producer_id, producer_epoch)?;
+        let mut bytes = control::encode_marker(producer_id.0, producer_epoch.0, rec, now_ms);
+        let offset = self.log_end_offset();
+        batch::assign_offset(&mut bytes, offset, leader_epoch);
+        let header = batch::parse_header(&bytes)?;
+        self.maybe_roll(header.size_bytes, header.last_offset(), now_ms)?;
+        self.active_since_ms.get_or_insert(now_ms);
+        self.active().append(&bytes, &header)?;
+        if self.epochs.assign(leader_epoch, offset) {
+            self.epochs.persist()?;
+        }
+        self.track_marker(&header, rec, None)?;
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        Ok(AppendOutcome {
+            base_offset: offset,
+            last_offset: offset,
+            log_append_time_ms: -1,
+            duplicate: false,
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset is the smaller
+    /// of it and the high watermark.
+    pub(crate) fn first_unstable_offset(&self) -> Option<Offset> {
+        self.producers.first_unstable_offset()
+    }
+
+    /// Every producer's state, for DescribeProducers.
+    pub(crate) fn producers(&self) -> Vec<ProducerInfo> {
+        self.producers.describe()
+    }
+
+    /// The aborted transactions a read of `[from, upper)` must report (Kafka's
+    /// `collectAbortedTransactions`): those whose marker is at or after `from` and whose first
+    /// offset is below `upper`. The scan stops at the first entry whose last stable offset
+    /// reaches `upper`: no later abort can reach below it.
+    pub(crate) fn aborted_txns(&self, from: Offset, upper: Offset) -> Vec<AbortedTxn> {
+        let start = self.segments.range(..=from).next_back().map_or(from, |(b, _)| *b);
+        let mut out = Vec::new();
+        for seg in self.segments.range(start..).map(|(_, s)| s) {
+            for e in seg.aborted_txns() {
+                if e.last_offset >= from && e.first_offset < upper {
+                    out.push(*e);
+                }
+                if e.last_stable_offset >= upper {
+                    return out;
+                }
+            }
+        }
+        out
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes`, never including a
@@ -774,7 +935,10 @@ impl PartitionLog {
             // A stale recovery point on disk would vouch for whatever is appended here next.
             self.checkpoint_recovery_point()?;
         }
-        self.producers.truncate_from(offset);
+        // Producer state as of the cut: a marker truncated away reopens its transaction.
+        let (producers, replay_from) = self.snapshot_at_or_below(offset);
+        self.producers = producers;
+        self.replay_producers(replay_from)?;
         if self.cleaner.first_dirty > offset.0 {
             self.cleaner = self.cleaner.truncated(offset);
             self.cleaner.store(&self.dir)?;

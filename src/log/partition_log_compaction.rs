@@ -14,7 +14,9 @@ impl PartitionLog {
     /// The cleaner's view of a compacted log now; `None` for a log that is not compacted or is
     /// closed. Nothing at or above the first uncleanable offset is cleaned: the active segment,
     /// the first segment reaching `high_watermark` or the recovery point (only durable,
-    /// committed data is rewritten), or the first one younger than `min.compaction.lag.ms`.
+    /// committed data is rewritten), the first one reaching the first unstable offset (the
+    /// cleaner never passes the last stable offset), or the first one younger than
+    /// `min.compaction.lag.ms`.
     pub(crate) fn cleanable(&self, high_watermark: Offset, now_ms: i64) -> Option<Cleanable> {
         if !self.config.cleanup_policy.compact || self.closed {
             return None;
@@ -22,10 +24,11 @@ impl PartitionLog {
         let bounds = self.segment_bounds();
         let min_lag = self.config.min_compaction_lag_ms;
         let mut first_uncleanable = self.active_ref().base_offset();
+        let unstable = self.first_unstable_offset().unwrap_or(Offset(i64::MAX));
         for (seg, end) in &bounds {
             let young = seg.max_timestamp_ms() >= 0
                 && now_ms.saturating_sub(seg.max_timestamp_ms()) < min_lag;
-            if *end > high_watermark || *end > self.recovery_point || young {
+            if *end > high_watermark || *end > self.recovery_point || *end > unstable || young {
                 first_uncleanable = seg.base_offset();
                 break;
             }
@@ -91,6 +94,15 @@ impl PartitionLog {
             segments,
             checkpoint,
             producer_last_offsets: self.producers.last_batch_offsets(),
+            // From every segment: a transaction below the plan's end may be aborted by a
+            // marker past it.
+            aborted: self
+                .segments
+                .values()
+                .flat_map(|seg| seg.aborted_txns())
+                .filter(|t| t.first_offset < c.first_uncleanable)
+                .copied()
+                .collect(),
             delete_retention_ms: self.config.delete_retention_ms,
             segment_bytes: self.config.segment_bytes,
             index_interval_bytes: self.config.index_interval_bytes,

@@ -7,10 +7,17 @@
 //! (sequences wrap at `i32::MAX`). A producer the partition knows nothing about (its state was
 //! removed by retention or expiry) may start at any sequence, as in Kafka.
 //!
+//! Transactions (KIP-98): a transactional producer's first record after a marker opens its
+//! transaction at that offset; its COMMIT or ABORT marker closes it. The smallest open
+//! transaction's first offset is the partition's first unstable offset, which bounds the last
+//! stable offset (what `read_committed` consumers may read) and the log cleaner. A marker carries
+//! the coordinator's producer epoch: an older epoch than the producer's is fenced.
+//!
 //! The state is rebuilt from the log at startup (`PartitionLog::open`) and snapshotted to the
-//! `producer-state` file on flush, so recovery only replays the tail. Not thread-safe.
+//! `producer-state` file on flush and at rolls, with open transactions, so recovery only replays
+//! the tail. Not thread-safe.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -59,6 +66,39 @@ struct ProducerEntry {
     epoch: ProducerEpoch,
     batches: VecDeque<BatchMetadata>,
     last_timestamp_ms: i64,
+    /// The first offset of the producer's open transaction.
+    #[serde(default)]
+    txn_first_offset: Option<Offset>,
+    /// The coordinator epoch of the producer's last marker (-1 before one).
+    #[serde(default = "no_coordinator_epoch")]
+    coordinator_epoch: i32,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
+}
+
+/// A transaction closed by a marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub producer_id: ProducerId,
+    pub first_offset: Offset,
+    /// The marker's offset.
+    pub last_offset: Offset,
+    pub aborted: bool,
+    /// The first unstable offset once it is closed, else one past the marker.
+    pub last_stable_offset: Offset,
+}
+
+/// What DescribeProducers reports of one producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerInfo {
+    pub producer_id: ProducerId,
+    pub epoch: ProducerEpoch,
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
+    pub coordinator_epoch: i32,
+    pub txn_first_offset: Option<Offset>,
 }
 
 /// The on-disk snapshot: valid for the log up to (excluding) `next_offset`.
@@ -72,6 +112,18 @@ struct Snapshot {
 #[derive(Debug, Default)]
 pub(crate) struct ProducerStateManager {
     producers: HashMap<ProducerId, ProducerEntry>,
+    /// Every open transaction by its first offset (kept in step with the entries).
+    open_txns: BTreeSet<(Offset, ProducerId)>,
+}
+
+fn new_entry(epoch: ProducerEpoch, h: &BatchHeader) -> ProducerEntry {
+    ProducerEntry {
+        epoch,
+        batches: VecDeque::new(),
+        last_timestamp_ms: h.max_timestamp_ms,
+        txn_first_offset: None,
+        coordinator_epoch: -1,
+    }
 }
 
 fn next_sequence(seq: i32) -> i32 {
@@ -93,6 +145,11 @@ impl ProducerStateManager {
                 current: entry.epoch,
                 got: h.producer_epoch,
             });
+        }
+        // A coordinator's transactional write (TxnOffsetCommit) carries no sequence: only the
+        // epoch is checked.
+        if h.base_sequence < 0 {
+            return Ok(SequenceCheck::Append);
         }
         if h.producer_epoch > entry.epoch {
             if h.base_sequence != 0 {
@@ -129,7 +186,7 @@ impl ProducerStateManager {
 
     /// Records a batch that is now in the log (its offsets assigned).
     pub(crate) fn update(&mut self, h: &BatchHeader) {
-        if !h.has_producer_id() {
+        if !h.has_producer_id() || h.is_control() {
             return;
         }
         if self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
@@ -137,14 +194,19 @@ impl ProducerStateManager {
         {
             self.evict_oldest();
         }
-        let entry = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
-            epoch: h.producer_epoch,
-            batches: VecDeque::new(),
-            last_timestamp_ms: h.max_timestamp_ms,
-        });
+        let entry =
+            self.producers.entry(h.producer_id).or_insert_with(|| new_entry(h.producer_epoch, h));
+        if h.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(h.base_offset);
+            self.open_txns.insert((h.base_offset, h.producer_id));
+        }
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
+        }
+        if h.base_sequence < 0 {
+            entry.last_timestamp_ms = entry.last_timestamp_ms.max(h.max_timestamp_ms);
+            return;
         }
         if entry.batches.len() == BATCHES_RETAINED {
             entry.batches.pop_front();
@@ -158,9 +220,91 @@ impl ProducerStateManager {
         entry.last_timestamp_ms = entry.last_timestamp_ms.max(h.max_timestamp_ms);
     }
 
+    /// Whether a marker of producer `producer_id` in `epoch` may be written: an older epoch
+    /// than the producer's is a zombie coordinator's (fenced).
+    pub(crate) fn check_marker(
+        &self,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+    ) -> Result<(), ProducerError> {
+        match self.producers.get(&producer_id) {
+            Some(e) if epoch < e.epoch => Err(ProducerError::InvalidProducerEpoch {
+                producer_id,
+                current: e.epoch,
+                got: epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a marker now in the log (`h` is its control batch): closes the producer's open
+    /// transaction. `None` when it had none open (nothing to index).
+    pub(crate) fn complete_txn(
+        &mut self,
+        h: &BatchHeader,
+        aborted: bool,
+        coordinator_epoch: i32,
+    ) -> Option<CompletedTxn> {
+        if self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
+            && !self.producers.contains_key(&h.producer_id)
+        {
+            self.evict_oldest();
+        }
+        let entry =
+            self.producers.entry(h.producer_id).or_insert_with(|| new_entry(h.producer_epoch, h));
+        if h.producer_epoch > entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp_ms = entry.last_timestamp_ms.max(h.max_timestamp_ms);
+        let first_offset = entry.txn_first_offset.take()?;
+        self.open_txns.remove(&(first_offset, h.producer_id));
+        let last_stable_offset = self
+            .first_unstable_offset()
+            .unwrap_or(h.base_offset.plus(1))
+            .min(h.base_offset.plus(1));
+        Some(CompletedTxn {
+            producer_id: h.producer_id,
+            first_offset,
+            last_offset: h.base_offset,
+            aborted,
+            last_stable_offset,
+        })
+    }
+
+    /// The first offset of the oldest open transaction.
+    pub(crate) fn first_unstable_offset(&self) -> Option<Offset> {
+        self.open_txns.first().map(|(o, _)| *o)
+    }
+
+    /// Every producer, for DescribeProducers.
+    pub(crate) fn describe(&self) -> Vec<ProducerInfo> {
+        let mut out: Vec<ProducerInfo> = self
+            .producers
+            .iter()
+            .map(|(pid, e)| ProducerInfo {
+                producer_id: *pid,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp_ms: e.last_timestamp_ms,
+                coordinator_epoch: e.coordinator_epoch,
+                txn_first_offset: e.txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
+    /// Drops the least recently used producer without an open transaction (an open one must
+    /// stay: it holds the last stable offset until its marker).
     fn evict_oldest(&mut self) {
-        if let Some(pid) =
-            self.producers.iter().min_by_key(|(_, e)| e.last_timestamp_ms).map(|(pid, _)| *pid)
+        if let Some(pid) = self
+            .producers
+            .iter()
+            .filter(|(_, e)| e.txn_first_offset.is_none())
+            .min_by_key(|(_, e)| e.last_timestamp_ms)
+            .map(|(pid, _)| *pid)
         {
             self.producers.remove(&pid);
         }
@@ -175,17 +319,11 @@ impl ProducerStateManager {
             .collect()
     }
 
-    /// Forgets producers whose last write is older than `cutoff_ms` (`producer.id.expiration.ms`).
+    /// Forgets producers whose last write is older than `cutoff_ms` (`producer.id.expiration.ms`),
+    /// except those with an open transaction (Kafka keeps them until the coordinator aborts).
     pub(crate) fn expire(&mut self, cutoff_ms: i64) {
-        self.producers.retain(|_, e| e.last_timestamp_ms >= cutoff_ms);
-    }
-
-    /// Forgets batches at or after `offset` (log truncation); producers left empty are dropped.
-    pub(crate) fn truncate_from(&mut self, offset: Offset) {
-        for e in self.producers.values_mut() {
-            e.batches.retain(|b| b.last_offset < offset);
-        }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| e.last_timestamp_ms >= cutoff_ms || e.txn_first_offset.is_some());
     }
 
     /// Writes a snapshot valid up to `next_offset` (atomically: temp file, fsync, rename).
@@ -216,7 +354,15 @@ impl ProducerStateManager {
     pub(crate) fn read_snapshot(path: &Path) -> (Self, Option<Offset>) {
         let Ok(bytes) = fs::read(path) else { return (Self::default(), None) };
         match serde_json::from_slice::<Snapshot>(&bytes) {
-            Ok(s) => (Self { producers: s.producers.into_iter().collect() }, Some(s.next_offset)),
+            Ok(s) => {
+                let producers: HashMap<ProducerId, ProducerEntry> =
+                    s.producers.into_iter().collect();
+                let open_txns = producers
+                    .iter()
+                    .filter_map(|(pid, e)| e.txn_first_offset.map(|o| (o, *pid)))
+                    .collect();
+                (Self { producers, open_txns }, Some(s.next_offset))
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable producer-state snapshot; rebuilding from the log");
                 (Self::default(), None)
@@ -332,12 +478,65 @@ mod tests {
         ));
     }
 
+    fn txn_header(pid: i64, epoch: i16, seq: i32, count: i32, base: i64) -> BatchHeader {
+        BatchHeader { attributes: 0x10, ..header(pid, epoch, seq, count, base) }
+    }
+
+    fn marker(pid: i64, epoch: i16, at: i64) -> BatchHeader {
+        BatchHeader { attributes: 0x30, base_sequence: -1, ..header(pid, epoch, -1, 1, at) }
+    }
+
     #[test]
-    fn truncation_forgets_batches_past_the_cut() {
+    fn open_transactions_bound_the_first_unstable_offset_until_their_markers() {
         let mut s = ProducerStateManager::default();
-        s.update(&header(1, 0, 0, 2, 0));
-        s.update(&header(1, 0, 2, 2, 2));
-        s.truncate_from(Offset(2));
-        assert_eq!(s.check(&header(1, 0, 2, 2, -1)), Ok(SequenceCheck::Append));
+        s.update(&header(9, 0, 0, 2, 0)); // idempotent, not transactional
+        assert_eq!(s.first_unstable_offset(), None);
+        s.update(&txn_header(1, 0, 0, 2, 2));
+        s.update(&txn_header(2, 0, 0, 1, 4));
+        s.update(&txn_header(1, 0, 2, 1, 5));
+        assert_eq!(s.first_unstable_offset(), Some(Offset(2)));
+        let done = s.complete_txn(&marker(1, 0, 6), true, 3).expect("open txn");
+        assert_eq!(
+            done,
+            CompletedTxn {
+                producer_id: ProducerId(1),
+                first_offset: Offset(2),
+                last_offset: Offset(6),
+                aborted: true,
+                last_stable_offset: Offset(4),
+            }
+        );
+        assert_eq!(s.first_unstable_offset(), Some(Offset(4)));
+        assert_eq!(s.complete_txn(&marker(1, 0, 7), false, 3), None, "nothing open");
+        let done = s.complete_txn(&marker(2, 0, 8), false, 3).expect("open txn");
+        assert_eq!(done.last_stable_offset, Offset(9));
+        assert_eq!(s.first_unstable_offset(), None);
+    }
+
+    #[test]
+    fn a_marker_from_an_older_epoch_is_fenced_and_a_newer_one_bumps_the_epoch() {
+        let mut s = ProducerStateManager::default();
+        s.update(&txn_header(1, 3, 0, 1, 0));
+        assert!(s.check_marker(ProducerId(1), ProducerEpoch(2)).is_err());
+        assert!(s.check_marker(ProducerId(1), ProducerEpoch(4)).is_ok());
+        s.complete_txn(&marker(1, 4, 1), true, 0).expect("open");
+        assert!(matches!(
+            s.check(&txn_header(1, 3, 1, 1, -1)),
+            Err(ProducerError::InvalidProducerEpoch { .. })
+        ));
+    }
+
+    #[test]
+    fn open_transactions_survive_a_snapshot_and_are_never_expired() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("producer-state");
+        let mut s = ProducerStateManager::default();
+        s.update(&txn_header(1, 0, 0, 3, 10));
+        s.update(&header(2, 0, 0, 1, 13));
+        s.expire(i64::MAX);
+        assert_eq!(s.describe().len(), 1, "only the open transaction's producer stays");
+        s.write_snapshot(&path, Offset(14)).expect("write");
+        let (loaded, _) = ProducerStateManager::read_snapshot(&path);
+        assert_eq!(loaded.first_unstable_offset(), Some(Offset(10)));
     }
 }

@@ -50,6 +50,7 @@ pub(crate) struct RecordView<'a> {
     pub key: Option<&'a [u8]>,
     /// A tombstone: the key's value is deleted.
     pub value_is_null: bool,
+    pub value: Option<&'a [u8]>,
     /// The whole record, length prefix included.
     bytes: &'a [u8],
 }
@@ -269,6 +270,7 @@ fn parse_record<'a>(
         timestamp_ms: header.base_timestamp_ms.saturating_add(timestamp_delta),
         key,
         value_is_null: value.is_none(),
+        value,
         bytes: &bytes[..whole_len],
     };
     Ok((view, tail))

@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use super::batch::{self, BATCH_HEADER_BYTES, BatchHeader, LOG_OVERHEAD_BYTES};
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::slice::FileSlice;
+use super::txn_index::{AbortedTxn, TxnIndex};
 use crate::types::Offset;
 
 /// Largest segment file samsa writes: index positions are u32, as in Kafka.
@@ -68,6 +69,8 @@ pub(crate) struct LogSegment {
     size_bytes: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// The transactions aborted by markers in this segment (`.txnindex`).
+    txn_index: TxnIndex,
     /// Data appended since the last offset-index entry, to space entries `index_interval_bytes`.
     bytes_since_index_entry: u64,
     index_interval_bytes: u64,
@@ -174,7 +177,7 @@ impl LogSegment {
         index_interval_bytes: u64,
     ) -> io::Result<Self> {
         let path = |ext: &str| dir.join(file_name(base_offset, ext));
-        let paths = [path("log"), path("index"), path("timeindex")];
+        let paths = [path("log"), path("index"), path("timeindex"), path("txnindex")];
         Self::open_paths(paths, base_offset, index_interval_bytes)
     }
 
@@ -186,7 +189,7 @@ impl LogSegment {
         index_interval_bytes: u64,
     ) -> io::Result<Self> {
         let path = |ext: &str| super::cleaner::swap::cleaned_path(dir, base_offset, ext);
-        let paths = [path("log"), path("index"), path("timeindex")];
+        let paths = [path("log"), path("index"), path("timeindex"), path("txnindex")];
         for p in &paths {
             match fs::remove_file(p) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -194,11 +197,13 @@ impl LogSegment {
             }
         }
         drop(OpenOptions::new().read(true).write(true).create_new(true).open(&paths[0])?);
+        // Always there, even empty, so that the swap's rename replaces the original's index.
+        drop(OpenOptions::new().read(true).write(true).create_new(true).open(&paths[3])?);
         Self::open_paths(paths, base_offset, index_interval_bytes)
     }
 
     fn open_paths(
-        [log_path, index_path, time_index_path]: [PathBuf; 3],
+        [log_path, index_path, time_index_path, txn_index_path]: [PathBuf; 4],
         base_offset: Offset,
         index_interval_bytes: u64,
     ) -> io::Result<Self> {
@@ -207,6 +212,7 @@ impl LogSegment {
         let file = Arc::new(file);
         let offset_index = OffsetIndex::open(&index_path)?;
         let time_index = TimeIndex::open(&time_index_path)?;
+        let txn_index = TxnIndex::open(&txn_index_path)?;
         Ok(LogSegment {
             base_offset,
             log_path,
@@ -214,6 +220,7 @@ impl LogSegment {
             size_bytes,
             offset_index,
             time_index,
+            txn_index,
             bytes_since_index_entry: 0,
             index_interval_bytes: index_interval_bytes.max(1),
             next_offset: base_offset,
@@ -247,6 +254,19 @@ impl LogSegment {
     }
     pub(crate) fn unflushed_messages(&self) -> u64 {
         self.unflushed_messages
+    }
+    /// The transactions aborted by markers in this segment.
+    pub(crate) fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+
+    /// Records a transaction aborted by the marker at `entry.last_offset`, which this segment
+    /// holds; a marker already indexed (recovery replaying it) is skipped.
+    pub(crate) fn index_aborted_txn(&mut self, entry: AbortedTxn) -> io::Result<()> {
+        if self.txn_index.last_marker().is_some_and(|m| m >= entry.last_offset) {
+            return Ok(());
+        }
+        self.txn_index.append(entry)
     }
 
     /// Counts `n` appends of the segment this one was rolled from as unflushed here.
@@ -315,7 +335,9 @@ impl LogSegment {
         self.next_offset = self.base_offset;
         self.max_timestamp_ms = -1;
         self.offset_of_max_timestamp = self.base_offset;
-        self.scan_and_cut(0, self.base_offset)
+        let report = self.scan_and_cut(0, self.base_offset)?;
+        self.txn_index.truncate_from(self.next_offset)?;
+        Ok(report)
     }
 
     /// Opens a segment that holds the recovery point and recovers only what lies past it:
@@ -532,17 +554,19 @@ impl LogSegment {
             at.position + at.header.size_bytes as u64
         };
         self.file.set_len(cut)?;
+        self.txn_index.truncate_from(offset)?;
         self.recover().map(|_| ())
     }
 
     /// Handles to fsync what was appended so far without this segment; from now on those
     /// appends no longer count as unflushed (a failed sync is the caller's to report).
     pub(crate) fn sync_handles(&mut self) -> io::Result<SyncHandles> {
-        let handles = SyncHandles(vec![
+        let mut handles = SyncHandles(vec![
             self.file.try_clone()?,
             self.offset_index.clone_file()?,
             self.time_index.clone_file()?,
         ]);
+        handles.0.extend(self.txn_index.take_unsynced()?);
         self.unflushed_messages = 0;
         Ok(handles)
     }
@@ -552,14 +576,21 @@ impl LogSegment {
         self.file.sync_data()?;
         self.offset_index.sync()?;
         self.time_index.sync()?;
+        if let Some(f) = self.txn_index.take_unsynced()? {
+            f.sync_data()?;
+        }
         self.unflushed_messages = 0;
         Ok(())
     }
 
     /// Deletes the segment's files.
     pub(crate) fn delete(self) -> io::Result<()> {
-        let paths =
-            [self.log_path.clone(), self.offset_index.path().into(), self.time_index.path().into()];
+        let paths = [
+            self.log_path.clone(),
+            self.offset_index.path().into(),
+            self.time_index.path().into(),
+            self.txn_index.path().into(),
+        ];
         drop(self);
         for p in paths {
             match fs::remove_file(&p) {

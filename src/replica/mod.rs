@@ -34,8 +34,8 @@ pub(crate) mod partition;
 
 pub(crate) use manager::{Missing, ReplicaManager};
 pub(crate) use partition::{
-    Acks, CommitWait, FollowerApplied, LeaderAppend, LeaderAppendError, LeaderData, Partition,
-    PendingFlush,
+    Acks, CommitWait, FollowerApplied, Isolation, LeaderAppend, LeaderAppendError, LeaderData,
+    Partition, PendingFlush,
 };
 
 use tokio::sync::watch;

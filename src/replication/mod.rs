@@ -25,6 +25,7 @@
 
 pub(crate) mod fetcher;
 pub(crate) mod isr;
+pub(crate) mod markers;
 pub(crate) mod service;
 
 use std::collections::HashSet;
@@ -55,6 +56,8 @@ pub(crate) struct ReplicationContext {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// `replica.lag.time.max.ms`.
     pub(crate) replica_lag_time_max_ms: i64,
+    /// Told of transaction markers committed here (the group coordinator's offsets).
+    pub(crate) markers: Arc<dyn markers::MarkerObserver>,
 }
 
 /// Replication on one node: the follower fetchers it runs and the ISR checks it makes as a

@@ -11,7 +11,10 @@ use tonic::{Request, Response, Status};
 
 use super::ReplicationContext;
 use super::pb::replication_server::Replication as ReplicationRpc;
-use super::pb::{DivergingEpoch, FetchPartition, FetchRequest, FetchResponse, PartitionData};
+use super::pb::{
+    DivergingEpoch, FetchPartition, FetchRequest, FetchResponse, PartitionData,
+    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
 use crate::log::ReadError;
@@ -36,6 +39,19 @@ impl ReplicationService {
 
 #[tonic::async_trait]
 impl ReplicationRpc for ReplicationService {
+    async fn write_txn_markers(
+        &self,
+        req: Request<WriteTxnMarkersRequest>,
+    ) -> Result<Response<WriteTxnMarkersResponse>, Status> {
+        let resp = super::markers::write_markers(
+            &self.ctx.replicas,
+            self.ctx.markers.as_ref(),
+            req.into_inner(),
+        )
+        .await;
+        Ok(Response::new(resp))
+    }
+
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         let req = req.into_inner();
         let wait =
@@ -161,6 +177,78 @@ mod tests {
         }
     }
 
+    /// Records the markers it is told of.
+    #[derive(Default)]
+    struct SeenMarkers(std::sync::Mutex<Vec<(String, i32, i64, bool)>>);
+    impl crate::replication::markers::MarkerObserver for SeenMarkers {
+        fn marker_committed(&self, topic: &str, partition: i32, producer_id: i64, commit: bool) {
+            self.0.lock().expect("lock").push((topic.to_string(), partition, producer_id, commit));
+        }
+    }
+
+    fn single_replica_leader(dir: &std::path::Path) -> Arc<ReplicaManager> {
+        let config = BrokerConfig::dev(dir.to_path_buf(), "127.0.0.1:9092".parse().expect("addr"));
+        let mut img = MetadataImage::default();
+        let create = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: uuid::Uuid::from_u128(1),
+            assignments: vec![vec![NodeId(1)]],
+            configs: Default::default(),
+        };
+        apply(&mut img, &create);
+        let rm = Arc::new(ReplicaManager::new(NodeId(1), dir.to_path_buf()));
+        rm.reconcile(&img, &config).expect("leader of t-0");
+        rm
+    }
+
+    /// A transactional batch holds the last stable offset back until the coordinator's marker
+    /// is written through the service; a marker from an older producer epoch is refused.
+    #[tokio::test]
+    async fn a_marker_written_over_the_service_closes_the_transaction_and_an_old_epoch_is_fenced() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let rm = single_replica_leader(dir.path());
+        let part = rm.get("t", 0).expect("replica");
+        let mut rec = crate::client::records::new_record(0, None, Some("v".into()), 0, None);
+        rec.transactional = true;
+        rec.producer_id = 42;
+        rec.producer_epoch = 3;
+        rec.sequence = 0;
+        let batch = crate::client::records::encode_records(&[rec], Compression::None).expect("enc");
+        part.append_as_leader(&batch, Acks::All, now_ms()).expect("append");
+        let offsets = part.offsets();
+        assert_eq!((offsets.high_watermark.0, offsets.last_stable_offset.0), (1, 0));
+        let seen = Arc::new(SeenMarkers::default());
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let service = ReplicationService::new(Arc::new(ReplicationContext {
+            node_id: NodeId(1),
+            replicas: rm.clone(),
+            metadata: StaticMetadata::new(MetadataImage::default()),
+            isr: Arc::new(NoIsrChanges),
+            shutdown,
+            replica_lag_time_max_ms: 30_000,
+            markers: seen.clone(),
+        }));
+        let marker = |epoch: i32, commit: bool| WriteTxnMarkersRequest {
+            markers: vec![crate::replication::pb::TxnMarker {
+                producer_id: 42,
+                producer_epoch: epoch,
+                commit,
+                coordinator_epoch: 0,
+                partitions: vec![crate::replication::pb::MarkerPartition {
+                    topic: "t".into(),
+                    partition: 0,
+                }],
+            }],
+        };
+        let stale = service.write_txn_markers(Request::new(marker(2, false))).await.expect("rpc");
+        assert_eq!(stale.get_ref().results[0].error_code, 47, "INVALID_PRODUCER_EPOCH");
+        let ok = service.write_txn_markers(Request::new(marker(3, true))).await.expect("rpc");
+        assert_eq!(ok.get_ref().results[0].error_code, 0);
+        let offsets = part.offsets();
+        assert_eq!((offsets.high_watermark.0, offsets.last_stable_offset.0), (2, 2));
+        assert_eq!(*seen.0.lock().expect("lock"), vec![("t".to_string(), 0, 42, true)]);
+    }
+
     /// The tight loop of the replication path: a follower's long poll returns when the leader
     /// appends, not at its max wait, and the follower's next fetch (its acknowledgement) raises
     /// the high watermark before that fetch is answered, with no timer in between.
@@ -189,6 +277,7 @@ mod tests {
             isr: Arc::new(NoIsrChanges),
             shutdown,
             replica_lag_time_max_ms: 30_000,
+            markers: Arc::new(SeenMarkers::default()),
         }));
         let epoch = part.leader_epoch().0;
         let fetch = |fetch_offset: i64, last_fetched_epoch: i32, max_wait_ms: i32| FetchRequest {

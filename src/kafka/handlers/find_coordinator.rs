@@ -1,7 +1,7 @@
-//! FindCoordinator (key 10): the coordinator of a group is the leader of the `__consumer_offsets`
-//! partition its id hashes to. The topic is created on first use. v4+ batches keys. Transaction
-//! coordinators do not exist in samsa (transactions are refused), so that key type gets
-//! INVALID_REQUEST with a message.
+//! FindCoordinator (key 10): the coordinator of a group (key type 0) is the leader of the
+//! `__consumer_offsets` partition its id hashes to; of a transactional id (key type 1) the
+//! leader of its `__transaction_state` partition. Each topic is created on first use. v4+
+//! batches keys.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use super::sb;
 use crate::broker::Broker;
 use crate::config::group::OFFSETS_TOPIC;
+use crate::config::txn::TRANSACTION_STATE_TOPIC;
 use crate::error_code::ErrorCode;
 use crate::group::records::partition_for;
 use crate::kafka::router::{RequestContext, Versions};
@@ -73,35 +74,32 @@ async fn locate(
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, u16), (ErrorCode, String)> {
-    match key_type {
-        KEY_TYPE_GROUP => {}
-        KEY_TYPE_TRANSACTION => {
-            return Err((ErrorCode::InvalidRequest, "samsa does not support transactions".into()));
-        }
+    let live = broker.metadata.image().live_brokers().count();
+    let (name, spec) = match key_type {
+        KEY_TYPE_GROUP => (OFFSETS_TOPIC, broker.groups.offsets_topic_spec(live)),
+        KEY_TYPE_TRANSACTION => (TRANSACTION_STATE_TOPIC, broker.txns.topic_spec(live)),
         other => return Err((ErrorCode::InvalidRequest, format!("unknown key type {other}"))),
-    }
-    let image = broker.metadata.image();
-    if image.topic(OFFSETS_TOPIC).is_none() {
-        let spec = broker.groups.offsets_topic_spec(image.live_brokers().count());
+    };
+    if broker.metadata.image().topic(name).is_none() {
         broker.ensure_internal_topic(spec).await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-            (ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC} cannot be created yet"))
+            tracing::warn!(error = %e, "cannot create {name}");
+            (ErrorCode::CoordinatorNotAvailable, format!("{name} cannot be created yet"))
         })?;
     }
     let image = broker.metadata.image();
-    let unavailable = |why: &str| (ErrorCode::CoordinatorNotAvailable, why.to_string());
-    let topic = image.topic(OFFSETS_TOPIC).ok_or_else(|| unavailable("no offsets topic yet"))?;
+    let unavailable = |why: String| (ErrorCode::CoordinatorNotAvailable, why);
+    let topic = image.topic(name).ok_or_else(|| unavailable(format!("no {name} topic yet")))?;
     let partition = partition_for(key, topic.partitions.len() as i32);
     let leader = topic
         .partitions
         .get(partition as usize)
         .and_then(|p| p.leader)
-        .ok_or_else(|| unavailable("the group's offsets partition has no leader"))?;
+        .ok_or_else(|| unavailable(format!("the key's {name} partition has no leader")))?;
     let b = image
         .brokers
         .get(&leader)
         .filter(|b| !b.fenced)
-        .ok_or_else(|| unavailable("the group's coordinator is not available"))?;
+        .ok_or_else(|| unavailable("the key's coordinator is not available".to_string()))?;
     let (host, port) = b.endpoint(listener);
     Ok((b.id.0, host.to_string(), port))
 }

@@ -1,4 +1,5 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1, the high watermark), max timestamp (-3, v7+),
+//! ListOffsets (key 2): earliest (-2), latest (-1: the high watermark, or under
+//! `read_committed` the last stable offset; the log end offset for debugging tools), max timestamp (-3, v7+),
 //! earliest local (-4, v8+, the log start offset here), and by timestamp through the time index.
 
 use std::sync::Arc;
@@ -12,6 +13,15 @@ use super::check_leader_epoch;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
+use crate::replica::Isolation;
+
+/// Who asks, which decides what "latest" means.
+#[derive(Debug, Clone, Copy)]
+enum Reader {
+    /// A tool with Kafka's debugging replica id: the log end offset.
+    Debug,
+    Consumer(Isolation),
+}
 
 pub(crate) const VERSIONS: Versions = Versions::new(1, 8);
 
@@ -28,7 +38,11 @@ pub(crate) async fn handle(
     request: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let mut r = ListOffsetsResponse::default();
-    let debug = request.replica_id.0 == DEBUGGING_REPLICA_ID;
+    let reader = if request.replica_id.0 == DEBUGGING_REPLICA_ID {
+        Reader::Debug
+    } else {
+        Reader::Consumer(Isolation::from_wire(request.isolation_level))
+    };
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut t = ListOffsetsTopicResponse::default();
@@ -45,7 +59,7 @@ pub(crate) async fn handle(
                 lp.current_leader_epoch,
                 lp.timestamp,
                 version,
-                debug,
+                reader,
             ) {
                 Ok((offset, timestamp, epoch)) => {
                     p.offset = offset;
@@ -70,7 +84,7 @@ fn lookup(
     current_leader_epoch: i32,
     timestamp: i64,
     version: i16,
-    debug: bool,
+    reader: Reader,
 ) -> Result<(i64, i64, i32), ErrorCode> {
     let part = broker
         .replicas
@@ -89,8 +103,11 @@ fn lookup(
     };
     let offsets = part.offsets();
     Ok(match timestamp {
-        LATEST if debug => (offsets.log_end_offset.0, -1, epoch),
-        LATEST => (offsets.high_watermark.0, -1, epoch),
+        LATEST => match reader {
+            Reader::Debug => (offsets.log_end_offset.0, -1, epoch),
+            Reader::Consumer(Isolation::ReadUncommitted) => (offsets.high_watermark.0, -1, epoch),
+            Reader::Consumer(Isolation::ReadCommitted) => (offsets.last_stable_offset.0, -1, epoch),
+        },
         EARLIEST | EARLIEST_LOCAL => (offsets.log_start_offset.0, -1, epoch),
         MAX_TIMESTAMP => part.max_timestamp().map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
         t if t >= 0 => part

@@ -150,7 +150,8 @@ fn describe(image: &MetadataImage, topic: &TopicImage, version: i16) -> Metadata
     if version >= 10 {
         t.topic_id = topic.id;
     }
-    t.is_internal = topic.name == crate::config::group::OFFSETS_TOPIC;
+    t.is_internal = topic.name == crate::config::group::OFFSETS_TOPIC
+        || topic.name == crate::config::txn::TRANSACTION_STATE_TOPIC;
     t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
     t.partitions = topic
         .partitions

@@ -44,7 +44,7 @@ pub(crate) async fn handle(
             let filter: OffsetFilter = g.topics.as_ref().map(|ts| {
                 ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
             });
-            let (code, topics) = fetch(broker, &g.group_id.0, &filter);
+            let (code, topics) = fetch(broker, &g.group_id.0, &filter, request.require_stable);
             let mut rg = OffsetFetchResponseGroup::default();
             rg.group_id = g.group_id.clone();
             rg.error_code = code.code();
@@ -72,7 +72,8 @@ pub(crate) async fn handle(
         .topics
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
-    let (code, topics) = fetch(broker, &request.group_id.0, &filter);
+    let stable = version >= 7 && request.require_stable;
+    let (code, topics) = fetch(broker, &request.group_id.0, &filter, stable);
     if version >= 2 {
         r.error_code = code.code();
     }
@@ -97,19 +98,28 @@ pub(crate) async fn handle(
     Some(r)
 }
 
-/// A group's offsets grouped by topic, with the group-level error.
+/// A group's offsets grouped by topic, with the group-level error. With `require_stable`
+/// (KIP-447), a partition with an offset in a transaction not yet ended answers
+/// UNSTABLE_OFFSET_COMMIT (the consumer retries until the marker lands).
 fn fetch(
     broker: &Broker,
     group: &str,
     filter: &OffsetFilter,
+    require_stable: bool,
 ) -> (ErrorCode, Vec<(String, Vec<Row>)>) {
     match broker.groups.fetch_offsets(group, filter) {
         Ok(rows) => {
             let mut topics: Vec<(String, Vec<Row>)> = Vec::new();
             for (t, p, v) in rows {
+                let unstable = require_stable && broker.groups.has_pending_txn_offset(group, &t, p);
+                let (v, e) = if unstable {
+                    (None, ErrorCode::UnstableOffsetCommit)
+                } else {
+                    (v, ErrorCode::None)
+                };
                 match topics.iter_mut().find(|(name, _)| *name == t) {
-                    Some((_, rows)) => rows.push((p, v, ErrorCode::None)),
-                    None => topics.push((t, vec![(p, v, ErrorCode::None)])),
+                    Some((_, rows)) => rows.push((p, v, e)),
+                    None => topics.push((t, vec![(p, v, e)])),
                 }
             }
             (ErrorCode::None, topics)

@@ -54,7 +54,7 @@ pub(crate) fn error_code(e: &AppendError) -> ErrorCode {
         AppendError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
             ErrorCode::OutOfOrderSequenceNumber
         }
-        AppendError::Transactional => ErrorCode::InvalidTxnState,
+        AppendError::ControlFromClient => ErrorCode::InvalidRecord,
         AppendError::KeylessRecord { .. } => ErrorCode::InvalidRecord,
         AppendError::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
         AppendError::Records(_) => ErrorCode::CorruptMessage,
@@ -247,7 +247,9 @@ fn append(
             None,
         ));
     }
-    if topic == crate::config::group::OFFSETS_TOPIC {
+    if topic == crate::config::group::OFFSETS_TOPIC
+        || topic == crate::config::txn::TRANSACTION_STATE_TOPIC
+    {
         return Err((
             ErrorCode::InvalidTopicException,
             format!("Cannot append to internal topic {topic}"),

@@ -22,8 +22,13 @@
 //! end and everything a follower has not confirmed stay as they are; a key's latest record below
 //! the mapped end is never dropped unless it is an expired tombstone. Segments below the active
 //! one are immutable, and a deleted segment stays readable through its handle, so steps 2 and 3
-//! need no lock. Transactions will add: never clean past the last stable offset, drop aborted
-//! records, keep markers as tombstones are kept (control batches are copied untouched today).
+//! need no lock.
+//!
+//! Transactions, as Kafka's cleaner treats them: the plan stops before the first unstable
+//! offset; an aborted transaction's records are never mapped and are all removed (a producer's
+//! last batch is kept empty); a marker is kept while any batch of its transaction is, and once
+//! none is, until it was first cleaned more than `delete.retention.ms` ago, like a tombstone.
+//! An ABORT marker kept keeps its aborted-transaction index entry in the cleaned segment.
 //!
 //! [`PartitionLog::plan_clean`]: super::PartitionLog::plan_clean
 //! [`PartitionLog::commit_clean`]: super::PartitionLog::commit_clean
@@ -43,8 +48,10 @@ use thiserror::Error;
 pub(crate) use self::offset_map::OffsetMap;
 use self::swap::{CleanerCheckpoint, SwapGroup};
 use super::batch::{self, BATCH_HEADER_BYTES, BatchHeader};
+use super::control::{self, Marker};
 use super::records::{self, Filtered, RecordsError};
 use super::segment::LogSegment;
+use super::txn_index::AbortedTxn;
 use crate::types::{Offset, ProducerId};
 
 /// Bytes read from a segment at a time (Kafka's `log.cleaner.io.buffer.size` is 512 KiB per
@@ -70,6 +77,8 @@ pub(crate) struct CleanPlan {
     pub checkpoint: CleanerCheckpoint,
     /// The last offset of each idempotent producer's latest batch.
     pub producer_last_offsets: HashMap<ProducerId, Offset>,
+    /// Every aborted transaction starting below the plan's end.
+    pub aborted: Vec<AbortedTxn>,
     pub delete_retention_ms: i64,
     pub segment_bytes: u64,
     pub index_interval_bytes: u64,
@@ -127,13 +136,17 @@ pub(crate) fn clean(
     throttle: &mut dyn FnMut(u64),
 ) -> Result<Option<Cleaned>, CleanError> {
     let mut stats = CleanStats::default();
-    let Some(first_dirty) = build_map(plan, map, throttle, &mut stats)? else { return Ok(None) };
+    let aborted = Aborted::new(&plan.aborted);
+    let Some(first_dirty) = build_map(plan, &aborted, map, throttle, &mut stats)? else {
+        return Ok(None);
+    };
     stats.map_entries = map.len() as u64;
     let cleanable: Vec<&SegmentRef> =
         plan.segments.iter().filter(|s| s.base < first_dirty).collect();
     let mut groups = Vec::new();
+    let mut txns = TxnsSeen::default();
     for group in group_segments(&cleanable, plan.segment_bytes) {
-        match copy_group(plan, &group, map, throttle, &mut stats) {
+        match copy_group(plan, &group, map, (&aborted, &mut txns), throttle, &mut stats) {
             Ok(Some(g)) => groups.push(g),
             Ok(None) => {}
             Err(e) => {
@@ -149,6 +162,7 @@ pub(crate) fn clean(
 /// offset), or `None` when there is nothing dirty.
 fn build_map(
     plan: &CleanPlan,
+    aborted: &Aborted,
     map: &mut OffsetMap,
     throttle: &mut dyn FnMut(u64),
     stats: &mut CleanStats,
@@ -176,7 +190,7 @@ fn build_map(
                 mapped_to = h.base_offset;
                 return Ok(false);
             }
-            if !h.is_control() {
+            if !h.is_control() && !aborted.holds(h) {
                 let section = records::records_section(bytes, h)
                     .map_err(|source| CleanError::Records { offset: h.base_offset, source })?;
                 records::for_each_record(&section, h, |r| {
@@ -215,12 +229,40 @@ fn group_segments<'a>(segments: &[&'a SegmentRef], segment_bytes: u64) -> Vec<Ve
     groups
 }
 
+/// The aborted transactions of a plan, by producer: (first offset, marker offset).
+struct Aborted(HashMap<ProducerId, Vec<(Offset, Offset)>>);
+
+impl Aborted {
+    fn new(entries: &[AbortedTxn]) -> Self {
+        let mut by_producer: HashMap<ProducerId, Vec<(Offset, Offset)>> = HashMap::new();
+        for e in entries {
+            by_producer.entry(e.producer_id).or_default().push((e.first_offset, e.last_offset));
+        }
+        Aborted(by_producer)
+    }
+
+    /// Whether `h` is a data batch of an aborted transaction.
+    fn holds(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.0.get(&h.producer_id).is_some_and(|ranges| {
+                ranges.iter().any(|(first, last)| *first <= h.base_offset && h.base_offset <= *last)
+            })
+    }
+}
+
+/// Per producer, whether a batch of its current transaction was written to the cleaned log
+/// (then its marker must stay: replay would otherwise leave the transaction open).
+#[derive(Default)]
+struct TxnsSeen(HashMap<ProducerId, bool>);
+
 /// Copies one group into a cleaned segment; `None` when nothing would change (one segment,
 /// every batch retained whole), so there is nothing to swap.
 fn copy_group(
     plan: &CleanPlan,
     group: &[&SegmentRef],
     map: &OffsetMap,
+    (aborted, txns): (&Aborted, &mut TxnsSeen),
     throttle: &mut dyn FnMut(u64),
     stats: &mut CleanStats,
 ) -> Result<Option<CleanedGroup>, CleanError> {
@@ -231,14 +273,42 @@ fn copy_group(
     for seg in group {
         for_each_batch(seg, throttle, &mut stats.bytes_read, |h, bytes| {
             stats.records_read += h.records_count.max(0) as u64;
+            let records_error = |source| CleanError::Records { offset: h.base_offset, source };
+            let keep_empty = h.has_producer_id()
+                && plan.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
             let filtered = if h.is_control() {
-                Filtered::Unchanged
+                if !h.has_producer_id() {
+                    Filtered::Unchanged
+                } else {
+                    let had_batches = txns.0.remove(&h.producer_id).unwrap_or(false);
+                    let expired =
+                        plan.checkpoint.first_cleaned_ms(h.base_offset).is_some_and(|ms| {
+                            plan.now_ms.saturating_sub(ms) > plan.delete_retention_ms
+                        });
+                    if !had_batches && expired {
+                        Filtered::Removed
+                    } else {
+                        let rec = control::control_record(bytes, h).map_err(records_error)?;
+                        if rec.marker == Marker::Abort
+                            && let Some(e) = plan.aborted.iter().find(|e| {
+                                e.producer_id == h.producer_id && e.last_offset == h.base_offset
+                            })
+                        {
+                            out.index_aborted_txn(*e)?;
+                        }
+                        Filtered::Unchanged
+                    }
+                }
+            } else if aborted.holds(h) {
+                records::filter_batch(bytes, h, keep_empty, |_| false).map_err(records_error)?
             } else {
-                let keep_empty = h.has_producer_id()
-                    && plan.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
                 records::filter_batch(bytes, h, keep_empty, |r| retain(plan, map, r))
-                    .map_err(|source| CleanError::Records { offset: h.base_offset, source })?
+                    .map_err(records_error)?
             };
+            if h.is_transactional() && !h.is_control() {
+                let written = !matches!(filtered, Filtered::Removed);
+                *txns.0.entry(h.producer_id).or_default() |= written;
+            }
             match filtered {
                 Filtered::Unchanged => {
                     stats.records_retained += h.records_count.max(0) as u64;
@@ -260,7 +330,7 @@ fn copy_group(
     }
     if !changed {
         drop(out);
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             let _ = std::fs::remove_file(swap::cleaned_path(&plan.dir, base, ext));
         }
         return Ok(None);

@@ -3,7 +3,7 @@
 //!
 //! Files, per partition directory:
 //! ```text
-//! <base>.log.cleaned, <base>.index.cleaned, <base>.timeindex.cleaned
+//! <base>.{log,index,timeindex,txnindex}.cleaned
 //!                      a cleaned segment being written (Kafka's .cleaned); fsynced before the
 //!                      swap is committed, deleted at startup when no swap names it
 //! cleaner.swap         the commit point (Kafka's .swap step): JSON naming each group
@@ -32,7 +32,7 @@ const SWAP_FILE: &str = "cleaner.swap";
 const CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 /// The suffix of a cleaned segment's files while they are written.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
-const SEGMENT_EXTENSIONS: [&str; 3] = ["index", "timeindex", "log"];
+const SEGMENT_EXTENSIONS: [&str; 4] = ["index", "timeindex", "txnindex", "log"];
 
 /// The cleaner's position in one log, persisted: Kafka's cleaner-offset-checkpoint entry, plus
 /// when each range was first cleaned (Kafka derives that from segment modification times).

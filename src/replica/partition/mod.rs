@@ -18,10 +18,11 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::log::control::ControlRecord;
 use crate::log::partition_log::FlushJob;
 use crate::log::{AppendError, AppendOutcome, LogConfig, PartitionLog};
 use crate::metadata::image::PartitionImage;
-use crate::types::{LeaderEpoch, NodeId, Offset, TopicPartition};
+use crate::types::{LeaderEpoch, NodeId, Offset, ProducerEpoch, ProducerId, TopicPartition};
 
 /// The last checkpointed high watermark of a replica (Kafka's replication-offset-checkpoint,
 /// per partition): consumers see the same "latest" right after a restart.
@@ -131,15 +132,36 @@ pub(crate) struct LogOffsets {
     pub(crate) log_start_offset: Offset,
     pub(crate) log_end_offset: Offset,
     pub(crate) high_watermark: Offset,
+    /// The first offset of the oldest open transaction, or the high watermark (KIP-98).
+    pub(crate) last_stable_offset: Offset,
 }
 
-/// A consumer's read: batches below the high watermark.
+/// Which records a consumer may see (Fetch's and ListOffsets' `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// Everything below the high watermark.
+    ReadUncommitted,
+    /// Everything below the last stable offset, with the aborted transactions in range.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// From the wire: 1 is read_committed, anything else read_uncommitted (Kafka's reading).
+    pub(crate) fn from_wire(level: i8) -> Self {
+        if level == 1 { Isolation::ReadCommitted } else { Isolation::ReadUncommitted }
+    }
+}
+
+/// A consumer's read: batches below the high watermark (or the last stable offset).
 #[derive(Debug)]
 pub(crate) struct ConsumerRead {
     /// Committed batches, located but not yet copied: read them after the lock is gone.
     pub(crate) records: crate::log::FileSlice,
     pub(crate) high_watermark: Offset,
+    pub(crate) last_stable_offset: Offset,
     pub(crate) log_start_offset: Offset,
+    /// Read_committed only: the aborted transactions in the range read.
+    pub(crate) aborted: Option<Vec<crate::log::txn_index::AbortedTxn>>,
 }
 
 /// A follower's fetch as its leader answers it.
@@ -283,7 +305,21 @@ impl Partition {
         acks: Acks,
         now_ms: i64,
     ) -> Result<LeaderAppend, LeaderAppendError> {
-        self.append_checked(records, None, acks, now_ms)
+        self.append_checked(None, acks, |log, epoch| log.append_as_leader(records, epoch, now_ms))
+    }
+
+    /// Leader: writes a transaction marker for `producer_id` (the partition side of
+    /// WriteTxnMarkers) with acks=all semantics, as Kafka appends markers.
+    pub(crate) fn append_marker(
+        self: &Arc<Self>,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        marker: ControlRecord,
+        now_ms: i64,
+    ) -> Result<LeaderAppend, LeaderAppendError> {
+        self.append_checked(None, Acks::All, |log, epoch| {
+            log.append_marker(producer_id, producer_epoch, marker, epoch, now_ms)
+        })
     }
 
     /// Leader: appends with acks=all semantics only while this replica still leads in `epoch`
@@ -294,15 +330,16 @@ impl Partition {
         epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<LeaderAppend, LeaderAppendError> {
-        self.append_checked(records, Some(epoch), Acks::All, now_ms)
+        self.append_checked(Some(epoch), Acks::All, |log, epoch| {
+            log.append_as_leader(records, epoch, now_ms)
+        })
     }
 
     fn append_checked(
         self: &Arc<Self>,
-        records: &[u8],
         required_epoch: Option<LeaderEpoch>,
         acks: Acks,
-        now_ms: i64,
+        append: impl FnOnce(&mut PartitionLog, LeaderEpoch) -> Result<AppendOutcome, AppendError>,
     ) -> Result<LeaderAppend, LeaderAppendError> {
         let mut log = self.lock_log();
         let epoch = self.epoch_if_leader().ok_or(LeaderAppendError::NotLeader)?;
@@ -314,8 +351,7 @@ impl Partition {
         if acks == Acks::All && isr < min_isr {
             return Err(LeaderAppendError::NotEnoughReplicas { isr, min_isr });
         }
-        let outcome =
-            log.append_as_leader(records, epoch, now_ms).map_err(LeaderAppendError::Append)?;
+        let outcome = append(&mut log, epoch).map_err(LeaderAppendError::Append)?;
         let flush = self.flush_to_wait_for(&mut log).map_err(LeaderAppendError::Append)?;
         let leo = log.log_end_offset();
         drop(log);

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{
-    ConsumerRead, FetchPosition, FollowerApplied, FollowerRead, LeaderData, LogOffsets, Partition,
-    PendingFlush,
+    ConsumerRead, FetchPosition, FollowerApplied, FollowerRead, Isolation, LeaderData, LogOffsets,
+    Partition, PendingFlush,
 };
 use crate::log::ReadError;
 #[cfg(test)]
@@ -19,14 +19,22 @@ use crate::log::partition_log::FlushJob;
 use crate::replica::divergence::divergence;
 use crate::types::{LeaderEpoch, NodeId, Offset};
 
+/// The last stable offset: the first offset of the oldest open transaction, capped by the high
+/// watermark.
+fn last_stable(log: &crate::log::PartitionLog, hw: Offset) -> Offset {
+    log.first_unstable_offset().map_or(hw, |o| o.min(hw))
+}
+
 impl Partition {
-    /// Log start, log end and high watermark, read together.
+    /// Log start, log end, high watermark and last stable offset, read together.
     pub(crate) fn offsets(&self) -> LogOffsets {
         let log = self.lock_log();
+        let high_watermark = self.high_watermark();
         LogOffsets {
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
-            high_watermark: self.high_watermark(),
+            high_watermark,
+            last_stable_offset: last_stable(&log, high_watermark),
         }
     }
 
@@ -34,16 +42,44 @@ impl Partition {
     /// `max_bytes` unless `at_least_one_batch` (KIP-74). An offset equal to the high watermark
     /// reads nothing; one beyond the log end is out of range. Only located under the lock:
     /// committed data does not change, so the caller copies or sends the slice after it.
+    ///
+    /// Read_committed reads stop at the last stable offset and carry the aborted transactions
+    /// from `fetch_offset` to it (Kafka bounds them by the end of the data read; a longer list
+    /// only names transactions the consumer has not reached).
     pub(crate) fn read_for_consumer(
         &self,
         fetch_offset: Offset,
         max_bytes: usize,
         at_least_one_batch: bool,
+        isolation: Isolation,
     ) -> Result<ConsumerRead, ReadError> {
         let hw = self.high_watermark();
         let log = self.lock_log();
-        let records = log.slice(fetch_offset, hw, max_bytes, at_least_one_batch)?;
-        Ok(ConsumerRead { records, high_watermark: hw, log_start_offset: log.log_start_offset() })
+        let lso = last_stable(&log, hw);
+        let end = match isolation {
+            Isolation::ReadUncommitted => hw,
+            Isolation::ReadCommitted => lso,
+        };
+        // An offset between the LSO and the HW reads nothing yet; it is not out of range.
+        let records = if fetch_offset > end && fetch_offset <= log.log_end_offset() {
+            crate::log::FileSlice::default()
+        } else {
+            log.slice(fetch_offset, end, max_bytes, at_least_one_batch)?
+        };
+        let aborted = (isolation == Isolation::ReadCommitted && !records.is_empty())
+            .then(|| log.aborted_txns(fetch_offset, lso));
+        Ok(ConsumerRead {
+            records,
+            high_watermark: hw,
+            last_stable_offset: lso,
+            log_start_offset: log.log_start_offset(),
+            aborted,
+        })
+    }
+
+    /// Every producer's state in this replica (DescribeProducers).
+    pub(crate) fn producers(&self) -> Vec<crate::log::producer_state::ProducerInfo> {
+        self.lock_log().producers()
     }
 
     /// Leader: answers a follower's fetch at `fetch_offset` whose last batch had

@@ -1,4 +1,5 @@
-//! Fetch (key 1): reads whole batches below the high watermark from each requested partition,
+//! Fetch (key 1): reads whole batches below the high watermark (`read_committed`: below the last
+//! stable offset, with the aborted transactions in range) from each requested partition,
 //! bounded by the request's `max_bytes` and each partition's `partition_max_bytes`, and long-polls
 //! (up to `max_wait_ms`) until `min_bytes` are available. Waiting costs no polling: the handler
 //! sleeps on the high watermarks of the partitions it asked for, so only their appends wake it.
@@ -14,8 +15,10 @@ use std::time::Duration;
 
 pub(crate) use encode::FetchReply;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use tokio::time::Instant;
 
 use super::check_leader_epoch;
@@ -23,6 +26,8 @@ use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::Versions;
 use crate::log::{FileSlice, ReadError};
+use crate::replica::Isolation;
+use crate::replica::partition::ConsumerRead;
 use crate::types::Offset;
 
 mod encode;
@@ -114,13 +119,27 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchRepl
             let limit =
                 (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let mut slice = FileSlice::default();
-            match read_partition(broker, name.as_deref(), version, fp, limit, total == 0) {
-                Ok((read, hw, log_start)) => {
-                    total += read.len();
-                    p.high_watermark = hw.0;
-                    p.last_stable_offset = hw.0;
-                    p.log_start_offset = log_start.0;
-                    slice = read;
+            let isolation = Isolation::from_wire(request.isolation_level);
+            match read_partition(broker, name.as_deref(), version, fp, limit, total == 0, isolation)
+            {
+                Ok(read) => {
+                    total += read.records.len();
+                    p.high_watermark = read.high_watermark.0;
+                    p.last_stable_offset = read.last_stable_offset.0;
+                    p.log_start_offset = read.log_start_offset.0;
+                    if let Some(aborted) = read.aborted {
+                        p.aborted_transactions = Some(
+                            aborted
+                                .into_iter()
+                                .map(|t| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(t.producer_id.0))
+                                        .with_first_offset(t.first_offset.0)
+                                })
+                                .collect(),
+                        );
+                    }
+                    slice = read.records;
                 }
                 Err(code) => {
                     errors = true;
@@ -155,7 +174,8 @@ fn read_partition(
     fp: &kafka_protocol::messages::fetch_request::FetchPartition,
     limit: usize,
     first_with_data: bool,
-) -> Result<(FileSlice, Offset, Offset), ErrorCode> {
+    isolation: Isolation,
+) -> Result<ConsumerRead, ErrorCode> {
     let unknown =
         if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
     let topic = topic.ok_or(unknown)?;
@@ -168,8 +188,8 @@ fn read_partition(
     }
     // Reading past the high watermark but within the log is allowed for an offset equal to the
     // high watermark (empty answer); beyond the log end is out of range.
-    match part.read_for_consumer(Offset(fp.fetch_offset), limit, first_with_data) {
-        Ok(read) => Ok((read.records, read.high_watermark, read.log_start_offset)),
+    match part.read_for_consumer(Offset(fp.fetch_offset), limit, first_with_data, isolation) {
+        Ok(read) => Ok(read),
         Err(ReadError::OffsetOutOfRange { .. }) => Err(ErrorCode::OffsetOutOfRange),
         Err(ReadError::Io(e)) => {
             tracing::error!(partition = %part.tp, error = %e, "read failed");

@@ -1,0 +1,171 @@
+"""Transactions with real clients (KIP-98): confluent-kafka's transactional producer across
+partitions and topics, commit and abort, fencing by a second instance with the same
+transactional id, offsets sent to the transaction, and read_committed / read_uncommitted
+consumers of confluent-kafka, kafka-python and aiokafka, plus kcat (librdkafka consumes
+read_committed by default)."""
+import shutil
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, OFFSET_BEGINNING, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import Broker, kcat
+
+
+@pytest.fixture(scope="module")
+def tbroker():
+    b = Broker(overrides=["transaction.state.log.num.partitions=3", "offsets.topic.num.partitions=3"])
+    yield b
+    try:
+        b.stop()
+    finally:
+        shutil.rmtree(b.data_dir, ignore_errors=True)
+
+
+def create(broker, *topics, partitions=3):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([NewTopic(t, partitions, 1) for t in topics]).values():
+        f.result(30)
+
+
+def txn_producer(broker, txn_id, **conf):
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": txn_id,
+                  "linger.ms": 5, **conf})
+    p.init_transactions(30)
+    return p
+
+
+def consume_all(broker, topic, isolation, expect_at_least=0, timeout_s=15):
+    """Every value of `topic` from the beginning, read with `isolation`; reads until the
+    partitions are drained (at least `expect_at_least` values, or the timeout)."""
+    import time
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"g-{uuid.uuid4()}",
+                  "isolation.level": isolation, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+    c.assign(parts)
+    values, eof = [], set()
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            if len(eof) == len(parts) and len(values) >= expect_at_least:
+                break
+            continue
+        if m.error():
+            if m.error().code() == -191:  # _PARTITION_EOF
+                eof.add(m.partition())
+                if len(eof) == len(parts) and len(values) >= expect_at_least:
+                    break
+            continue
+        values.append(m.value().decode())
+    c.close()
+    return values
+
+
+def test_committed_transactions_are_read_and_aborted_ones_are_not(tbroker):
+    a, b = f"txa-{uuid.uuid4()}", f"txb-{uuid.uuid4()}"
+    create(tbroker, a, b)
+    p = txn_producer(tbroker, f"id-{uuid.uuid4()}")
+    p.begin_transaction()
+    for i in range(30):
+        p.produce(a, value=f"c1-{i}", partition=i % 3)
+        p.produce(b, value=f"c1-{i}", partition=i % 3)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(20):
+        p.produce(a, value=f"ab-{i}", partition=i % 3)
+    p.flush(10)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    for i in range(10):
+        p.produce(a, value=f"c2-{i}", partition=i % 3)
+    p.commit_transaction(30)
+
+    committed = consume_all(tbroker, a, "read_committed", expect_at_least=40)
+    assert sorted(committed) == sorted([f"c1-{i}" for i in range(30)] + [f"c2-{i}" for i in range(10)])
+    everything = consume_all(tbroker, a, "read_uncommitted", expect_at_least=60)
+    assert len(everything) == 60 and sum(v.startswith("ab-") for v in everything) == 20
+    assert sorted(consume_all(tbroker, b, "read_committed", expect_at_least=30)) == sorted(
+        f"c1-{i}" for i in range(30))
+    # kcat is librdkafka: read_committed unless told otherwise.
+    out = kcat("-b", tbroker.bootstrap, "-C", "-t", a, "-e", "-q", "-o", "beginning",
+               "-X", "isolation.level=read_committed")
+    assert sorted(out.decode().split()) == sorted(committed)
+
+
+def test_an_open_transaction_holds_back_read_committed_until_it_commits(tbroker):
+    t = f"txo-{uuid.uuid4()}"
+    create(tbroker, t, partitions=1)
+    plain = Producer({"bootstrap.servers": tbroker.bootstrap})
+    p = txn_producer(tbroker, f"id-{uuid.uuid4()}")
+    p.begin_transaction()
+    p.produce(t, value="in-txn", partition=0)
+    p.flush(10)
+    plain.produce(t, value="after", partition=0)
+    plain.flush(10)
+    # The open transaction's first offset is the last stable offset: nothing past it is read.
+    assert consume_all(tbroker, t, "read_committed", timeout_s=3) == []
+    assert consume_all(tbroker, t, "read_uncommitted", expect_at_least=2) == ["in-txn", "after"]
+    c = Consumer({"bootstrap.servers": tbroker.bootstrap, "group.id": f"g-{uuid.uuid4()}",
+                  "isolation.level": "read_committed"})
+    lo, hi = c.get_watermark_offsets(TopicPartition(t, 0), timeout=10)
+    c.close()
+    assert (lo, hi) == (0, 0), "ListOffsets latest under read_committed is the LSO"
+    p.commit_transaction(30)
+    assert consume_all(tbroker, t, "read_committed", expect_at_least=2) == ["in-txn", "after"]
+
+
+def test_a_second_instance_with_the_same_id_fences_the_first_and_aborts_its_transaction(tbroker):
+    t = f"txf-{uuid.uuid4()}"
+    create(tbroker, t, partitions=1)
+    txn_id = f"id-{uuid.uuid4()}"
+    old = txn_producer(tbroker, txn_id)
+    old.begin_transaction()
+    old.produce(t, value="zombie", partition=0)
+    old.flush(10)
+    new = txn_producer(tbroker, txn_id)  # bumps the epoch, aborts the open transaction
+    new.begin_transaction()
+    new.produce(t, value="fresh", partition=0)
+    new.commit_transaction(30)
+    with pytest.raises(KafkaException) as e:
+        old.produce(t, value="late", partition=0)
+        old.commit_transaction(10)
+    assert e.value.args[0].fatal() or "fenced" in str(e.value).lower()
+    assert consume_all(tbroker, t, "read_committed", expect_at_least=1) == ["fresh"]
+
+
+def test_offsets_sent_to_a_transaction_commit_with_it_and_vanish_on_abort(tbroker):
+    src, dst = f"src-{uuid.uuid4()}", f"dst-{uuid.uuid4()}"
+    create(tbroker, src, dst, partitions=1)
+    plain = Producer({"bootstrap.servers": tbroker.bootstrap})
+    for i in range(10):
+        plain.produce(src, value=f"in-{i}", partition=0)
+    plain.flush(10)
+    group = f"g-{uuid.uuid4()}"
+    c = Consumer({"bootstrap.servers": tbroker.bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "isolation.level": "read_committed"})
+    c.assign([TopicPartition(src, 0, 0)])
+    msgs = []
+    while len(msgs) < 10:
+        m = c.poll(5)
+        assert m is not None
+        msgs.append(m)
+    p = txn_producer(tbroker, f"id-{uuid.uuid4()}")
+    p.begin_transaction()
+    for m in msgs[:5]:
+        p.produce(dst, value=m.value(), partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, 5)], c.consumer_group_metadata(), 30)
+    p.commit_transaction(30)
+    assert c.committed([TopicPartition(src, 0)], timeout=10)[0].offset == 5
+    p.begin_transaction()
+    for m in msgs[5:]:
+        p.produce(dst, value=m.value(), partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, 10)], c.consumer_group_metadata(), 30)
+    p.abort_transaction(30)
+    assert c.committed([TopicPartition(src, 0)], timeout=10)[0].offset == 5, "aborted offsets vanish"
+    c.close()
+    assert consume_all(tbroker, dst, "read_committed", expect_at_least=5) == [f"in-{i}" for i in range(5)]
