@@ -41,6 +41,9 @@ use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 
 #[path = "partition_log_compaction.rs"]
 mod compaction;
+#[cfg(test)]
+#[path = "partition_log_txn_tests.rs"]
+mod txn_tests;
 
 const PRODUCER_STATE_FILE: &str = "producer-state";
 /// The snapshot before the latest: after a crash the latest may lie past the recovery point,
@@ -56,9 +59,6 @@ pub(crate) enum AppendError {
     MessageTooLarge { size_bytes: usize, max_bytes: usize },
     #[error(transparent)]
     Producer(#[from] ProducerError),
-    /// Kafka's check: only a transaction coordinator writes markers (WriteTxnMarkers).
-    #[error("client produce requests must not contain control records")]
-    ControlFromClient,
     /// Kafka's wording; the producer gets INVALID_RECORD, with the record's index in its batch.
     #[error("compacted topic cannot accept a record without a key")]
     KeylessRecord { record_index: i32 },
@@ -532,9 +532,6 @@ impl PartitionLog {
                     size_bytes: h.size_bytes,
                     max_bytes: self.config.max_message_bytes,
                 });
-            }
-            if h.is_control() {
-                return Err(AppendError::ControlFromClient);
             }
             // Kafka's check: a compacted log keeps records by key, so every record needs one.
             if self.config.cleanup_policy.compact

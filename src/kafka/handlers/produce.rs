@@ -54,7 +54,6 @@ pub(crate) fn error_code(e: &AppendError) -> ErrorCode {
         AppendError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
             ErrorCode::OutOfOrderSequenceNumber
         }
-        AppendError::ControlFromClient => ErrorCode::InvalidRecord,
         AppendError::KeylessRecord { .. } => ErrorCode::InvalidRecord,
         AppendError::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
         AppendError::Records(_) => ErrorCode::CorruptMessage,
