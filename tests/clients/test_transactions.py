@@ -169,3 +169,59 @@ def test_offsets_sent_to_a_transaction_commit_with_it_and_vanish_on_abort(tbroke
     assert c.committed([TopicPartition(src, 0)], timeout=10)[0].offset == 5, "aborted offsets vanish"
     c.close()
     assert consume_all(tbroker, dst, "read_committed", expect_at_least=5) == [f"in-{i}" for i in range(5)]
+
+
+def test_kafka_python_and_aiokafka_transactional_producers_commit_and_abort(tbroker):
+    import asyncio
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer
+
+    t = f"txp-{uuid.uuid4()}"
+    create(tbroker, t, partitions=2)
+    kp = KafkaProducer(bootstrap_servers=tbroker.bootstrap, transactional_id=f"kp-{uuid.uuid4()}")
+    kp.init_transactions()
+    kp.begin_transaction()
+    for i in range(6):
+        kp.send(t, value=f"kp-ok-{i}".encode(), partition=i % 2)
+    kp.commit_transaction()
+    kp.begin_transaction()
+    kp.send(t, value=b"kp-aborted", partition=0)
+    kp.flush()
+    kp.abort_transaction()
+    kp.close()
+
+    async def aio():
+        p = AIOKafkaProducer(bootstrap_servers=tbroker.bootstrap, transactional_id=f"aio-{uuid.uuid4()}")
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(4):
+                    await p.send_and_wait(t, f"aio-ok-{i}".encode(), partition=i % 2)
+            await p.begin_transaction()
+            await p.send_and_wait(t, b"aio-aborted", partition=1)
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(t, bootstrap_servers=tbroker.bootstrap, isolation_level="read_committed",
+                             auto_offset_reset="earliest", group_id=None)
+        await c.start()
+        got = []
+        try:
+            end = asyncio.get_event_loop().time() + 15
+            while len(got) < 10 and asyncio.get_event_loop().time() < end:
+                batch = await c.getmany(timeout_ms=500)
+                for msgs in batch.values():
+                    got.extend(m.value.decode() for m in msgs)
+        finally:
+            await c.stop()
+        return got
+
+    aio_read = asyncio.run(aio())
+    want = sorted([f"kp-ok-{i}" for i in range(6)] + [f"aio-ok-{i}" for i in range(4)])
+    assert sorted(aio_read) == want
+    kc = KafkaConsumer(t, bootstrap_servers=tbroker.bootstrap, isolation_level="read_committed",
+                       auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    assert sorted(m.value.decode() for m in kc) == want
+    kc.close()
+    everything = consume_all(tbroker, t, "read_uncommitted", expect_at_least=12)
+    assert {"kp-aborted", "aio-aborted"} <= set(everything)
