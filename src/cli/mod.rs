@@ -19,6 +19,7 @@ mod group;
 mod health;
 mod produce;
 mod topic;
+mod transactions;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,12 @@ pub enum Command {
     /// Inspect the cluster: `samsa cluster status`.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// List, describe and abort transactions, like kafka-transactions.sh.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
+    /// Show the producers of a topic's partitions (idempotent and transactional).
+    #[command(subcommand)]
+    Producers(transactions::ProducersCommand),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -110,5 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Group(cmd) => group::run(cmd).await,
         Command::Health(args) => health::run(args).await,
+        Command::Transactions(cmd) => transactions::run(cmd).await,
+        Command::Producers(cmd) => transactions::run_producers(cmd).await,
     }
 }

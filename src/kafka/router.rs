@@ -141,7 +141,8 @@ routes! {
     TxnOffsetCommit => txn_offset_commit,
     DescribeProducers => describe_producers,
     DescribeTransactions => describe_transactions,
-    ListTransactions => list_transactions;
+    ListTransactions => list_transactions,
+    WriteTxnMarkers => write_txn_markers;
     with context:
     Metadata => metadata,
     FindCoordinator => find_coordinator,
@@ -188,7 +189,8 @@ fn api_name(api: ApiKey) -> &'static str {
         TxnOffsetCommit,
         DescribeProducers,
         DescribeTransactions,
-        ListTransactions
+        ListTransactions,
+        WriteTxnMarkers
     )
 }
 

@@ -225,3 +225,41 @@ def test_kafka_python_and_aiokafka_transactional_producers_commit_and_abort(tbro
     kc.close()
     everything = consume_all(tbroker, t, "read_uncommitted", expect_at_least=12)
     assert {"kp-aborted", "aio-aborted"} <= set(everything)
+
+
+def samsa_cli(*args):
+    import subprocess
+    from conftest import SAMSA_BIN
+    r = subprocess.run([SAMSA_BIN, *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"samsa {args}: {r.stderr}"
+    return r.stdout
+
+
+def test_the_cli_lists_describes_and_aborts_a_hanging_transaction(tbroker):
+    t = f"txh-{uuid.uuid4()}"
+    create(tbroker, t, partitions=1)
+    txn_id = f"hang-{uuid.uuid4()}"
+    p = txn_producer(tbroker, txn_id)
+    p.begin_transaction()
+    p.produce(t, value="hanging", partition=0)
+    p.flush(10)
+    bs = ["--bootstrap-server", tbroker.bootstrap]
+    assert any(txn_id in line and "Ongoing" in line
+               for line in samsa_cli("transactions", "list", *bs).splitlines())
+    described = samsa_cli("transactions", "describe", txn_id, *bs).splitlines()
+    assert described[0].split()[:5] == ["CoordinatorId", "TransactionalId", "ProducerId",
+                                        "ProducerEpoch", "TransactionState"]
+    assert "Ongoing" in described[1] and f"{t}-0" in described[1]
+    producers = samsa_cli("producers", "describe", t, *bs).splitlines()
+    assert producers[1].split()[-1] == "0", "the open transaction starts at offset 0"
+    plain = Producer({"bootstrap.servers": tbroker.bootstrap})
+    plain.produce(t, value="after", partition=0)
+    plain.flush(10)
+    assert consume_all(tbroker, t, "read_committed", timeout_s=3) == []
+    out = samsa_cli("transactions", "abort", "--topic", t, "--partition", "0", "--start-offset", "0", *bs)
+    assert "Aborted" in out
+    assert consume_all(tbroker, t, "read_committed", expect_at_least=1) == ["after"]
+    unknown = __import__("subprocess").run(
+        [__import__("conftest").SAMSA_BIN, "transactions", "describe", "no-such-id", *bs],
+        capture_output=True, text=True, timeout=60)
+    assert unknown.returncode != 0 and "TransactionalIdNotFound" in unknown.stderr

@@ -36,6 +36,7 @@ pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
 pub(crate) mod txn_offset_commit;
+pub(crate) mod write_txn_markers;
 
 use std::sync::Arc;
 
