@@ -216,13 +216,17 @@ async fn group_apis_answer_the_error_codes_clients_expect() {
     let deleted = c.send(&del, 2).await.expect("delete");
     assert_eq!(deleted.results[0].error_code, 0);
 
-    // FindCoordinator v4 batches keys; transactions are not a thing here.
+    // FindCoordinator v4 batches keys; key type 1 finds transaction coordinators (creating
+    // __transaction_state), an unknown key type is INVALID_REQUEST.
     let mut find = FindCoordinatorRequest::default();
     find.coordinator_keys = vec![s("a"), s("b")];
     let found = c.send(&find, 4).await.expect("find");
     assert_eq!(found.coordinators.len(), 2);
     assert!(found.coordinators.iter().all(|k| k.error_code == 0 && k.node_id.0 == 1));
     find.key_type = 1;
+    let found = c.send(&find, 4).await.expect("find");
+    assert!(found.coordinators.iter().all(|k| k.error_code == 0 && k.node_id.0 == 1));
+    find.key_type = 2;
     let found = c.send(&find, 4).await.expect("find");
     assert!(found.coordinators.iter().all(|k| k.error_code == 42));
     b.stop().await;
