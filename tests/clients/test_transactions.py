@@ -3,7 +3,12 @@ partitions and topics, commit and abort, fencing by a second instance with the s
 transactional id, offsets sent to the transaction, and read_committed / read_uncommitted
 consumers of confluent-kafka, kafka-python and aiokafka, plus kcat (librdkafka consumes
 read_committed by default)."""
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -39,7 +44,6 @@ def txn_producer(broker, txn_id, **conf):
 def consume_all(broker, topic, isolation, expect_at_least=0, timeout_s=15):
     """Every value of `topic` from the beginning, read with `isolation`; reads until the
     partitions are drained (at least `expect_at_least` values, or the timeout)."""
-    import time
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"g-{uuid.uuid4()}",
                   "isolation.level": isolation, "enable.auto.commit": False,
                   "auto.offset.reset": "earliest", "enable.partition.eof": True})
@@ -263,3 +267,54 @@ def test_the_cli_lists_describes_and_aborts_a_hanging_transaction(tbroker):
         [__import__("conftest").SAMSA_BIN, "transactions", "describe", "no-such-id", *bs],
         capture_output=True, text=True, timeout=60)
     assert unknown.returncode != 0 and "TransactionalIdNotFound" in unknown.stderr
+
+
+PIPELINE = os.path.join(os.path.dirname(__file__), "txn_pipeline_worker.py")
+
+
+def test_a_pipeline_killed_mid_transaction_and_restarted_outputs_every_input_exactly_once(tbroker):
+    """Consume-transform-produce with send_offsets_to_transaction: SIGKILLed while a transaction
+    is open (several times), restarted with the same transactional id and group instance; the
+    output read with read_committed holds every input exactly once."""
+    src, dst = f"psrc-{uuid.uuid4()}", f"pdst-{uuid.uuid4()}"
+    create(tbroker, src, dst, partitions=2)
+    plain = Producer({"bootstrap.servers": tbroker.bootstrap, "linger.ms": 5})
+    inputs = [f"in-{i:05d}" for i in range(1500)]
+    for i, v in enumerate(inputs):
+        plain.produce(src, value=v, partition=i % 2)
+    plain.flush(30)
+    ids = [f"--{k}={v}" for k, v in {
+        "bootstrap": tbroker.bootstrap, "src": src, "dst": dst, "group": f"pipe-{uuid.uuid4()}",
+        "instance": "pipeline-1", "txn-id": f"pipe-{uuid.uuid4()}"}.items()]
+
+    def start(pause_ms):
+        return subprocess.Popen([sys.executable, PIPELINE, *ids, f"--pause-ms={pause_ms}",
+                                 "--batch=25", "--idle-s=4"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    kills = 0
+    for round_ in range(3):
+        w = start(pause_ms=150)
+        # Let it commit a few transactions, then kill it while one is open.
+        seen = 0
+        deadline = time.time() + 60
+        while seen < 2 and time.time() < deadline:
+            line = w.stdout.readline()
+            if not line:
+                break
+            seen += line.startswith("committed")
+        time.sleep(0.08)  # inside the next transaction's pause
+        w.send_signal(signal.SIGKILL)
+        w.wait(10)
+        kills += 1
+    final = start(pause_ms=0)
+    out, _ = final.communicate(timeout=240)
+    assert final.returncode == 0, out
+    assert kills == 3
+    got = consume_all(tbroker, dst, "read_committed", expect_at_least=len(inputs), timeout_s=30)
+    assert len(got) == len(inputs), f"{len(got)} outputs for {len(inputs)} inputs"
+    assert sorted(got) == sorted(v.upper() for v in inputs), "every input exactly once"
+    everything = consume_all(tbroker, dst, "read_uncommitted", expect_at_least=len(inputs))
+    # The kills landed inside transactions: their records are in the log, aborted when the
+    # restarted instance fenced the old one, and never read by read_committed.
+    assert len(everything) > len(got), "no kill landed inside a transaction"
