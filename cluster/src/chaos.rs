@@ -35,6 +35,9 @@ pub const TOPIC: &str = "chaos";
 pub const GROUP: &str = "chaos-group";
 /// The compacted topic (one partition) its keyed producer updates.
 pub const COMPACTED_TOPIC: &str = "chaos-compacted";
+/// The transactional topic, and its partitions (transactions span several).
+pub const TXN_TOPIC: &str = "chaos-txn";
+const TXN_PARTITIONS: i32 = 3;
 /// Distinct keys the keyed producer cycles through: each key is rewritten every few seconds, so
 /// the cleaner always has work.
 const COMPACTED_KEYS: u32 = 50;
@@ -425,6 +428,14 @@ pub fn run(cfg: &ChaosConfig, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         &cfg.out_dir,
         COMPACTED_TOPIC,
     )?;
+    verify::final_txn_checks(
+        &runner.rt,
+        &mut runner.probe,
+        runner.target.as_ref(),
+        &rec,
+        &cfg.out_dir,
+        (TXN_TOPIC, TXN_PARTITIONS),
+    )?;
     rec.flush();
     runner.target.save_logs(&cfg.out_dir);
     drop(runner);
@@ -472,6 +483,12 @@ impl<'a> Runner<'a> {
                 ("segment.bytes", CHAOS_SEGMENT_BYTES),
                 ("min.cleanable.dirty.ratio", "0.01"),
             ],
+        ))?;
+        runner.rt.block_on(runner.probe.create_topic(
+            TXN_TOPIC,
+            TXN_PARTITIONS,
+            3,
+            &[("min.insync.replicas", "2"), ("segment.bytes", CHAOS_SEGMENT_BYTES)],
         ))?;
         runner
             .wait_healthy(cfg.recovery_timeout)
@@ -538,6 +555,7 @@ fn start_workload(cfg: &ChaosConfig, bootstrap: &str, start: Instant) -> anyhow:
         rate: cfg.rate,
         admin_prefix: "chaos-admin".into(),
         compacted: Some((COMPACTED_TOPIC.into(), COMPACTED_KEYS)),
+        transactional: Some((TXN_TOPIC.into(), TXN_PARTITIONS)),
     };
     let workload = Workload::start(&wcfg, &cfg.out_dir, true)?;
     println!(

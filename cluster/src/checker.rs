@@ -28,6 +28,8 @@
 //!   the final compacted view, or lose only to a later write of that key that was really sent
 //!   (lost, else divergent); its replicas must hold the same latest record per key.
 //!
+//! - Transactions: see `txn_check.rs`.
+//!
 //! Writes that failed are indeterminate: they may or may not be in the log, but never twice.
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +40,11 @@ use crate::history::Event;
 /// One broken invariant, with enough detail to find it in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
+    /// A transactional invariant (see `txn_check.rs`); `kind` is its class.
+    Txn {
+        kind: &'static str,
+        detail: String,
+    },
     Lost {
         p: i32,
         o: i64,
@@ -129,6 +136,7 @@ impl Violation {
     /// The summary row the violation counts in.
     pub fn class(&self) -> &'static str {
         match self {
+            Violation::Txn { kind, .. } => kind,
             Violation::Lost { .. } | Violation::KeyLost { .. } => "lost",
             Violation::KeyDivergent { .. } => "divergent",
             Violation::CompactedReplicasDiffer { .. } => "replicas differ",
@@ -152,6 +160,7 @@ impl Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Violation::Txn { kind, detail } => write!(f, "{kind}: {detail}"),
             Violation::Lost { p, o, v } => {
                 write!(f, "lost: {v} acknowledged at p{p}@{o} is not in the final log")
             }
@@ -230,6 +239,11 @@ pub struct Stats {
     /// Acknowledged writes to the compacted topic, and its keys in the final view.
     pub compacted_acknowledged: u64,
     pub compacted_keys: u64,
+    /// Transactions committed, aborted on purpose and with an unknown end; read_committed reads.
+    pub txn_committed: u64,
+    pub txn_aborted: u64,
+    pub txn_unknown: u64,
+    pub txn_reads: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -301,6 +315,7 @@ pub fn check(events: &[Event]) -> Report {
     check_stalls(events, &mut r);
     check_run(events, &mut r);
     check_compacted(events, &mut r);
+    crate::txn_check::check_txns(events, &mut r);
     r
 }
 

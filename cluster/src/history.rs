@@ -62,6 +62,38 @@ pub enum Event {
         v: String,
         err: String,
     },
+    // --- the transactional producer and its read_committed reader (workload/chaos_worker.py txn) ---
+    /// Transaction `txn` of values `vs` ((partition, value) pairs) was committed: acknowledged
+    /// by commit_transaction.
+    TxnCommit {
+        t: i64,
+        w: String,
+        txn: String,
+        vs: Vec<(i32, String)>,
+    },
+    /// Transaction `txn` was aborted on purpose (abort_transaction acknowledged).
+    TxnAbort {
+        t: i64,
+        w: String,
+        txn: String,
+        vs: Vec<(i32, String)>,
+    },
+    /// Transaction `txn`'s end is unknown: all of `vs` or none may be committed.
+    TxnFail {
+        t: i64,
+        w: String,
+        txn: String,
+        vs: Vec<(i32, String)>,
+        err: String,
+    },
+    /// The read_committed reader read `v` at `o`.
+    TxnRead {
+        t: i64,
+        w: String,
+        p: i32,
+        o: i64,
+        v: String,
+    },
     // --- consumers in a group ---
     /// The consumer's assignment changed: a new read session starts.
     Assigned {
@@ -202,6 +234,23 @@ pub enum Event {
     /// log end offset after the run (bytes may differ: each replica compacts on its own).
     CompactedReplicas {
         t: i64,
+        identical: bool,
+        detail: String,
+    },
+    /// Partition `p` of the transactional topic after the run, as the leader's log holds it
+    /// below the high watermark: the values of committed transactions (with their offsets),
+    /// of aborted ones, and of transactions still open (no marker).
+    TxnFinal {
+        t: i64,
+        p: i32,
+        committed: Vec<(i64, String)>,
+        aborted: Vec<String>,
+        open: Vec<String>,
+    },
+    /// Whether every replica of the transactional topic's partition `p` holds the same bytes.
+    TxnReplicas {
+        t: i64,
+        p: i32,
         identical: bool,
         detail: String,
     },

@@ -11,7 +11,7 @@
 //!  workload.rs  the workload processes (workload/chaos_worker.py: confluent-kafka)
 //!  probe.rs     the runner's Kafka-protocol view: leaders, controller, offsets, final read
 //!  history.rs   the recorded history (JSON lines)
-//!  checker.rs   invariants over a history (pure)
+//!  checker.rs   invariants over a history (pure); txn_check.rs its transactional part
 //!  availability.rs  recovery times per fault (pure)
 //!  chaos.rs     the runner: cluster + workload + schedule → history → report
 //!  watch.rs     the runner's observer (leaders, controller) and committed-offsets sampler
@@ -33,6 +33,7 @@ pub mod process;
 pub mod schedule;
 pub mod summary;
 pub mod target;
+mod txn_check;
 pub mod verify;
 pub mod watch;
 pub mod workload;

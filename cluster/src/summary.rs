@@ -111,6 +111,11 @@ pub fn render(
     );
     let _ = writeln!(
         out,
+        "transactions  {} committed, {} aborted, {} with an unknown end; {} read_committed reads",
+        s.txn_committed, s.txn_aborted, s.txn_unknown, s.txn_reads
+    );
+    let _ = writeln!(
+        out,
         "commits  {} acknowledged; committed offsets read {} times",
         s.commits, s.offset_reads
     );

@@ -152,6 +152,76 @@ pub(crate) fn final_compacted_checks(
     Ok(())
 }
 
+/// What a read_committed reader of one replica's log (below `hw`) would see: committed values
+/// with their offsets, aborted values, and values of transactions with no marker yet. Records
+/// outside transactions count as committed.
+type TxnView = (Vec<(i64, String)>, Vec<String>, Vec<String>);
+
+fn txn_view(dir: &Path, hw: i64) -> TxnView {
+    let mut buf = bytes::Bytes::from(replica_bytes(dir));
+    let sets =
+        kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).unwrap_or_default();
+    let (mut committed, mut aborted) = (Vec::new(), Vec::new());
+    let mut pending: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
+    for r in sets.into_iter().flat_map(|s| s.records).filter(|r| r.offset < hw) {
+        if r.control {
+            let commit = r.key.as_deref().and_then(|k| k.get(2..4)) == Some(&[0, 1][..]);
+            let done = pending.remove(&r.producer_id).unwrap_or_default();
+            if commit {
+                committed.extend(done);
+            } else {
+                aborted.extend(done.into_iter().map(|(_, v)| v));
+            }
+            continue;
+        }
+        let v = String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned();
+        if r.transactional {
+            pending.entry(r.producer_id).or_default().push((r.offset, v));
+        } else {
+            committed.push((r.offset, v));
+        }
+    }
+    let open = pending.into_values().flatten().map(|(_, v)| v).collect();
+    (committed, aborted, open)
+}
+
+/// After the run: each partition of the transactional topic as its leader's log holds it (the
+/// committed, aborted and open transactions' values, derived from the markers), and its
+/// replicas compared byte for byte (markers are replicated like any batch).
+pub(crate) fn final_txn_checks(
+    rt: &tokio::runtime::Runtime,
+    probe: &mut Probe,
+    target: &dyn Target,
+    rec: &Recorder,
+    out_dir: &Path,
+    (topic, partitions): (&str, i32),
+) -> anyhow::Result<()> {
+    let view = rt.block_on(probe.view(topic));
+    for p in 0..partitions {
+        let Some(part) = view.partitions.get(&p).filter(|v| v.leader >= 0) else {
+            rec.record(&Event::Incomplete {
+                t: now_ms(),
+                detail: format!("{topic}-{p} has no leader at the end"),
+            });
+            continue;
+        };
+        let (identical, detail) = compare_replicas(target, out_dir, topic, p, &part.replicas);
+        rec.record(&Event::TxnReplicas { t: now_ms(), p, identical, detail });
+        match rt.block_on(probe.read_partition(topic, p, part.leader)) {
+            Ok((_, hw)) => {
+                let dir = target.data_dir(part.leader).join(format!("{topic}-{p}"));
+                let (committed, aborted, open) = txn_view(&dir, hw);
+                rec.record(&Event::TxnFinal { t: now_ms(), p, committed, aborted, open });
+            }
+            Err(e) => rec.record(&Event::Incomplete {
+                t: now_ms(),
+                detail: format!("final read of {topic}-{p}: {e:#}"),
+            }),
+        }
+    }
+    Ok(())
+}
+
 /// The concatenated segment files of one replica.
 fn replica_bytes(dir: &Path) -> Vec<u8> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -1,8 +1,9 @@
 //! The workload: processes of `workload/chaos_worker.py` (confluent-kafka, i.e. librdkafka), each
 //! writing its own history file into the run directory. Idempotent acks=all producers write
 //! unique values round-robin over the workload partitions; a keyed producer rewrites a fixed
-//! set of keys in a compacted topic; consumers in one group read and commit; one admin client
-//! creates, grows and deletes topics throughout.
+//! set of keys in a compacted topic; transactional producers commit and abort transactions
+//! over a transactional topic that a read_committed reader follows; consumers in one group read
+//! and commit; one admin client creates, grows and deletes topics throughout.
 //!
 //! Workers are stopped with SIGTERM (a producer then waits for its outstanding writes) and
 //! SIGKILLed if they outlive [`PRODUCER_STOP_TIMEOUT`] (producers) or [`OTHER_STOP_TIMEOUT`].
@@ -38,7 +39,14 @@ pub struct WorkloadConfig {
     /// A compacted topic (one partition) and the number of keys a keyed producer cycles
     /// through in it, at `rate`.
     pub compacted: Option<(String, u32)>,
+    /// A transactional topic and its partition count: transactional producers write to it
+    /// (at [`TXN_RATE`] transactions per second each) and a read_committed reader reads it.
+    pub transactional: Option<(String, i32)>,
 }
+
+/// Transactional producers, and the transactions per second each one runs.
+pub const TXN_PRODUCERS: usize = 2;
+pub const TXN_RATE: u32 = 20;
 
 /// One running worker.
 pub struct Worker {
@@ -164,6 +172,22 @@ impl Workload {
                 keys.to_string(),
             ];
             w.producers.push(Worker::spawn(cfg, dir, "producer", "k1", &args)?);
+        }
+        if let Some((topic, partitions)) = &cfg.transactional {
+            let args = |rate: u32| {
+                vec![
+                    "--topic".to_string(),
+                    topic.clone(),
+                    "--partitions".into(),
+                    partitions.to_string(),
+                    "--rate".into(),
+                    rate.to_string(),
+                ]
+            };
+            w.consumers.push(Worker::spawn(cfg, dir, "txn-reader", "r1", &args(0))?);
+            for i in 1..=TXN_PRODUCERS {
+                w.producers.push(Worker::spawn(cfg, dir, "txn", &format!("x{i}"), &args(TXN_RATE))?);
+            }
         }
         Ok(w)
     }

@@ -4,6 +4,8 @@ confluent-kafka (librdkafka): a client nobody on the team wrote, doing what appl
     python chaos_worker.py producer --bootstrap B --topic T --partitions N --name p1 --out F [--rate R] [--keys K]
     python chaos_worker.py consumer --bootstrap B --topic T --group G --name c1 --out F
     python chaos_worker.py admin    --bootstrap B --prefix X --name admin --out F
+    python chaos_worker.py txn      --bootstrap B --topic T --partitions N --name x1 --out F [--rate R]
+    python chaos_worker.py txn-reader --bootstrap B --topic T --partitions N --name r1 --out F
 
 Each writes its history to F, one JSON object per line, "t" in Unix milliseconds (see
 cluster/src/history.rs for every field):
@@ -18,6 +20,10 @@ cluster/src/history.rs for every field):
             {"e":"commit",offsets} per acknowledged commit, {"e":"commit_failed",err}.
   admin     every 2 s creates a topic, grows the previous one to 2 partitions, deletes the oldest
             beyond 5 and lists topics: {"e":"admin",op,topic,partitions,ok,err}; ok=false is "unknown".
+  txn       transactions (KIP-98) of 1-4 unique values "<name>-t<n>-<i>" over the partitions,
+            one in four aborted on purpose: {"e":"txn_commit"|"txn_abort",txn,vs:[[p,v],..]} once
+            the end is acknowledged, {"e":"txn_fail",txn,vs,err} when it is unknown.
+  txn-reader  a read_committed consumer of every partition from the start: {"e":"txn_read",p,o,v}.
 SIGTERM ends a worker: a producer stops writing and waits (bounded) for its outstanding writes,
 then every worker writes {"e":"done","sent":N} and exits 0.
 """
@@ -246,9 +252,101 @@ def run_admin(a, h):
     h.emit("done", sent=0)
 
 
+TXN_VALUES_MAX = 4      # values per transaction: 1..TXN_VALUES_MAX, over random partitions
+TXN_ABORT_EVERY = 4     # one transaction in this many is aborted on purpose
+
+
+def run_txn(a, h):
+    """Transactions of 1..TXN_VALUES_MAX unique values over the partitions, at R per second;
+    every TXN_ABORT_EVERY-th aborted. {"e":"txn_commit"|"txn_abort",txn,vs:[[p,v]...]} once its
+    end is acknowledged, {"e":"txn_fail",txn,vs,err} when the outcome is unknown (all or none of
+    vs may be committed). A fatal error starts a new instance with the same transactional id,
+    which fences the old one and aborts its open transaction."""
+    import random
+    from confluent_kafka import KafkaException, Producer
+    rnd = random.Random(a.name)
+    conf = {
+        "bootstrap.servers": a.bootstrap, "transactional.id": f"{a.name}-txn",
+        "transaction.timeout.ms": 20000, "linger.ms": 5, "message.timeout.ms": 15000,
+        "request.timeout.ms": 5000, "retry.backoff.ms": 100,
+        "topic.metadata.refresh.interval.ms": 1000, **DEBUG,
+        "error_cb": lambda err: h.emit("log", msg=f"client error: {err}"),
+    }
+
+    def new_producer():
+        while not STOP:
+            try:
+                p = Producer(conf)
+                p.init_transactions(30)
+                return p
+            except KafkaException as e:
+                h.emit("log", msg=f"init_transactions failed: {e}")
+                time.sleep(1)
+        return None
+
+    p = new_producer()
+    n = 0
+    start = time.time()
+    while not STOP and p is not None:
+        due = start + n / a.rate
+        if due > time.time():
+            time.sleep(min(due - time.time(), 0.1))
+            continue
+        txn = f"{a.name}-t{n}"
+        vs = [[rnd.randrange(a.partitions), f"{txn}-{i}"] for i in range(rnd.randint(1, TXN_VALUES_MAX))]
+        abort = n % TXN_ABORT_EVERY == TXN_ABORT_EVERY - 1
+        n += 1
+        try:
+            p.begin_transaction()
+            for part, v in vs:
+                p.produce(a.topic, value=v.encode(), partition=part)
+            if abort:
+                p.abort_transaction(30)
+                h.emit("txn_abort", txn=txn, vs=vs)
+            else:
+                p.commit_transaction(30)
+                h.emit("txn_commit", txn=txn, vs=vs)
+        except KafkaException as e:
+            err = e.args[0] if e.args else e
+            h.emit("txn_fail", txn=txn, vs=vs, err=str(err))
+            fatal = getattr(err, "fatal", lambda: False)()
+            if not fatal:
+                try:
+                    p.abort_transaction(30)
+                    continue
+                except KafkaException as e2:
+                    h.emit("log", msg=f"abort after a failed transaction failed: {e2}")
+            h.emit("log", msg="starting a new transactional producer instance")
+            p = new_producer()
+    h.emit("done", sent=0, txns=n)  # sent counts plain writes only (the checker's stats)
+
+
+def run_txn_reader(a, h):
+    """A read_committed consumer of every partition from the start (no group):
+    {"e":"txn_read",p,o,v} per record."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    c = Consumer({
+        "bootstrap.servers": a.bootstrap, "group.id": f"{a.name}-reader",
+        "isolation.level": "read_committed", "enable.auto.commit": False,
+        "topic.metadata.refresh.interval.ms": 1000, **DEBUG,
+        "error_cb": lambda err: h.emit("log", msg=f"client error: {err}"),
+    })
+    c.assign([TopicPartition(a.topic, p, 0) for p in range(a.partitions)])
+    while not STOP:
+        for m in c.consume(num_messages=200, timeout=0.5):
+            if m.error():
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    h.emit("log", msg=f"consume error: {m.error()}")
+                continue
+            h.emit("txn_read", p=m.partition(), o=m.offset(), v=m.value().decode())
+    h.emit("done", sent=0)
+    h.f.flush()
+    c.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("role", choices=["producer", "consumer", "admin"])
+    ap.add_argument("role", choices=["producer", "consumer", "admin", "txn", "txn-reader"])
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--out", required=True)
@@ -263,7 +361,8 @@ def main():
     signal.signal(signal.SIGINT, on_sigterm)
     h = History(a.out, a.name)
     try:
-        {"producer": run_producer, "consumer": run_consumer, "admin": run_admin}[a.role](a, h)
+        {"producer": run_producer, "consumer": run_consumer, "admin": run_admin,
+         "txn": run_txn, "txn-reader": run_txn_reader}[a.role](a, h)
     finally:
         h.close()
     sys.exit(0)
