@@ -186,7 +186,13 @@ impl Workload {
             };
             w.consumers.push(Worker::spawn(cfg, dir, "txn-reader", "r1", &args(0))?);
             for i in 1..=TXN_PRODUCERS {
-                w.producers.push(Worker::spawn(cfg, dir, "txn", &format!("x{i}"), &args(TXN_RATE))?);
+                w.producers.push(Worker::spawn(
+                    cfg,
+                    dir,
+                    "txn",
+                    &format!("x{i}"),
+                    &args(TXN_RATE),
+                )?);
             }
         }
         Ok(w)
