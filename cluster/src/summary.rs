@@ -7,7 +7,7 @@ use crate::availability::{Figures, KindAvailability};
 use crate::checker::Report;
 
 /// Every violation class, in the order the table lists them.
-const CLASSES: [&str; 12] = [
+const CLASSES: [&str; 18] = [
     "lost",
     "duplicated",
     "divergent",
@@ -20,6 +20,12 @@ const CLASSES: [&str; 12] = [
     "writes stalled",
     "not recovered",
     "history incomplete",
+    "txn lost",
+    "txn torn",
+    "aborted read",
+    "uncommitted read",
+    "txn duplicate",
+    "txn phantom",
 ];
 /// How many violations are listed one by one.
 const LISTED_MAX: usize = 25;

@@ -19,9 +19,12 @@ enum End {
     Unknown,
 }
 
+/// A transaction as its producer recorded it: id, end, (partition, value) pairs.
+type Txn<'a> = (&'a str, End, &'a [(i32, String)]);
+
 /// Checks the transactional topic's history into `r`.
 pub(crate) fn check_txns(events: &[Event], r: &mut Report) {
-    let mut txns: Vec<(&str, End, &[(i32, String)])> = Vec::new();
+    let mut txns: Vec<Txn<'_>> = Vec::new();
     let mut reads: Vec<(&str, i32, i64, &str)> = Vec::new();
     let mut committed: HashMap<(i32, &str), Vec<i64>> = HashMap::new();
     let mut aborted_final: HashSet<&str> = HashSet::new();

@@ -84,6 +84,8 @@ pub struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// The transaction coordinator for the `__transaction_state` partitions this broker leads.
     pub(crate) txns: Arc<crate::txn::TransactionCoordinator>,
+    /// Markers to partition leaders and KIP-890 verification with coordinators.
+    txn_peers: Arc<txn_markers::BrokerMarkers>,
     /// Follower fetchers and leader-side ISR checks.
     pub(crate) replication: Arc<Replication>,
     /// What the log cleaner threads did (they run from `tasks`).
@@ -177,18 +179,25 @@ impl Broker {
             GroupCoordinator::new(config.group.clone(), replicas.clone(), quorum.metadata.clone());
         let marker_observer: Arc<dyn crate::replication::markers::MarkerObserver> =
             Arc::new(txn_markers::GroupMarkers(groups.clone()));
+        // The coordinator and its marker sender refer to each other: the sender answers
+        // verification from the coordinator, which sends markers through the sender.
+        let txn_peers_cell: Arc<std::sync::OnceLock<std::sync::Weak<txn_markers::BrokerMarkers>>> =
+            Arc::default();
         let txns = crate::txn::TransactionCoordinator::new(
             config.txn.clone(),
             replicas.clone(),
             quorum.metadata.clone(),
-            Arc::new(Arc::new(txn_markers::BrokerMarkers {
-                node_id: config.node_id,
-                replicas: replicas.clone(),
-                metadata: quorum.metadata.clone(),
-                observer: marker_observer.clone(),
-                clients: Default::default(),
-            })),
+            Arc::new(txn_markers::LateMarkers(txn_peers_cell.clone())),
         );
+        let txn_peers = Arc::new(txn_markers::BrokerMarkers {
+            node_id: config.node_id,
+            replicas: replicas.clone(),
+            metadata: quorum.metadata.clone(),
+            observer: marker_observer.clone(),
+            clients: Default::default(),
+            local: txn_markers::LocalVerifier(txns.clone()),
+        });
+        let _ = txn_peers_cell.set(Arc::downgrade(&txn_peers));
         let replication = Replication::new(Arc::new(ReplicationContext {
             node_id: config.node_id,
             replicas: replicas.clone(),
@@ -200,6 +209,7 @@ impl Broker {
             shutdown: shutdown.subscribe(),
             replica_lag_time_max_ms: config.replica_lag_time_max_ms,
             markers: marker_observer,
+            txn_verifier: Arc::new(txn_markers::LocalVerifier(txns.clone())),
         }));
         let rpc_server = spawn_rpc_server(
             controller_listener,
@@ -217,6 +227,7 @@ impl Broker {
             controller: quorum.controller,
             groups,
             txns,
+            txn_peers,
             metrics,
             replicas,
             replication,
@@ -253,6 +264,15 @@ impl Broker {
         }
         self.follow_replicas();
         Ok(())
+    }
+
+    /// KIP-890: asks the transaction coordinator of `request.transactional_id` (this broker or
+    /// another) which of the partitions are in the producer's open transaction.
+    pub(crate) async fn verify_txn(
+        &self,
+        request: crate::replication::pb::VerifyTxnRequest,
+    ) -> crate::replication::pb::VerifyTxnResponse {
+        self.txn_peers.verify(request).await
     }
 
     /// After replicas changed: fetch for what this node follows, coordinate the groups of the

@@ -1,7 +1,9 @@
 //! The broker's side of transaction markers: the transaction coordinator's [`MarkerSender`]
 //! (each partition's marker goes to its leader: in process when that is this broker, over the
 //! inter-broker gRPC otherwise) and the replication room's [`MarkerObserver`] (a marker
-//! committed on `__consumer_offsets` reaches the group coordinator).
+//! committed on `__consumer_offsets` reaches the group coordinator), and KIP-890's
+//! verification: a partition leader asks the producer's coordinator, in process or over gRPC,
+//! whether a partition is in the producer's open transaction.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,14 +13,20 @@ use futures_util::future::BoxFuture;
 use tonic::transport::Channel;
 
 use crate::config::group::OFFSETS_TOPIC;
+use crate::config::txn::TRANSACTION_STATE_TOPIC;
+use crate::coordinator::partition_for;
 use crate::error_code::ErrorCode;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataLog;
 use crate::replica::ReplicaManager;
-use crate::replication::markers::{MarkerObserver, write_markers};
+use crate::replication::markers::{MarkerObserver, TxnVerifier, write_markers};
 use crate::replication::pb::replication_client::ReplicationClient;
-use crate::replication::pb::{MarkerPartition, TxnMarker, WriteTxnMarkersRequest};
+use crate::replication::pb::{
+    MarkerPartition, MarkerResult, TxnMarker, VerifyTxnRequest, VerifyTxnResponse,
+    WriteTxnMarkersRequest,
+};
 use crate::replication::service::REPLICATION_MESSAGE_BYTES_MAX;
+use crate::txn::TransactionCoordinator;
 use crate::txn::{MarkerRequest, MarkerSender, PartitionCode};
 use crate::types::NodeId;
 
@@ -37,7 +45,36 @@ impl MarkerObserver for GroupMarkers {
     }
 }
 
-/// Sends markers to partition leaders.
+/// Answers verification for the ids this broker coordinates.
+pub(super) struct LocalVerifier(pub(super) Arc<TransactionCoordinator>);
+
+impl TxnVerifier for LocalVerifier {
+    fn verify(&self, r: &VerifyTxnRequest) -> VerifyTxnResponse {
+        let parts: Vec<(String, i32)> =
+            r.partitions.iter().map(|p| (p.topic.clone(), p.partition)).collect();
+        let epoch = i16::try_from(r.producer_epoch).unwrap_or(-1);
+        match self.0.verify_partitions(&r.transactional_id, r.producer_id, epoch, &parts) {
+            Ok(rows) => VerifyTxnResponse {
+                error_code: 0,
+                results: rows
+                    .into_iter()
+                    .map(|((topic, partition), code)| MarkerResult {
+                        producer_id: r.producer_id,
+                        topic,
+                        partition,
+                        error_code: i32::from(code.code()),
+                    })
+                    .collect(),
+            },
+            Err(code) => VerifyTxnResponse { error_code: i32::from(code.code()), results: vec![] },
+        }
+    }
+}
+
+/// How long a verification call to another broker may take.
+const VERIFY_RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends markers to partition leaders and verification questions to coordinators.
 pub(super) struct BrokerMarkers {
     pub(super) node_id: NodeId,
     pub(super) replicas: Arc<ReplicaManager>,
@@ -45,6 +82,8 @@ pub(super) struct BrokerMarkers {
     pub(super) observer: Arc<dyn MarkerObserver>,
     /// One channel per peer, rebuilt when its address changes.
     pub(super) clients: Mutex<HashMap<NodeId, (String, ReplicationClient<Channel>)>>,
+    /// This broker's own coordinator's answers.
+    pub(super) local: LocalVerifier,
 }
 
 impl BrokerMarkers {
@@ -58,6 +97,56 @@ impl BrokerMarkers {
             clients.insert(node, (addr.to_string(), c));
         }
         clients.get(&node).map(|(_, c)| c.clone())
+    }
+}
+
+impl BrokerMarkers {
+    /// KIP-890: asks the coordinator of `request.transactional_id` which of its partitions are
+    /// in the producer's open transaction. `Err` is a code for the whole request.
+    pub(super) async fn verify(&self, request: VerifyTxnRequest) -> VerifyTxnResponse {
+        let unavailable = || VerifyTxnResponse {
+            error_code: i32::from(ErrorCode::CoordinatorNotAvailable.code()),
+            results: vec![],
+        };
+        let image = self.metadata.image();
+        let Some(t) = image.topic(TRANSACTION_STATE_TOPIC) else { return unavailable() };
+        let p = partition_for(&request.transactional_id, t.partitions.len() as i32);
+        let Some(leader) = t.partitions.get(p as usize).and_then(|p| p.leader) else {
+            return unavailable();
+        };
+        if leader == self.node_id {
+            return self.local.verify(&request);
+        }
+        let addr = image.brokers.get(&leader).map(|b| b.replication_addr.clone());
+        let Some(mut c) = addr.filter(|a| !a.is_empty()).and_then(|a| self.client(leader, &a))
+        else {
+            return unavailable();
+        };
+        let mut r = tonic::Request::new(request);
+        r.set_timeout(VERIFY_RPC_TIMEOUT);
+        match c.verify_txn(r).await {
+            Ok(resp) => resp.into_inner(),
+            Err(e) => {
+                tracing::debug!(%leader, error = %e, "VerifyTxn failed");
+                unavailable()
+            }
+        }
+    }
+}
+
+/// The coordinator's marker sender, set once the [`BrokerMarkers`] exist (they refer to each
+/// other; the broker holds the strong reference, so no cycle outlives it).
+pub(super) struct LateMarkers(pub(super) Arc<std::sync::OnceLock<std::sync::Weak<BrokerMarkers>>>);
+
+impl MarkerSender for LateMarkers {
+    fn send(&self, request: MarkerRequest) -> BoxFuture<'static, Vec<PartitionCode>> {
+        match self.0.get().and_then(std::sync::Weak::upgrade) {
+            Some(peers) => peers.send(request),
+            None => Box::pin(async move {
+                let code = ErrorCode::CoordinatorNotAvailable;
+                request.partitions.into_iter().map(|p| (p, code)).collect()
+            }),
+        }
     }
 }
 

@@ -750,6 +750,12 @@ impl PartitionLog {
         self.producers.first_unstable_offset()
     }
 
+    /// Whether `producer_id` has a transaction open in this log (KIP-890: its later batches
+    /// need no verification).
+    pub(crate) fn has_open_txn(&self, producer_id: ProducerId) -> bool {
+        self.producers.has_open_txn(producer_id)
+    }
+
     /// Every producer's state, for DescribeProducers.
     pub(crate) fn producers(&self) -> Vec<ProducerInfo> {
         self.producers.describe()

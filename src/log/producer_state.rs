@@ -273,6 +273,11 @@ impl ProducerStateManager {
         })
     }
 
+    /// Whether `producer_id` has a transaction open here.
+    pub(crate) fn has_open_txn(&self, producer_id: ProducerId) -> bool {
+        self.producers.get(&producer_id).is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
     /// The first offset of the oldest open transaction.
     pub(crate) fn first_unstable_offset(&self) -> Option<Offset> {
         self.open_txns.first().map(|(o, _)| *o)

@@ -3,10 +3,14 @@
 //! Served over the inter-broker gRPC ([`super::service`]) and called in process when the
 //! coordinator leads the partition itself. A marker committed on `__consumer_offsets` is told
 //! to the [`MarkerObserver`] (the group coordinator applies or drops the transaction's offsets).
+//! KIP-890's verification question travels the same way ([`TxnVerifier`]).
 
 use std::time::Duration;
 
-use super::pb::{MarkerResult, TxnMarker, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use super::pb::{
+    MarkerResult, TxnMarker, VerifyTxnRequest, VerifyTxnResponse, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+};
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
 use crate::log::control::{ControlRecord, Marker};
@@ -18,6 +22,12 @@ use crate::types::{ProducerEpoch, ProducerId};
 const MARKER_COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most markers one request may carry (a bound on the work one call does).
 pub(crate) const MARKERS_PER_REQUEST_MAX: usize = 10_000;
+
+/// The transaction coordinator's answer to KIP-890's question (implemented by the broker over
+/// the coordinator room): per partition, whether it is in the producer's open transaction.
+pub(crate) trait TxnVerifier: Send + Sync {
+    fn verify(&self, request: &VerifyTxnRequest) -> VerifyTxnResponse;
+}
 
 /// Told of every marker committed on a partition this node leads.
 pub(crate) trait MarkerObserver: Send + Sync {

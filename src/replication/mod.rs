@@ -58,6 +58,8 @@ pub(crate) struct ReplicationContext {
     pub(crate) replica_lag_time_max_ms: i64,
     /// Told of transaction markers committed here (the group coordinator's offsets).
     pub(crate) markers: Arc<dyn markers::MarkerObserver>,
+    /// Answers other leaders' KIP-890 verification for the ids coordinated here.
+    pub(crate) txn_verifier: Arc<dyn markers::TxnVerifier>,
 }
 
 /// Replication on one node: the follower fetchers it runs and the ISR checks it makes as a

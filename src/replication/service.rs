@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status};
 use super::ReplicationContext;
 use super::pb::replication_server::Replication as ReplicationRpc;
 use super::pb::{
-    DivergingEpoch, FetchPartition, FetchRequest, FetchResponse, PartitionData,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    DivergingEpoch, FetchPartition, FetchRequest, FetchResponse, PartitionData, VerifyTxnRequest,
+    VerifyTxnResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
@@ -50,6 +50,13 @@ impl ReplicationRpc for ReplicationService {
         )
         .await;
         Ok(Response::new(resp))
+    }
+
+    async fn verify_txn(
+        &self,
+        req: Request<VerifyTxnRequest>,
+    ) -> Result<Response<VerifyTxnResponse>, Status> {
+        Ok(Response::new(self.ctx.txn_verifier.verify(req.get_ref())))
     }
 
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
@@ -177,6 +184,14 @@ mod tests {
         }
     }
 
+    /// Coordinates nothing.
+    struct NoTxns;
+    impl crate::replication::markers::TxnVerifier for NoTxns {
+        fn verify(&self, _: &VerifyTxnRequest) -> VerifyTxnResponse {
+            VerifyTxnResponse { error_code: 16, results: Vec::new() }
+        }
+    }
+
     /// Records the markers it is told of.
     #[derive(Default)]
     struct SeenMarkers(std::sync::Mutex<Vec<(String, i32, i64, bool)>>);
@@ -227,6 +242,7 @@ mod tests {
             shutdown,
             replica_lag_time_max_ms: 30_000,
             markers: seen.clone(),
+            txn_verifier: Arc::new(NoTxns),
         }));
         let marker = |epoch: i32, commit: bool| WriteTxnMarkersRequest {
             markers: vec![crate::replication::pb::TxnMarker {
@@ -278,6 +294,7 @@ mod tests {
             shutdown,
             replica_lag_time_max_ms: 30_000,
             markers: Arc::new(SeenMarkers::default()),
+            txn_verifier: Arc::new(NoTxns),
         }));
         let epoch = part.leader_epoch().0;
         let fetch = |fetch_offset: i64, last_fetched_epoch: i32, max_wait_ms: i32| FetchRequest {

@@ -173,6 +173,13 @@ def failover_cluster():
 
 
 @pytest.fixture(scope="module")
+def txn_cluster():
+    """A cluster of its own for transaction tests that kill nodes (few transaction-state
+    partitions, so the coordinator is easy to find)."""
+    yield from _cluster_fixture("transaction.state.log.num.partitions=3\n")
+
+
+@pytest.fixture(scope="module")
 def broker():
     b = Broker()
     yield b

@@ -2,6 +2,7 @@
 //! acks=1 answers after the local append, acks=all once the high watermark covers the batch (on
 //! a single replica: at once, after checking `min.insync.replicas`), acks=0 sends no response.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::kafka::router::{Reply, Versions};
 use crate::log::AppendError;
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
+use crate::replication::pb::{MarkerPartition, VerifyTxnRequest};
 use crate::types::LeaderEpoch;
 
 pub(crate) const VERSIONS: Versions = Versions::new(3, 11);
@@ -90,7 +92,8 @@ pub(crate) async fn handle(
 ) -> Reply<ProduceResponse> {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms;
-    let (mut response, waits, first_error) = append_all(broker, version, request);
+    let refused = verify_transactions(broker, &request).await;
+    let (mut response, waits, first_error) = append_all(broker, version, request, &refused);
     if !waits.is_empty() {
         let timeout = Duration::from_millis(timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
         finish_writes(&mut response, version, waits, timeout).await;
@@ -104,12 +107,73 @@ pub(crate) async fn handle(
     }
 }
 
+/// KIP-890 part 1: the partitions whose transactional records start a transaction of their
+/// producer here, checked with the producer's transaction coordinator; those it does not have
+/// in the open transaction are answered INVALID_TXN_STATE (a late write of a transaction that
+/// already ended would otherwise open a transaction nobody ends, holding the last stable
+/// offset). A coordinator that cannot answer now gets the retriable NOT_ENOUGH_REPLICAS, a
+/// fenced producer INVALID_PRODUCER_EPOCH, as Kafka answers.
+async fn verify_transactions(
+    broker: &Arc<Broker>,
+    request: &ProduceRequest,
+) -> HashMap<(String, i32), ErrorCode> {
+    let mut out = HashMap::new();
+    let Some(txn_id) =
+        request.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty())
+    else {
+        return out;
+    };
+    let mut unverified: Vec<(String, i32)> = Vec::new();
+    let mut producer = None;
+    for topic in &request.topic_data {
+        for pd in &topic.partition_data {
+            // Malformed records are the append's to refuse.
+            let Some(Ok(h)) = pd.records.as_deref().map(crate::log::batch::parse_header) else {
+                continue;
+            };
+            if !h.is_transactional() || !h.has_producer_id() {
+                continue;
+            }
+            let Some(part) = broker.replicas.get(&topic.name.0, pd.index) else { continue };
+            if !part.is_leader() || part.has_open_txn(h.producer_id) {
+                continue;
+            }
+            producer = Some((h.producer_id.0, h.producer_epoch.0));
+            unverified.push((topic.name.0.to_string(), pd.index));
+        }
+    }
+    let Some((producer_id, epoch)) = producer else { return out };
+    let request = VerifyTxnRequest {
+        transactional_id: txn_id,
+        producer_id,
+        producer_epoch: i32::from(epoch),
+        partitions: unverified
+            .iter()
+            .map(|(t, p)| MarkerPartition { topic: t.clone(), partition: *p })
+            .collect(),
+    };
+    let answer = broker.verify_txn(request).await;
+    if answer.error_code != 0 {
+        let code = match answer.error_code {
+            47 | 49 | 90 => ErrorCode::InvalidProducerEpoch,
+            48 => ErrorCode::InvalidTxnState,
+            _ => ErrorCode::NotEnoughReplicas,
+        };
+        return unverified.into_iter().map(|p| (p, code)).collect();
+    }
+    for r in answer.results.into_iter().filter(|r| r.error_code != 0) {
+        out.insert((r.topic, r.partition), ErrorCode::InvalidTxnState);
+    }
+    out
+}
+
 /// Appends every partition's records; returns the response so far, the acks=all writes to wait
 /// for, and the first error (an acks=0 producer is told by a closed connection).
 fn append_all(
     broker: &Broker,
     version: i16,
     request: ProduceRequest,
+    refused: &HashMap<(String, i32), ErrorCode>,
 ) -> (ProduceResponse, Vec<Waiter>, Option<String>) {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
@@ -121,7 +185,16 @@ fn append_all(
         t.name = topic.name.clone();
         for pd in topic.partition_data {
             let mut p = partition_response(pd.index);
-            match append(broker, &name, pd.index, acks, pd.records.as_deref()) {
+            let appended = match refused.get(&(name.clone(), pd.index)) {
+                Some(code) => Err((
+                    *code,
+                    "the partition is not part of the producer's open transaction (KIP-890)"
+                        .to_string(),
+                    None,
+                )),
+                None => append(broker, &name, pd.index, acks, pd.records.as_deref()),
+            };
+            match appended {
                 Ok((appended, part)) => {
                     let out = appended.outcome;
                     let commit_target = (acks == -1).then_some(out.last_offset.0 + 1);

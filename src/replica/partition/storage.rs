@@ -77,6 +77,11 @@ impl Partition {
         })
     }
 
+    /// Whether `producer_id` has a transaction open in this replica.
+    pub(crate) fn has_open_txn(&self, producer_id: crate::types::ProducerId) -> bool {
+        self.lock_log().has_open_txn(producer_id)
+    }
+
     /// Every producer's state in this replica (DescribeProducers).
     pub(crate) fn producers(&self) -> Vec<crate::log::producer_state::ProducerInfo> {
         self.lock_log().producers()

@@ -1,0 +1,136 @@
+//! The transaction protocol on the wire, against an in-process broker: InitProducerId with a
+//! transactional id (epoch bumps, INVALID_TRANSACTION_TIMEOUT), KIP-890's refusal of a
+//! transactional produce to a partition outside the open transaction, AddPartitionsToTxn then
+//! the produce, EndTxn, a fenced epoch, and a retried EndTxn.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestBroker;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, CreateTopicsRequest, EndTxnRequest, FindCoordinatorRequest,
+    InitProducerIdRequest, ProducerId, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use samsa::client::KafkaClient;
+use samsa::client::records::{ProducerIds, encode_records, new_record, produce_request};
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+async fn init(c: &mut KafkaClient, id: &str, timeout_ms: i32) -> (i16, i64, i16) {
+    let mut req = InitProducerIdRequest::default();
+    req.transactional_id = Some(TransactionalId(s(id)));
+    req.transaction_timeout_ms = timeout_ms;
+    req.producer_id = ProducerId(-1);
+    req.producer_epoch = -1;
+    let r = c.send(&req, 4).await.expect("init");
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+/// Produces one transactional record to `topic`-0 as (pid, epoch); returns the error code.
+async fn produce(
+    c: &mut KafkaClient,
+    id: &str,
+    topic: &str,
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+) -> i16 {
+    let ids = ProducerIds { producer_id: pid, producer_epoch: epoch, base_sequence: seq };
+    let mut r = new_record(0, None, Some(bytes::Bytes::from_static(b"v")), 0, Some(ids));
+    r.transactional = true;
+    let batch = encode_records(&[r], Compression::None).expect("encode");
+    let mut req = produce_request(topic, 0, batch, -1);
+    req.transactional_id = Some(TransactionalId(s(id)));
+    let resp = c.send(&req, 9).await.expect("produce");
+    resp.responses[0].partition_responses[0].error_code
+}
+
+#[tokio::test]
+async fn a_transaction_on_the_wire_with_kip_890_verification_and_fencing() {
+    let b = TestBroker::start(&["transaction.state.log.num.partitions=1"]).await;
+    let mut c = KafkaClient::connect(&b.bootstrap()).await.expect("connect");
+    let mut t = CreatableTopic::default();
+    t.name = TopicName(s("tv"));
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    let mut ct = CreateTopicsRequest::default();
+    ct.topics = vec![t];
+    ct.timeout_ms = 30_000;
+    assert_eq!(c.send(&ct, 7).await.expect("create").topics[0].error_code, 0);
+    let mut find = FindCoordinatorRequest::default();
+    find.key = s("tx");
+    find.key_type = 1;
+    c.send(&find, 3).await.expect("find");
+
+    assert_eq!(init(&mut c, "tx", 900_001).await.0, 50, "INVALID_TRANSACTION_TIMEOUT");
+    let mut first = None;
+    for _ in 0..300 {
+        let (code, pid, epoch) = init(&mut c, "tx", 60_000).await;
+        if code == 0 {
+            first = Some((pid, epoch));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // the coordinator loads
+    }
+    let (pid, epoch) = first.expect("a producer id within 30 s");
+    assert_eq!(epoch, 0);
+
+    // KIP-890: tv-0 was never added to the transaction.
+    assert_eq!(produce(&mut c, "tx", "tv", pid, epoch, 0).await, 48, "INVALID_TXN_STATE");
+    let mut topic = AddPartitionsToTxnTopic::default();
+    topic.name = TopicName(s("tv"));
+    topic.partitions = vec![0];
+    let mut add = AddPartitionsToTxnRequest::default();
+    add.v3_and_below_transactional_id = TransactionalId(s("tx"));
+    add.v3_and_below_producer_id = ProducerId(pid);
+    add.v3_and_below_producer_epoch = epoch;
+    add.v3_and_below_topics = vec![topic];
+    let added = c.send(&add, 3).await.expect("add");
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    assert_eq!(produce(&mut c, "tx", "tv", pid, epoch, 0).await, 0);
+    assert_eq!(
+        produce(&mut c, "tx", "tv", pid, epoch, 1).await,
+        0,
+        "the open transaction needs no new check"
+    );
+
+    let mut end = EndTxnRequest::default();
+    end.transactional_id = TransactionalId(s("tx"));
+    end.producer_id = ProducerId(pid);
+    end.producer_epoch = epoch;
+    end.committed = true;
+    assert_eq!(c.send(&end, 3).await.expect("end").error_code, 0);
+    let mut retried = 51;
+    for _ in 0..100 {
+        retried = c.send(&end, 3).await.expect("end").error_code;
+        if retried != 51 {
+            break; // CONCURRENT_TRANSACTIONS until the markers are written
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(retried, 0, "a retried EndTxn of a finished commit succeeds");
+    // After the commit, the partition is no longer in a transaction: verification again.
+    assert_eq!(produce(&mut c, "tx", "tv", pid, epoch, 2).await, 48);
+
+    // A new instance bumps the epoch; the old epoch is fenced at the coordinator.
+    let (code, pid2, epoch2) = init(&mut c, "tx", 60_000).await;
+    assert_eq!((code, pid2, epoch2), (0, pid, 1));
+    end.committed = false;
+    assert_eq!(
+        c.send(&end, 1).await.expect("end").error_code,
+        47,
+        "INVALID_PRODUCER_EPOCH before v2 (KIP-588)"
+    );
+    assert_eq!(c.send(&end, 3).await.expect("end").error_code, 90, "PRODUCER_FENCED");
+    b.stop().await;
+}
