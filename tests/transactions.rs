@@ -1,7 +1,8 @@
 //! The transaction protocol on the wire, against an in-process broker: InitProducerId with a
 //! transactional id (epoch bumps, INVALID_TRANSACTION_TIMEOUT), KIP-890's refusal of a
 //! transactional produce to a partition outside the open transaction, AddPartitionsToTxn then
-//! the produce, EndTxn, a fenced epoch, and a retried EndTxn.
+//! the produce, EndTxn, a fenced epoch, and a retried EndTxn; offsets committed in a
+//! transaction (UNSTABLE_OFFSET_COMMIT under require_stable until the marker).
 
 mod common;
 
@@ -10,9 +11,14 @@ use std::time::Duration;
 use common::TestBroker;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, CreateTopicsRequest, EndTxnRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ProducerId, TopicName, TransactionalId,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, CreateTopicsRequest, EndTxnRequest,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, OffsetFetchRequest, ProducerId,
+    TopicName, TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -132,5 +138,90 @@ async fn a_transaction_on_the_wire_with_kip_890_verification_and_fencing() {
         "INVALID_PRODUCER_EPOCH before v2 (KIP-588)"
     );
     assert_eq!(c.send(&end, 3).await.expect("end").error_code, 90, "PRODUCER_FENCED");
+    b.stop().await;
+}
+
+/// KIP-447: offsets committed in a transaction are pending (OffsetFetch with require_stable
+/// answers UNSTABLE_OFFSET_COMMIT, without it they are not there yet) until the COMMIT marker
+/// lands on the group's offsets partition.
+#[tokio::test]
+async fn transactional_offsets_are_unstable_until_the_commit_marker_then_visible() {
+    let b = TestBroker::start(&[
+        "transaction.state.log.num.partitions=1",
+        "offsets.topic.num.partitions=1",
+    ])
+    .await;
+    let mut c = KafkaClient::connect(&b.bootstrap()).await.expect("connect");
+    for key_type in [0, 1] {
+        let mut find = FindCoordinatorRequest::default();
+        find.key = s("g");
+        find.key_type = key_type;
+        c.send(&find, 3).await.expect("find");
+    }
+    let mut first = None;
+    for _ in 0..300 {
+        let (code, pid, epoch) = init(&mut c, "oq", 60_000).await;
+        if code == 0 {
+            first = Some((pid, epoch));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (pid, epoch) = first.expect("a producer id within 30 s");
+    let mut add = AddOffsetsToTxnRequest::default();
+    add.transactional_id = TransactionalId(s("oq"));
+    add.producer_id = ProducerId(pid);
+    add.producer_epoch = epoch;
+    add.group_id = GroupId(s("g"));
+    assert_eq!(c.send(&add, 3).await.expect("add offsets").error_code, 0);
+    let mut part = TxnOffsetCommitRequestPartition::default();
+    part.partition_index = 0;
+    part.committed_offset = 42;
+    part.committed_leader_epoch = -1;
+    let mut topic = TxnOffsetCommitRequestTopic::default();
+    topic.name = TopicName(s("src"));
+    topic.partitions = vec![part];
+    let mut tc = TxnOffsetCommitRequest::default();
+    tc.transactional_id = TransactionalId(s("oq"));
+    tc.group_id = GroupId(s("g"));
+    tc.producer_id = ProducerId(pid);
+    tc.producer_epoch = epoch;
+    tc.generation_id = -1;
+    tc.topics = vec![topic];
+    let committed = c.send(&tc, 3).await.expect("txn offset commit");
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+
+    let fetch = |stable: bool| {
+        let mut t = OffsetFetchRequestTopic::default();
+        t.name = TopicName(s("src"));
+        t.partition_indexes = vec![0];
+        let mut r = OffsetFetchRequest::default();
+        r.group_id = GroupId(s("g"));
+        r.topics = Some(vec![t]);
+        r.require_stable = stable;
+        r
+    };
+    let answer = |r: kafka_protocol::messages::OffsetFetchResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    assert_eq!(answer(c.send(&fetch(true), 7).await.expect("fetch")), (88, -1));
+    assert_eq!(answer(c.send(&fetch(false), 7).await.expect("fetch")), (0, -1));
+
+    let mut end = EndTxnRequest::default();
+    end.transactional_id = TransactionalId(s("oq"));
+    end.producer_id = ProducerId(pid);
+    end.producer_epoch = epoch;
+    end.committed = true;
+    assert_eq!(c.send(&end, 3).await.expect("end").error_code, 0);
+    let mut seen = (0, -1);
+    for _ in 0..100 {
+        seen = answer(c.send(&fetch(true), 7).await.expect("fetch"));
+        if seen == (0, 42) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, (0, 42), "visible once the marker is committed");
     b.stop().await;
 }

@@ -20,7 +20,8 @@ from conftest import Broker, kcat
 
 @pytest.fixture(scope="module")
 def tbroker():
-    b = Broker(overrides=["transaction.state.log.num.partitions=3", "offsets.topic.num.partitions=3"])
+    b = Broker(overrides=["transaction.state.log.num.partitions=3", "offsets.topic.num.partitions=3",
+                          "transaction.abort.timed.out.transaction.cleanup.interval.ms=500"])
     yield b
     try:
         b.stop()
@@ -318,3 +319,23 @@ def test_a_pipeline_killed_mid_transaction_and_restarted_outputs_every_input_exa
     # The kills landed inside transactions: their records are in the log, aborted when the
     # restarted instance fenced the old one, and never read by read_committed.
     assert len(everything) > len(got), "no kill landed inside a transaction"
+
+
+def test_a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fenced(tbroker):
+    t = f"txt-{uuid.uuid4()}"
+    create(tbroker, t, partitions=1)
+    txn_id = f"slow-{uuid.uuid4()}"
+    p = txn_producer(tbroker, txn_id, **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    p.produce(t, value="abandoned", partition=0)
+    p.flush(10)
+    plain = Producer({"bootstrap.servers": tbroker.bootstrap})
+    plain.produce(t, value="after", partition=0)
+    plain.flush(10)
+    # The coordinator aborts it (epoch bumped) within the timeout plus a cleanup interval.
+    assert consume_all(tbroker, t, "read_committed", expect_at_least=1, timeout_s=20) == ["after"]
+    described = samsa_cli("transactions", "describe", txn_id, "--bootstrap-server", tbroker.bootstrap)
+    row = described.splitlines()[1].split()
+    assert row[3:5] == ["1", "CompleteAbort"], row
+    with pytest.raises(KafkaException):
+        p.commit_transaction(10)
