@@ -25,7 +25,17 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_every(broker, "group-timers", GROUP_TICK_INTERVAL, |b| async move { b.groups.tick() });
     let every =
         Duration::from_millis(broker.config.txn.abort_timed_out_cleanup_interval_ms.max(1) as u64);
-    spawn_every(broker, "transaction-timers", every, |b| async move { b.txns.tick().await });
+    spawn_every(broker, "transaction-timeouts", every, |b| async move {
+        b.txns.abort_timed_out().await
+    });
+    let every =
+        Duration::from_millis(broker.config.txn.remove_expired_cleanup_interval_ms.max(1) as u64);
+    spawn_every(
+        broker,
+        "transactional-id-expiry",
+        every,
+        |b| async move { b.txns.expire_ids().await },
+    );
     let every =
         Duration::from_millis(broker.config.group.offsets_retention_check_interval_ms as u64);
     spawn_every(broker, "offsets-expiry", every, |b| async move {

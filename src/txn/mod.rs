@@ -8,6 +8,7 @@
 //! * [`records`]: Kafka's key and value formats of the topic.
 //! * [`metadata`]: the per-id state machine, pure (decide, then the coordinator writes).
 //! * [`markers`]: ending a transaction: markers to every partition, then the Complete state.
+//! * `timers`: aborting transactions open past their timeout, forgetting idle ids.
 //!
 //! # Invariants
 //! * A partition's ids are served only while this broker leads it, in the leader epoch they
@@ -23,6 +24,7 @@
 pub(crate) mod markers;
 pub(crate) mod metadata;
 pub(crate) mod records;
+mod timers;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -335,61 +337,6 @@ impl TransactionCoordinator {
             .map(|(id, v)| TxnDescription { transactional_id: id.clone(), value: v.clone() })
             .collect();
         (code, out)
-    }
-
-    /// Aborts transactions open past their timeout (fencing their producers) and forgets ids
-    /// idle past `transactional.id.expiration.ms`.
-    pub(crate) async fn tick(self: &Arc<Self>) {
-        let now = now_ms();
-        let (timed_out, expired): (Vec<String>, Vec<String>) = {
-            let st = self.lock();
-            let eligible = st
-                .txns
-                .iter()
-                .filter(|(id, _)| !st.writing.contains(*id) && st.placement(id).is_ok());
-            let mut timed_out = Vec::new();
-            let mut expired = Vec::new();
-            for (id, v) in eligible {
-                if metadata::abort_if_timed_out(v, now).is_some() {
-                    timed_out.push(id.clone());
-                } else if metadata::expired(v, now, self.config.id_expiration_ms) {
-                    expired.push(id.clone());
-                }
-            }
-            (timed_out, expired)
-        };
-        for id in timed_out {
-            let aborted = self
-                .transition(&id, |cur| {
-                    Ok(cur.and_then(|v| metadata::abort_if_timed_out(v, now_ms())))
-                })
-                .await;
-            if let Ok(Some(v)) = aborted {
-                tracing::info!(transactional_id = %id, producer_id = v.producer_id,
-                    epoch = v.producer_epoch, "aborting a transaction open past its timeout");
-                self.spawn_markers(id);
-            }
-        }
-        for id in expired {
-            let pending = {
-                let mut st = self.lock();
-                let Ok(at) = st.placement(&id) else { continue };
-                let still = !st.writing.contains(&id)
-                    && st
-                        .txns
-                        .get(&id)
-                        .is_some_and(|v| metadata::expired(v, now, self.config.id_expiration_ms));
-                if !still {
-                    continue;
-                }
-                self.begin_write(&mut st, &id, at, None).map(|p| (at, p))
-            };
-            if let Ok((at, p)) = pending
-                && self.finish_write(&id, at, p, None).await.is_ok()
-            {
-                tracing::info!(transactional_id = %id, "transactional id expired");
-            }
-        }
     }
 
     /// Follows leadership of `__transaction_state`: loads the ids of partitions this broker now
