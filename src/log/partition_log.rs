@@ -857,14 +857,33 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// The record with the largest timestamp below `end_offset` (ListOffsets -3, KIP-734), at
-    /// batch granularity: the last offset of the batch holding the max timestamp.
+    /// The record with the largest timestamp below `end_offset` (ListOffsets -3, KIP-734): the
+    /// first record carrying it (KAFKA-16310), found in the batch the segment's time index
+    /// names; under LogAppendTime every record of a batch has its timestamp, so its first
+    /// record. A batch that cannot be read answers with its last offset.
     pub(crate) fn max_timestamp(&self, end_offset: Offset) -> Option<(Offset, i64)> {
-        self.segments
+        let (seg, batch_last, ts) = self
+            .segments
             .values()
             .filter(|s| !s.is_empty() && s.offset_of_max_timestamp() < end_offset)
-            .map(|s| (s.offset_of_max_timestamp(), s.max_timestamp_ms()))
-            .max_by_key(|(o, ts)| (*ts, std::cmp::Reverse(*o)))
+            .map(|s| (s, s.offset_of_max_timestamp(), s.max_timestamp_ms()))
+            .max_by_key(|(_, o, ts)| (*ts, std::cmp::Reverse(*o)))?;
+        let exact = seg.find_batch(batch_last).ok().flatten().and_then(|at| {
+            if at.header.attributes & 0x08 != 0 {
+                return Some(at.header.base_offset); // LogAppendTime
+            }
+            let bytes = seg.read_batch(&at).ok()?;
+            let section = records::records_section(&bytes, &at.header).ok()?;
+            let mut first = None;
+            records::for_each_record(&section, &at.header, |r| {
+                if first.is_none() && r.timestamp_ms == ts {
+                    first = Some(r.offset);
+                }
+            })
+            .ok()?;
+            first
+        });
+        Some((exact.unwrap_or(batch_last), ts))
     }
 
     /// Deletes whole segments by `retention.ms` and `retention.bytes`, oldest first, never the
@@ -1291,6 +1310,24 @@ mod tests {
         assert_eq!(log.offset_for_timestamp(0, leo).expect("io"), Some((Offset(0), 1000)));
         assert_eq!(log.offset_for_timestamp(99_999, leo).expect("io"), None);
         assert_eq!(log.max_timestamp(leo), Some((Offset(99), 1194)));
+    }
+
+    /// KAFKA-16310: ListOffsets -3 names the record with the largest timestamp, not the last
+    /// record of its batch.
+    #[test]
+    fn the_max_timestamp_lookup_names_the_record_inside_its_batch() {
+        use crate::client::records::{encode_records, new_record};
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), LogConfig::for_tests());
+        append(&mut log, 2, 1000); // offsets 0-1
+        let recs: Vec<_> = [1500, 3000, 2000]
+            .iter()
+            .enumerate()
+            .map(|(i, ts)| new_record(i, None, Some(bytes::Bytes::from_static(b"v")), *ts, None))
+            .collect();
+        let b = encode_records(&recs, Compression::Lz4).expect("encode");
+        log.append_as_leader(&b, LeaderEpoch(0), 5000).expect("append"); // offsets 2-4
+        assert_eq!(log.max_timestamp(log.log_end_offset()), Some((Offset(3), 3000)));
     }
 
     #[test]
