@@ -101,6 +101,8 @@ pub struct BrokerConfig {
     pub log_index_interval_bytes: i64,
     /// `log.message.timestamp.type`.
     pub log_message_timestamp_type: String,
+    /// `compression.type`: the codec topics store (`producer`: as each batch came).
+    pub compression_type: String,
     /// `log.message.timestamp.before.max.ms` / `after.max.ms` (KIP-937; unbounded by default).
     pub log_message_timestamp_before_max_ms: i64,
     pub log_message_timestamp_after_max_ms: i64,
@@ -159,6 +161,7 @@ impl BrokerConfig {
             log_flush_scheduler_interval_ms: 200,
             log_index_interval_bytes: 4096,
             log_message_timestamp_type: "CreateTime".into(),
+            compression_type: "producer".into(),
             log_message_timestamp_before_max_ms: i64::MAX,
             log_message_timestamp_after_max_ms: i64::MAX,
             min_insync_replicas: 1,
@@ -209,6 +212,18 @@ impl BrokerConfig {
             "log.flush.interval.ms" => self.log_flush_interval_ms = long(0)?,
             "log.flush.scheduler.interval.ms" => self.log_flush_scheduler_interval_ms = long(1)?,
             "log.index.interval.bytes" => self.log_index_interval_bytes = int(0)?,
+            "compression.type" => match value {
+                "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => {
+                    self.compression_type = value.into()
+                }
+                _ => {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "must be producer, uncompressed, gzip, snappy, lz4 or zstd",
+                    ));
+                }
+            },
             "log.message.timestamp.type" => match value {
                 "CreateTime" | "LogAppendTime" => self.log_message_timestamp_type = value.into(),
                 _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
@@ -265,7 +280,7 @@ impl BrokerConfig {
             "min.compaction.lag.ms" => self.cleaner.min_compaction_lag_ms.to_string(),
             "max.compaction.lag.ms" => self.cleaner.max_compaction_lag_ms.to_string(),
             "delete.retention.ms" => self.cleaner.delete_retention_ms.to_string(),
-            "compression.type" => "producer".into(),
+            "compression.type" => self.compression_type.clone(),
             "retention.ms" => self.log_retention_ms.to_string(),
             "retention.bytes" => self.log_retention_bytes.to_string(),
             "segment.bytes" => self.log_segment_bytes.to_string(),
@@ -360,6 +375,7 @@ impl BrokerConfig {
             ("log.flush.interval.ms", self.log_flush_interval_ms.to_string()),
             ("log.index.interval.bytes", self.log_index_interval_bytes.to_string()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
+            ("compression.type", self.compression_type.clone()),
             (
                 "log.message.timestamp.before.max.ms",
                 self.log_message_timestamp_before_max_ms.to_string(),

@@ -1,8 +1,5 @@
 //! Topic-level configuration: the keys a topic may override, their validation, and how a topic's
 //! effective settings are resolved (override, else broker default).
-//!
-//! `compression.type` other than `producer` is refused with a clear error rather than silently
-//! ignored, because samsa stores batches exactly as the producer compressed them.
 
 use std::collections::BTreeMap;
 
@@ -70,7 +67,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "compression.type",
         config_type: ConfigType::String,
-        doc: "producer: batches are stored as the producer compressed them (the only value supported).",
+        doc: "producer: batches are stored as the producer compressed them; uncompressed, gzip, snappy, lz4 or zstd: every batch is stored in that codec, recompressed on append when the producer used another.",
     },
     TopicConfigDef {
         name: "delete.retention.ms",
@@ -145,17 +142,17 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "compression.gzip.level",
         config_type: ConfigType::Int,
-        doc: "accepted (1..9 or -1), not used yet: batches are stored as the producer compressed them.",
+        doc: "accepted (1..9 or -1), not used yet: broker-side compression (compression.type) runs at the codec's default level.",
     },
     TopicConfigDef {
         name: "compression.lz4.level",
         config_type: ConfigType::Int,
-        doc: "accepted (1..17), not used yet: batches are stored as the producer compressed them.",
+        doc: "accepted (1..17), not used yet: broker-side compression (compression.type) runs at the codec's default level.",
     },
     TopicConfigDef {
         name: "compression.zstd.level",
         config_type: ConfigType::Int,
-        doc: "accepted (-131072..22), not used yet: batches are stored as the producer compressed them.",
+        doc: "accepted (-131072..22), not used yet: broker-side compression (compression.type) runs at the codec's default level.",
     },
     TopicConfigDef {
         name: "file.delete.delay.ms",
@@ -262,13 +259,12 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
     match key {
         "cleanup.policy" => CleanupPolicy::parse(key, value).map(|_| ()),
         "compression.type" => match value {
-            "producer" => Ok(()),
-            "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(ConfigError::Unsupported {
-                key: key.into(),
-                value: value.into(),
-                reason: "samsa stores batches as the producer compressed them; use compression.type=producer and set compression on the producer".into(),
-            }),
-            _ => Err(invalid(key, value, "unknown compression type")),
+            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
+            _ => Err(invalid(
+                key,
+                value,
+                "must be producer, uncompressed, gzip, snappy, lz4 or zstd",
+            )),
         },
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
@@ -315,9 +311,8 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
             let ok = value.trim() == "*"
                 || value.trim().is_empty()
                 || value.split(',').map(str::trim).all(|item| {
-                    item.split_once(':').is_some_and(|(p, b)| {
-                        p.parse::<u32>().is_ok() && b.parse::<u32>().is_ok()
-                    })
+                    item.split_once(':')
+                        .is_some_and(|(p, b)| p.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
                 });
             if ok {
                 Ok(())
@@ -330,13 +325,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         "max.message.bytes" | "index.interval.bytes" => long_at_least(0, i64::from(i32::MAX)),
         "min.insync.replicas" => long_at_least(1, i64::from(i32::MAX)),
         "flush.messages" | "segment.ms" => long_at_least(1, i64::MAX),
-        "flush.ms" | "min.compaction.lag.ms" | "delete.retention.ms" => {
-            long_at_least(0, i64::MAX)
-        }
+        "flush.ms" | "min.compaction.lag.ms" | "delete.retention.ms" => long_at_least(0, i64::MAX),
         "max.compaction.lag.ms" => long_at_least(1, i64::MAX),
-        "min.cleanable.dirty.ratio" => {
-            super::cleaner::parse_f64(key, value, 0.0, 1.0).map(|_| ())
-        }
+        "min.cleanable.dirty.ratio" => super::cleaner::parse_f64(key, value, 0.0, 1.0).map(|_| ()),
         _ => {
             debug_assert!(false, "validated key without a rule: {}", def.name);
             Ok(())
@@ -397,7 +388,8 @@ mod tests {
         ]
         .into();
         assert!(validate_all(&pair).is_err());
-        assert!(validate("compression.type", "zstd").is_err());
+        assert!(validate("compression.type", "zstd").is_ok());
+        assert!(validate("compression.type", "brotli").is_err());
         assert!(validate("retention.ms", "-2").is_err());
         assert!(validate("segment.bytes", "12").is_err());
         assert!(matches!(validate("foo.bar", "1"), Err(ConfigError::UnknownKey(_))));

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::batch::Codec;
 use crate::config::broker::BrokerConfig;
 use crate::config::topic::{CleanupPolicy, effective};
 
@@ -40,6 +41,9 @@ pub(crate) struct LogConfig {
     /// KIP-937: how far a CreateTime record may lie before / after the broker's clock.
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// `compression.type`: the codec every appended batch is stored with; `None` keeps each
+    /// batch as the producer compressed it (`producer`).
+    pub compression: Option<Codec>,
 }
 
 impl LogConfig {
@@ -76,7 +80,16 @@ impl LogConfig {
             Some("LogAppendTime") => TimestampType::LogAppendTime,
             _ => TimestampType::CreateTime,
         };
+        let compression = match effective("compression.type", overrides, broker).as_deref() {
+            Some("uncompressed") => Some(Codec::None),
+            Some("gzip") => Some(Codec::Gzip),
+            Some("snappy") => Some(Codec::Snappy),
+            Some("lz4") => Some(Codec::Lz4),
+            Some("zstd") => Some(Codec::Zstd),
+            _ => None,
+        };
         LogConfig {
+            compression,
             segment_bytes: num("segment.bytes", broker.log_segment_bytes).max(1024) as u64,
             segment_ms: num("segment.ms", broker.log_roll_ms).max(1),
             retention_ms: num("retention.ms", broker.log_retention_ms),
@@ -144,6 +157,7 @@ impl LogConfig {
             delete_retention_ms: 86_400_000,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
+            compression: None,
         }
     }
 }

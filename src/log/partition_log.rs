@@ -522,6 +522,8 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendOutcome, AppendError> {
         self.refuse_if_closed()?;
+        let recompressed = self.recompressed(records)?;
+        let records = recompressed.as_deref().unwrap_or(records);
         let headers = batch::split_client_batches(records)?;
         let mut at = 0usize;
         for h in &headers {
@@ -597,6 +599,29 @@ impl PartitionLog {
             duplicate: false,
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Broker-side compression (`compression.type` other than `producer`): the record set with
+    /// every batch in another codec rebuilt in the topic's, or `None` when nothing changes.
+    /// The limits (`max.message.bytes`) then apply to what is stored, as in Kafka.
+    fn recompressed(&self, records: &[u8]) -> Result<Option<Vec<u8>>, AppendError> {
+        let Some(codec) = self.config.compression else { return Ok(None) };
+        let headers = batch::split_client_batches(records)?;
+        if headers.iter().all(|h| h.codec() == Some(codec)) {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(records.len());
+        let mut at = 0usize;
+        for h in &headers {
+            let bytes = &records[at..at + h.size_bytes];
+            at += h.size_bytes;
+            if h.codec() == Some(codec) {
+                out.extend_from_slice(bytes);
+            } else {
+                out.extend_from_slice(&records::recompress(bytes, h, codec)?);
+            }
+        }
+        Ok(Some(out))
     }
 
     /// Appends batches copied from the leader, offsets and epochs already assigned (the
@@ -1310,6 +1335,38 @@ mod tests {
         assert_eq!(log.offset_for_timestamp(0, leo).expect("io"), Some((Offset(0), 1000)));
         assert_eq!(log.offset_for_timestamp(99_999, leo).expect("io"), None);
         assert_eq!(log.max_timestamp(leo), Some((Offset(99), 1194)));
+    }
+
+    /// Broker-side compression: a topic with `compression.type=zstd` stores zstd whatever the
+    /// producer sent, with the same records at the same offsets; a batch already in zstd is
+    /// kept as it came.
+    #[test]
+    fn a_topic_compression_type_recompresses_batches_on_append() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = LogConfig { compression: Some(batch::Codec::Zstd), ..LogConfig::for_tests() };
+        let mut log = open(dir.path(), cfg);
+        for codec in [Compression::Lz4, Compression::None, Compression::Gzip, Compression::Zstd] {
+            let b = encode_batch(4, 1000, Some((7, 0, log.log_end_offset().0 as i32)), codec);
+            log.append_as_leader(&b, LeaderEpoch(0), 1000).expect("append");
+        }
+        let mut bytes = log.read(Offset(0), log.log_end_offset(), usize::MAX, true).expect("read");
+        let mut rest = bytes.clone();
+        while !rest.is_empty() {
+            let h = batch::validate(&rest).expect("a valid batch");
+            assert_eq!(h.codec(), Some(batch::Codec::Zstd), "batch at {}", h.base_offset);
+            let _ = rest.split_to(h.size_bytes);
+        }
+        let sets = RecordBatchDecoder::decode_all(&mut bytes).expect("decodes");
+        let values: Vec<(i64, Option<bytes::Bytes>)> =
+            sets.into_iter().flat_map(|s| s.records).map(|r| (r.offset, r.value)).collect();
+        assert_eq!(values.len(), 16);
+        for (i, (o, v)) in values.iter().enumerate() {
+            assert_eq!(*o, i as i64);
+            assert_eq!(v.as_deref(), Some(format!("value-{}", i % 4).as_bytes()));
+        }
+        // A producer retry of a recompressed batch is still recognised as a duplicate.
+        let retry = encode_batch(4, 1000, Some((7, 0, 12)), Compression::Zstd);
+        assert!(log.append_as_leader(&retry, LeaderEpoch(0), 1000).expect("retry").duplicate);
     }
 
     /// KAFKA-16310: ListOffsets -3 names the record with the largest timestamp, not the last

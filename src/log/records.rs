@@ -196,17 +196,40 @@ pub(crate) fn filter_batch(
 }
 
 /// A batch with `header`'s identity holding exactly `kept` (records of that batch).
+/// Broker-side compression (topic `compression.type`): the batch with the same records under
+/// `codec`. Header fields, offsets, timestamps and producer state stay; only the codec bits,
+/// the length and the CRC change, as Kafka's recompression on append leaves them.
+pub(crate) fn recompress(
+    batch: &[u8],
+    header: &BatchHeader,
+    codec: Codec,
+) -> Result<Vec<u8>, RecordsError> {
+    let section = records_section(batch, header)?;
+    let mut kept: Vec<RecordView<'_>> = Vec::new();
+    for_each_record(&section, header, |r| kept.push(r))?;
+    rebuild_as(batch, header, &kept, codec)
+}
+
 fn rebuild(
     batch: &[u8],
     header: &BatchHeader,
     kept: &[RecordView<'_>],
 ) -> Result<Vec<u8>, RecordsError> {
-    let mut attributes = header.attributes;
+    let codec = header.codec().ok_or(RecordsError::UnknownCodec(header.attributes))?;
+    rebuild_as(batch, header, kept, codec)
+}
+
+fn rebuild_as(
+    batch: &[u8],
+    header: &BatchHeader,
+    kept: &[RecordView<'_>],
+    codec: Codec,
+) -> Result<Vec<u8>, RecordsError> {
+    let mut attributes = (header.attributes & !ATTR_COMPRESSION_MASK) | codec_bits(codec);
     let mut records = BytesMut::new();
     for r in kept {
         records.extend_from_slice(r.bytes);
     }
-    let codec = header.codec().ok_or(RecordsError::UnknownCodec(header.attributes))?;
     let section: Vec<u8> = if kept.is_empty() {
         attributes &= !ATTR_COMPRESSION_MASK;
         Vec::new()
@@ -246,6 +269,16 @@ fn rebuild(
     let crc = compute_crc(&out);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
+}
+
+fn codec_bits(codec: Codec) -> i16 {
+    match codec {
+        Codec::None => 0,
+        Codec::Gzip => 1,
+        Codec::Snappy => 2,
+        Codec::Lz4 => 3,
+        Codec::Zstd => 4,
+    }
 }
 
 /// Parses the record at the start of `bytes`; returns it and what follows it.

@@ -84,6 +84,7 @@ fn bench(b: &CleanBench, dir: &std::path::Path) -> anyhow::Result<()> {
         delete_retention_ms: 86_400_000,
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: i64::MAX,
+        compression: None,
     };
     let (mut log, _) = PartitionLog::open(dir, config)?;
     let target = b.mib * 1024 * 1024;
