@@ -142,17 +142,17 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "compression.gzip.level",
         config_type: ConfigType::Int,
-        doc: "accepted (1..9 or -1), not used yet: broker-side compression (compression.type) runs at the codec's default level.",
+        doc: "the gzip level of broker-side compression (compression.type=gzip): 1..9, or -1 for zlib's default (KIP-390).",
     },
     TopicConfigDef {
         name: "compression.lz4.level",
         config_type: ConfigType::Int,
-        doc: "accepted (1..17), not used yet: broker-side compression (compression.type) runs at the codec's default level.",
+        doc: "the lz4 level of broker-side compression (compression.type=lz4): 1..17 (KIP-390).",
     },
     TopicConfigDef {
         name: "compression.zstd.level",
         config_type: ConfigType::Int,
-        doc: "accepted (-131072..22), not used yet: broker-side compression (compression.type) runs at the codec's default level.",
+        doc: "the zstd level of broker-side compression (compression.type=zstd): -131072..22 (KIP-390).",
     },
     TopicConfigDef {
         name: "file.delete.delay.ms",

@@ -44,6 +44,8 @@ pub(crate) struct LogConfig {
     /// `compression.type`: the codec every appended batch is stored with; `None` keeps each
     /// batch as the producer compressed it (`producer`).
     pub compression: Option<Codec>,
+    /// KIP-390: the level broker-side compression uses for that codec (`None`: its default).
+    pub compression_level: Option<i32>,
 }
 
 impl LogConfig {
@@ -88,8 +90,17 @@ impl LogConfig {
             Some("zstd") => Some(Codec::Zstd),
             _ => None,
         };
+        let level = |key: &str| effective(key, overrides, broker).and_then(|v| v.parse().ok());
+        let compression_level = match compression {
+            // -1 is zlib's default level.
+            Some(Codec::Gzip) => level("compression.gzip.level").filter(|l: &i32| *l >= 1),
+            Some(Codec::Lz4) => level("compression.lz4.level"),
+            Some(Codec::Zstd) => level("compression.zstd.level"),
+            _ => None,
+        };
         LogConfig {
             compression,
+            compression_level,
             segment_bytes: num("segment.bytes", broker.log_segment_bytes).max(1024) as u64,
             segment_ms: num("segment.ms", broker.log_roll_ms).max(1),
             retention_ms: num("retention.ms", broker.log_retention_ms),
@@ -158,6 +169,7 @@ impl LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
             compression: None,
+            compression_level: None,
         }
     }
 }

@@ -618,7 +618,8 @@ impl PartitionLog {
             if h.codec() == Some(codec) {
                 out.extend_from_slice(bytes);
             } else {
-                out.extend_from_slice(&records::recompress(bytes, h, codec)?);
+                let level = self.config.compression_level;
+                out.extend_from_slice(&records::recompress(bytes, h, codec, level)?);
             }
         }
         Ok(Some(out))
@@ -1367,6 +1368,43 @@ mod tests {
         // A producer retry of a recompressed batch is still recognised as a duplicate.
         let retry = encode_batch(4, 1000, Some((7, 0, 12)), Compression::Zstd);
         assert!(log.append_as_leader(&retry, LeaderEpoch(0), 1000).expect("retry").duplicate);
+    }
+
+    /// KIP-390: broker-side compression runs at the topic's level for its codec; a higher level
+    /// stores fewer bytes of the same, readable records.
+    #[test]
+    fn broker_side_compression_uses_the_codec_level() {
+        let records: Vec<_> = (0..200)
+            .map(|i| {
+                let v = format!("value {i} {}", "abcdefgh".repeat(i % 7 + 1));
+                crate::client::records::new_record(i, None, Some(v.into()), 1000, None)
+            })
+            .collect();
+        let batch = crate::client::records::encode_records(&records, Compression::None)
+            .expect("encode")
+            .to_vec();
+        for (codec, low, high) in
+            [(batch::Codec::Gzip, 1, 9), (batch::Codec::Zstd, 1, 19), (batch::Codec::Lz4, 1, 17)]
+        {
+            let stored = |level: i32| {
+                let dir = tempfile::tempdir().expect("tmp");
+                let cfg = LogConfig {
+                    compression: Some(codec),
+                    compression_level: Some(level),
+                    ..LogConfig::for_tests()
+                };
+                let mut log = open(dir.path(), cfg);
+                log.append_as_leader(&batch, LeaderEpoch(0), 1000).expect("append");
+                let mut bytes =
+                    log.read(Offset(0), log.log_end_offset(), usize::MAX, true).expect("read");
+                let n = bytes.len();
+                let sets = RecordBatchDecoder::decode_all(&mut bytes).expect("decodes");
+                assert_eq!(sets.iter().map(|s| s.records.len()).sum::<usize>(), 200);
+                n
+            };
+            let (small_effort, big_effort) = (stored(low), stored(high));
+            assert!(big_effort <= small_effort, "{codec:?}: {big_effort} > {small_effort}");
+        }
     }
 
     /// KAFKA-16310: ListOffsets -3 names the record with the largest timestamp, not the last

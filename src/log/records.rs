@@ -203,11 +203,38 @@ pub(crate) fn recompress(
     batch: &[u8],
     header: &BatchHeader,
     codec: Codec,
+    level: Option<i32>,
 ) -> Result<Vec<u8>, RecordsError> {
     let section = records_section(batch, header)?;
     let mut kept: Vec<RecordView<'_>> = Vec::new();
     for_each_record(&section, header, |r| kept.push(r))?;
-    rebuild_as(batch, header, &kept, codec)
+    rebuild_as(batch, header, &kept, codec, level)
+}
+
+/// Compresses `data` with `codec` at `level` (KIP-390: `compression.gzip.level` 1..9,
+/// `compression.lz4.level` 1..17, `compression.zstd.level` -131072..22), in the framing Kafka's
+/// clients read (gzip stream, LZ4 frame with independent blocks, zstd frame).
+fn compress_at_level(codec: Codec, level: i32, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        Codec::Gzip => {
+            let level = flate2::Compression::new(level.clamp(0, 9) as u32);
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
+            e.write_all(data)?;
+            e.finish()
+        }
+        Codec::Lz4 => {
+            let mut e = lz4::EncoderBuilder::new()
+                .level(level.clamp(1, 17) as u32)
+                .block_mode(lz4::BlockMode::Independent)
+                .build(Vec::new())?;
+            e.write_all(data)?;
+            let (out, done) = e.finish();
+            done.map(|()| out)
+        }
+        Codec::Zstd => zstd::encode_all(data, level),
+        Codec::None | Codec::Snappy => Ok(data.to_vec()),
+    }
 }
 
 fn rebuild(
@@ -216,7 +243,7 @@ fn rebuild(
     kept: &[RecordView<'_>],
 ) -> Result<Vec<u8>, RecordsError> {
     let codec = header.codec().ok_or(RecordsError::UnknownCodec(header.attributes))?;
-    rebuild_as(batch, header, kept, codec)
+    rebuild_as(batch, header, kept, codec, None)
 }
 
 fn rebuild_as(
@@ -224,6 +251,7 @@ fn rebuild_as(
     header: &BatchHeader,
     kept: &[RecordView<'_>],
     codec: Codec,
+    level: Option<i32>,
 ) -> Result<Vec<u8>, RecordsError> {
     let mut attributes = (header.attributes & !ATTR_COMPRESSION_MASK) | codec_bits(codec);
     let mut records = BytesMut::new();
@@ -239,15 +267,20 @@ fn rebuild_as(
             tmp.extend_from_slice(&records);
             Ok(())
         };
-        let done = match codec {
-            Codec::None => {
+        let done = match (codec, level) {
+            (Codec::Gzip | Codec::Lz4 | Codec::Zstd, Some(level)) => {
+                compress_at_level(codec, level, &records)
+                    .map(|c| out.extend_from_slice(&c))
+                    .map_err(anyhow::Error::from)
+            }
+            (Codec::None, _) => {
                 out = records.clone();
                 Ok(())
             }
-            Codec::Gzip => codecs::Gzip::compress(&mut out, fill),
-            Codec::Snappy => codecs::Snappy::compress(&mut out, fill),
-            Codec::Lz4 => codecs::Lz4::compress(&mut out, fill),
-            Codec::Zstd => codecs::Zstd::compress(&mut out, fill),
+            (Codec::Gzip, None) => codecs::Gzip::compress(&mut out, fill),
+            (Codec::Snappy, _) => codecs::Snappy::compress(&mut out, fill),
+            (Codec::Lz4, None) => codecs::Lz4::compress(&mut out, fill),
+            (Codec::Zstd, None) => codecs::Zstd::compress(&mut out, fill),
         };
         done.map_err(|e| RecordsError::Compress(e.to_string()))?;
         out.to_vec()

@@ -85,6 +85,7 @@ fn bench(b: &CleanBench, dir: &std::path::Path) -> anyhow::Result<()> {
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: i64::MAX,
         compression: None,
+        compression_level: None,
     };
     let (mut log, _) = PartitionLog::open(dir, config)?;
     let target = b.mib * 1024 * 1024;
