@@ -121,6 +121,9 @@ pub struct BrokerConfig {
     pub cleaner: super::cleaner::CleanerConfig,
     /// `transaction.*`: the transaction coordinator.
     pub txn: super::txn::TxnConfig,
+    /// The keys set explicitly (file, `SAMSA_*` variables, `--override`): DescribeConfigs
+    /// reports them as STATIC_BROKER_CONFIG, the rest as DEFAULT_CONFIG.
+    pub explicit: std::collections::BTreeSet<String>,
 }
 
 impl BrokerConfig {
@@ -171,11 +174,18 @@ impl BrokerConfig {
             group: super::group::GroupConfig::dev(),
             cleaner: super::cleaner::CleanerConfig::default(),
             txn: super::txn::TxnConfig::default(),
+            explicit: Default::default(),
         }
     }
 
     /// Applies one `key=value` override with Kafka's key names.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.set_value(key, value)?;
+        self.explicit.insert(key.to_string());
+        Ok(())
+    }
+
+    fn set_value(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let ranged = |min: i64, max: i64| parse_ranged(key, value, min, max);
         let long = |min: i64| ranged(min, i64::MAX);
         let int = |min: i64| ranged(min, i64::from(i32::MAX));
@@ -360,6 +370,7 @@ impl BrokerConfig {
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         let mut all = vec![
             ("node.id", self.node_id.0.to_string()),
+            ("broker.rack", self.rack.clone().unwrap_or_default()),
             ("log.dirs", self.data_dir.display().to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),

@@ -97,9 +97,11 @@ fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -
         .map(|(k, v)| {
             let mut c = DescribeConfigsResourceResult::default();
             c.name = sb(k);
-            c.value = Some(sb(v));
+            // Kafka shows an unset broker.rack as null.
+            c.value = (k != "broker.rack" || broker.config.rack.is_some()).then(|| sb(v));
             c.read_only = true;
-            c.config_source = SOURCE_STATIC_BROKER;
+            let explicit = broker.config.explicit.contains(k);
+            c.config_source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
             c
         })
         .collect())
