@@ -4,12 +4,38 @@ use anyhow::{Context, bail};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+    BrokerId, FindCoordinatorRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::KafkaClient;
 use crate::client::cluster::ClusterClient;
+
+/// The node coordinating `key` (key type 0: a group, 1: a transactional id), retrying while
+/// the coordinator loads or moves (up to 10 s); `Err` carries the last error's name.
+pub(super) async fn find_coordinator(
+    cluster: &mut ClusterClient,
+    key: &str,
+    key_type: i8,
+) -> anyhow::Result<Result<i32, String>> {
+    cluster.refresh(Some(&[])).await?;
+    let mut last = String::new();
+    for _ in 0..50 {
+        let client = cluster.any();
+        let version = client.version::<FindCoordinatorRequest>(3)?;
+        let mut req = FindCoordinatorRequest::default();
+        req.key = StrBytes::from_string(key.to_string());
+        req.key_type = key_type;
+        let resp = client.send(&req, version).await?;
+        if resp.error_code == 0 {
+            return Ok(Ok(resp.node_id.0));
+        }
+        last = super::topic::error_name(resp.error_code);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(Err(last))
+}
 
 pub(super) fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))

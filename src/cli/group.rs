@@ -11,8 +11,8 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
-    OffsetCommitRequest, OffsetFetchRequest,
+    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
+    OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -99,24 +99,12 @@ async fn coordinator<'a>(
     cluster: &'a mut ClusterClient,
     group: &str,
 ) -> anyhow::Result<&'a mut KafkaClient> {
-    cluster.refresh(Some(&[])).await?;
-    let mut last = String::new();
-    for _ in 0..50 {
-        let client = cluster.any();
-        let version = client.version::<FindCoordinatorRequest>(3)?;
-        let mut req = FindCoordinatorRequest::default();
-        req.key = StrBytes::from_string(group.to_string());
-        let resp = client.send(&req, version).await?;
-        if resp.error_code == 0 {
-            let id = resp.node_id.0;
-            return cluster.broker(id).await;
-        }
-        last = error_name(resp.error_code);
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    match super::admin::find_coordinator(cluster, group, 0).await? {
+        Ok(id) => cluster.broker(id).await,
+        Err(last) => bail!(
+            "no coordinator for group '{group}': {last}; is the cluster healthy? (`samsa cluster status`)"
+        ),
     }
-    bail!(
-        "no coordinator for group '{group}': {last}; is the cluster healthy? (`samsa cluster status`)"
-    )
 }
 
 async fn list(c: ClientArgs) -> anyhow::Result<()> {

@@ -11,8 +11,8 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
-    ListTransactionsRequest, ProducerId, TransactionalId, WriteTxnMarkersRequest,
+    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest, ProducerId,
+    TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -121,23 +121,10 @@ async fn coordinator<'a>(
     cluster: &'a mut ClusterClient,
     id: &str,
 ) -> anyhow::Result<(i32, &'a mut KafkaClient)> {
-    cluster.refresh(Some(&[])).await?;
-    let mut last = String::new();
-    for _ in 0..50 {
-        let client = cluster.any();
-        let version = client.version::<FindCoordinatorRequest>(3)?;
-        let mut req = FindCoordinatorRequest::default();
-        req.key = StrBytes::from_string(id.to_string());
-        req.key_type = 1;
-        let resp = client.send(&req, version).await?;
-        if resp.error_code == 0 {
-            let node = resp.node_id.0;
-            return Ok((node, cluster.broker(node).await?));
-        }
-        last = error_name(resp.error_code);
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    match super::admin::find_coordinator(cluster, id, 1).await? {
+        Ok(node) => Ok((node, cluster.broker(node).await?)),
+        Err(last) => bail!("no transaction coordinator for '{id}': {last}"),
     }
-    bail!("no transaction coordinator for '{id}': {last}")
 }
 
 async fn describe(a: &DescribeArgs) -> anyhow::Result<()> {

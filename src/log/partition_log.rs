@@ -522,9 +522,12 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendOutcome, AppendError> {
         self.refuse_if_closed()?;
-        let recompressed = self.recompressed(records)?;
+        let mut headers = batch::split_client_batches(records)?;
+        let recompressed = self.recompressed(records, &headers)?;
+        if let Some(rebuilt) = &recompressed {
+            headers = batch::split_client_batches(rebuilt)?;
+        }
         let records = recompressed.as_deref().unwrap_or(records);
-        let headers = batch::split_client_batches(records)?;
         let mut at = 0usize;
         for h in &headers {
             let bytes = &records[at..at + h.size_bytes];
@@ -604,15 +607,18 @@ impl PartitionLog {
     /// Broker-side compression (`compression.type` other than `producer`): the record set with
     /// every batch in another codec rebuilt in the topic's, or `None` when nothing changes.
     /// The limits (`max.message.bytes`) then apply to what is stored, as in Kafka.
-    fn recompressed(&self, records: &[u8]) -> Result<Option<Vec<u8>>, AppendError> {
+    fn recompressed(
+        &self,
+        records: &[u8],
+        headers: &[BatchHeader],
+    ) -> Result<Option<Vec<u8>>, AppendError> {
         let Some(codec) = self.config.compression else { return Ok(None) };
-        let headers = batch::split_client_batches(records)?;
         if headers.iter().all(|h| h.codec() == Some(codec)) {
             return Ok(None);
         }
         let mut out = Vec::with_capacity(records.len());
         let mut at = 0usize;
-        for h in &headers {
+        for h in headers {
             let bytes = &records[at..at + h.size_bytes];
             at += h.size_bytes;
             if h.codec() == Some(codec) {
