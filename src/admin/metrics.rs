@@ -85,6 +85,8 @@ pub(crate) struct Metrics {
     latency: Family<ApiLabel, Histogram, fn() -> Histogram>,
     bytes_in: Counter,
     bytes_out: Counter,
+    produce_conversions: Counter,
+    fetch_conversions: Counter,
     pub(crate) isr_shrinks: Counter,
     pub(crate) isr_expands: Counter,
     gauges: Gauges,
@@ -100,6 +102,8 @@ impl Default for Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
+            produce_conversions: Counter::default(),
+            fetch_conversions: Counter::default(),
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
             gauges: Gauges::default(),
@@ -127,6 +131,16 @@ impl Metrics {
         );
         r.register("samsa_bytes_in", "Bytes of Kafka requests received", self.bytes_in.clone());
         r.register("samsa_bytes_out", "Bytes of Kafka responses sent", self.bytes_out.clone());
+        r.register(
+            "samsa_produce_message_conversions",
+            "Records up-converted from message format v0/v1 on append (Kafka's ProduceMessageConversionsPerSec)",
+            self.produce_conversions.clone(),
+        );
+        r.register(
+            "samsa_fetch_message_conversions",
+            "Records down-converted to message format v0/v1 for Fetch v0-3 (Kafka's FetchMessageConversionsPerSec)",
+            self.fetch_conversions.clone(),
+        );
         r.register(
             "samsa_isr_shrinks",
             "ISR shrinks this broker proposed as a leader",
@@ -217,6 +231,14 @@ impl Metrics {
 
     pub(crate) fn add_bytes_in(&self, n: usize) {
         self.bytes_in.inc_by(n as u64);
+    }
+
+    pub(crate) fn add_produce_conversions(&self, records: usize) {
+        self.produce_conversions.inc_by(records as u64);
+    }
+
+    pub(crate) fn add_fetch_conversions(&self, records: usize) {
+        self.fetch_conversions.inc_by(records as u64);
     }
 
     pub(crate) fn add_bytes_out(&self, n: usize) {

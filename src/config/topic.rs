@@ -182,7 +182,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "message.downconversion.enable",
         config_type: ConfigType::Boolean,
-        doc: "accepted; Fetch v0-3 (which would down-convert) is not served yet.",
+        doc: "false: Fetch v0-3 (message formats v0/v1, down-converted) gets UNSUPPORTED_VERSION for this topic.",
     },
     TopicConfigDef {
         name: "message.format.version",

@@ -46,6 +46,9 @@ pub(crate) struct LogConfig {
     pub compression: Option<Codec>,
     /// KIP-390: the level broker-side compression uses for that codec (`None`: its default).
     pub compression_level: Option<i32>,
+    /// `message.downconversion.enable`: whether Fetch v0–3 may be answered with this log's
+    /// batches down-converted (false: UNSUPPORTED_VERSION, as Kafka).
+    pub down_conversion: bool,
 }
 
 impl LogConfig {
@@ -101,6 +104,8 @@ impl LogConfig {
         LogConfig {
             compression,
             compression_level,
+            down_conversion: effective("message.downconversion.enable", overrides, broker)
+                .is_none_or(|v| v != "false"),
             segment_bytes: num("segment.bytes", broker.log_segment_bytes).max(1024) as u64,
             segment_ms: num("segment.ms", broker.log_roll_ms).max(1),
             retention_ms: num("retention.ms", broker.log_retention_ms),
@@ -170,6 +175,7 @@ impl LogConfig {
             timestamp_after_max_ms: i64::MAX,
             compression: None,
             compression_level: None,
+            down_conversion: true,
         }
     }
 }

@@ -26,6 +26,7 @@ pub(crate) mod config;
 pub(crate) mod control;
 pub(crate) mod epoch_cache;
 pub(crate) mod index;
+pub(crate) mod message_set;
 pub(crate) mod partition_log;
 pub(crate) mod producer_state;
 pub(crate) mod records;

@@ -96,6 +96,12 @@ pub(crate) fn records_section<'a>(
     if codec == Codec::None {
         return Ok(Section::Borrowed(raw));
     }
+    decompress(codec, raw).map(Section::Decompressed)
+}
+
+/// `raw` decompressed with `codec` (kafka-protocol's codecs: gzip stream, xerial-framed or raw
+/// snappy, LZ4 frame, zstd frame).
+pub(crate) fn decompress(codec: Codec, raw: &[u8]) -> Result<Bytes, RecordsError> {
     let mut input = Bytes::copy_from_slice(raw);
     let out = |b: &mut Bytes| Ok(b.clone());
     let decompressed = match codec {
@@ -105,7 +111,7 @@ pub(crate) fn records_section<'a>(
         Codec::Lz4 => codecs::Lz4::decompress(&mut input, out),
         Codec::Zstd => codecs::Zstd::decompress(&mut input, out),
     };
-    decompressed.map(Section::Decompressed).map_err(|e| RecordsError::Decompress(e.to_string()))
+    decompressed.map_err(|e| RecordsError::Decompress(e.to_string()))
 }
 
 /// Calls `f` with every record of an uncompressed records section, in order. Fails on the
@@ -262,28 +268,7 @@ fn rebuild_as(
         attributes &= !ATTR_COMPRESSION_MASK;
         Vec::new()
     } else {
-        let mut out = BytesMut::new();
-        let fill = |tmp: &mut BytesMut| {
-            tmp.extend_from_slice(&records);
-            Ok(())
-        };
-        let done = match (codec, level) {
-            (Codec::Gzip | Codec::Lz4 | Codec::Zstd, Some(level)) => {
-                compress_at_level(codec, level, &records)
-                    .map(|c| out.extend_from_slice(&c))
-                    .map_err(anyhow::Error::from)
-            }
-            (Codec::None, _) => {
-                out = records.clone();
-                Ok(())
-            }
-            (Codec::Gzip, None) => codecs::Gzip::compress(&mut out, fill),
-            (Codec::Snappy, _) => codecs::Snappy::compress(&mut out, fill),
-            (Codec::Lz4, None) => codecs::Lz4::compress(&mut out, fill),
-            (Codec::Zstd, None) => codecs::Zstd::compress(&mut out, fill),
-        };
-        done.map_err(|e| RecordsError::Compress(e.to_string()))?;
-        out.to_vec()
+        compress(codec, level, &records)?
     };
     let max_timestamp_ms = if header.attributes & ATTR_LOG_APPEND_TIME != 0 || kept.is_empty() {
         header.max_timestamp_ms
@@ -304,7 +289,38 @@ fn rebuild_as(
     Ok(out)
 }
 
-fn codec_bits(codec: Codec) -> i16 {
+/// `data` compressed with `codec`: at `level` when given (KIP-390), else at kafka-protocol's
+/// fixed levels; snappy is xerial-framed, as Kafka's clients write it.
+pub(crate) fn compress(
+    codec: Codec,
+    level: Option<i32>,
+    data: &[u8],
+) -> Result<Vec<u8>, RecordsError> {
+    let mut out = BytesMut::new();
+    let fill = |tmp: &mut BytesMut| {
+        tmp.extend_from_slice(data);
+        Ok(())
+    };
+    let done = match (codec, level) {
+        (Codec::Gzip | Codec::Lz4 | Codec::Zstd, Some(level)) => {
+            compress_at_level(codec, level, data)
+                .map(|c| out.extend_from_slice(&c))
+                .map_err(anyhow::Error::from)
+        }
+        (Codec::None, _) => {
+            out.extend_from_slice(data);
+            Ok(())
+        }
+        (Codec::Gzip, None) => codecs::Gzip::compress(&mut out, fill),
+        (Codec::Snappy, _) => codecs::Snappy::compress(&mut out, fill),
+        (Codec::Lz4, None) => codecs::Lz4::compress(&mut out, fill),
+        (Codec::Zstd, None) => codecs::Zstd::compress(&mut out, fill),
+    };
+    done.map_err(|e| RecordsError::Compress(e.to_string()))?;
+    Ok(out.to_vec())
+}
+
+pub(crate) fn codec_bits(codec: Codec) -> i16 {
     match codec {
         Codec::None => 0,
         Codec::Gzip => 1,

@@ -1,6 +1,7 @@
 """Clients on old protocol versions (issue 19): kafka-python told it talks to an old broker
 (`api_version`) sends the versions Kafka 3.9 still serves and Kafka 4 dropped; a version samsa
 does not serve closes the connection with one WARN naming the client."""
+import subprocess
 import time
 
 import pytest
@@ -8,7 +9,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from kafka.errors import TopicAlreadyExistsError
 
-from conftest import expected_records
+from conftest import expected_records, kcat
 
 
 def test_list_offsets_v0_answers_old_clients(broker, topic):
@@ -29,17 +30,15 @@ def test_list_offsets_v0_answers_old_clients(broker, topic):
 
 
 def test_an_unserved_version_is_explained_in_the_broker_log(broker, topic):
-    # Fetch v1 (api_version 0.9) is not served: the connection closes, and the broker says why.
-    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=(0, 9), group_id=None,
-                      client_id="legacy-fetcher", consumer_timeout_ms=3000)
-    try:
-        c.assign([TopicPartition(topic, 0)])
-        c.seek_to_beginning()
-        list(c)
-    except Exception:  # noqa: BLE001 - the client sees a closed connection; that is the point
-        pass
-    finally:
-        c.close()
+    # A Fetch version past every one Kafka defines (here 99, from a raw socket under a client
+    # id of its own): the connection closes, and the broker says why.
+    import socket
+    import struct
+    client_id = b"legacy-fetcher"
+    body = struct.pack(">hhih", 1, 99, 7, len(client_id)) + client_id + b"\0" * 16
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        assert s.recv(4) == b"", "the broker closes the connection without an answer"
     deadline = time.time() + 10
     while time.time() < deadline:
         with open(broker.log_path) as f:
@@ -48,7 +47,164 @@ def test_an_unserved_version_is_explained_in_the_broker_log(broker, topic):
             break
         time.sleep(0.2)
     assert lines, "a WARN names the client whose connection was closed"
-    assert "api=\"Fetch\"" in lines[0] and "api_version=1" in lines[0]
+    assert "api=\"Fetch\"" in lines[0] and "api_version=99" in lines[0]
+
+
+# kafka-python told the broker is 0.9 writes message format v0 (Produce v1, Fetch v1: no
+# timestamps, LZ4 with Kafka 0.9's frame checksum); told 0.10.1, format v1 (Produce v2, Fetch v3).
+OLD_FORMATS = [((0, 9), 0), ((0, 10, 1), 1)]
+
+
+@pytest.mark.parametrize("api_version,magic", OLD_FORMATS, ids=["magic0", "magic1"])
+@pytest.mark.parametrize("codec", [None, "gzip", "snappy", "lz4"])
+def test_message_formats_v0_v1_round_trip(broker, topic, api_version, magic, codec):
+    """Produce v0-2 sets are up-converted on append and Fetch v0-3 answers are down-converted:
+    an old client reads back every key and value (and, in magic 1, timestamp) it wrote, through
+    a consumer group with commits, and a modern client reads the same records from the log."""
+    from confluent_kafka import Consumer
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=api_version,
+                      compression_type=codec, linger_ms=50)
+    sent = [(f"k{i}".encode(), f"old-{codec}-{i}".encode() * 3) for i in range(40)]
+    stamp = 1_700_000_000_000
+    for i, (k, v) in enumerate(sent):
+        p.send(topic, key=k, value=v, partition=0, timestamp_ms=stamp + i)
+    p.flush(30)
+    p.close()
+    c = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, api_version=api_version,
+                      group_id="g-" + topic, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=10000)
+    try:
+        got = []
+        for m in c:
+            got.append(m)
+            if len(got) == len(sent):
+                break
+        c.commit()
+        tp = TopicPartition(topic, 0)
+        assert c.committed(tp) == len(sent)
+    finally:
+        c.close()
+    assert [(m.key, m.value) for m in got] == sent
+    assert [m.offset for m in got] == list(range(len(sent)))
+    # kafka-python shows a magic 0 message's missing timestamp as None.
+    expected_ts = [stamp + i for i in range(len(sent))] if magic == 1 else [None] * len(sent)
+    assert [m.timestamp for m in got] == expected_ts
+    modern = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "m-" + topic,
+                       "auto.offset.reset": "earliest"})
+    try:
+        modern.subscribe([topic])
+        read = []
+        deadline = time.time() + 30
+        while len(read) < len(sent) and time.time() < deadline:
+            m = modern.poll(1)
+            if m is not None and not m.error():
+                read.append((m.key(), m.value()))
+        assert read == sent
+    finally:
+        modern.close()
+
+
+def test_modern_records_are_down_converted_for_old_fetches(broker, topic):
+    """v2 batches from a modern producer (headers, zstd elsewhere) read by Fetch v0-3: keys and
+    values kept, headers dropped (formats v0/v1 cannot carry them), as Kafka."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "lz4",
+                  "linger.ms": 20})
+    records = expected_records(30, "modern")
+    for k, v, h in records:
+        p.produce(topic, key=k, value=v, headers=h, partition=0)
+    p.flush(30)
+    for api_version, _ in OLD_FORMATS:
+        c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=api_version,
+                          group_id=None, consumer_timeout_ms=10000)
+        try:
+            tp = TopicPartition(topic, 0)
+            c.assign([tp])
+            c.seek_to_beginning(tp)
+            got = []
+            for m in c:
+                got.append(m)
+                if len(got) == len(records):
+                    break
+        finally:
+            c.close()
+        assert [(m.key, m.value) for m in got] == [(k, v) for k, v, _ in records]
+        assert all(not m.headers for m in got)
+
+
+def kcat_old(*args, input=None):
+    """kcat as a Kafka 0.9 client: no ApiVersions, Produce v1, Fetch v1, message format v0."""
+    r = subprocess.run(["kcat", "-X", "api.version.request=false",
+                        "-X", "broker.version.fallback=0.9.0", *args],
+                       input=input, capture_output=True, timeout=60)
+    return r.returncode, r.stdout, r.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4"])
+def test_kcat_as_a_0_9_client(broker, topic, codec):
+    lines = b"".join(b"line-%d-%s\n" % (i, codec.encode()) for i in range(20))
+    rc, _, err = kcat_old("-P", "-b", broker.bootstrap, "-t", topic, "-z", codec, input=lines)
+    assert rc == 0, err
+    rc, out, err = kcat_old("-C", "-b", broker.bootstrap, "-t", topic, "-e", "-f", "%o %s\n")
+    assert rc == 0, err
+    assert out.decode().splitlines() == [f"{i} line-{i}-{codec}" for i in range(20)]
+
+
+def test_old_fetches_of_zstd_or_disabled_down_conversion_get_kafka_errors(broker, topic):
+    """zstd cannot be written in formats v0/v1: UNSUPPORTED_COMPRESSION_TYPE; a topic with
+    message.downconversion.enable=false: UNSUPPORTED_VERSION. Modern clients read both."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    zstd, off = topic + "-zstd", topic + "-nodown"
+    futures = admin.create_topics([
+        NewTopic(zstd, 1, 1, config={"compression.type": "zstd"}),
+        NewTopic(off, 1, 1, config={"message.downconversion.enable": "false"}),
+    ])
+    for f in futures.values():
+        f.result(30)
+    for t in (zstd, off):
+        # An old producer's gzip set, stored as zstd on the first topic (broker-side compression).
+        rc, _, err = kcat_old("-P", "-b", broker.bootstrap, "-t", t, "-z", "gzip",
+                              input=b"a\nb\nc\n")
+        assert rc == 0, err
+        assert kcat("-C", "-b", broker.bootstrap, "-t", t, "-e", "-f", "%s\n") == b"a\nb\nc\n"
+    rc, _, err = kcat_old("-C", "-b", broker.bootstrap, "-t", zstd, "-e", "-E")
+    assert "Unsupported compression type" in err, err
+    rc, _, err = kcat_old("-C", "-b", broker.bootstrap, "-t", off, "-e", "-E")
+    assert "API version not supported" in err, err  # UNSUPPORTED_VERSION
+
+
+def test_a_corrupt_message_set_is_refused_and_the_broker_serves_on(broker, topic):
+    """Produce v2 from a raw socket with a magic 1 message whose CRC does not match: the partition
+    gets CORRUPT_MESSAGE (2), nothing is written, and the connection keeps serving."""
+    import socket
+    import struct
+    import zlib
+    kcat("-P", "-b", broker.bootstrap, "-t", topic, input=b"seed\n")
+
+    def message(crc_delta):
+        body = struct.pack(">bbq", 1, 0, 1_700_000_000_000) + struct.pack(">i", -1) \
+            + struct.pack(">i", 5) + b"hello"
+        crc = (zlib.crc32(body) + crc_delta) & 0xffffffff
+        return struct.pack(">qi", 0, 4 + len(body)) + struct.pack(">I", crc) + body
+
+    def produce(records, corr):
+        t = topic.encode()
+        req = struct.pack(">hhih", 0, 2, corr, 3) + b"raw" + struct.pack(">hi", 1, 5000) \
+            + struct.pack(">ih", 1, len(t)) + t + struct.pack(">iii", 1, 0, len(records)) + records
+        s.sendall(struct.pack(">i", len(req)) + req)
+        (size,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+        resp = s.recv(size, socket.MSG_WAITALL)
+        # correlation id, [topics: name, [partition, error, base_offset, log_append_time]], throttle
+        at = 4 + 4 + 2 + len(t) + 4
+        partition, error, base = struct.unpack(">ihq", resp[at:at + 14])
+        return error, base
+
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        assert produce(message(1), 1)[0] == 2
+        assert produce(message(0), 2) == (0, 1), "the next good set is written at offset 1"
+    out = kcat("-C", "-b", broker.bootstrap, "-t", topic, "-e", "-f", "%o %s\n")
+    assert out == b"0 seed\n1 hello\n"
 
 
 def test_create_and_delete_topics_in_the_0_10_layouts(broker, topic):

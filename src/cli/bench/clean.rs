@@ -86,6 +86,7 @@ fn bench(b: &CleanBench, dir: &std::path::Path) -> anyhow::Result<()> {
         timestamp_after_max_ms: i64::MAX,
         compression: None,
         compression_level: None,
+        down_conversion: true,
     };
     let (mut log, _) = PartitionLog::open(dir, config)?;
     let target = b.mib * 1024 * 1024;

@@ -90,9 +90,26 @@ pub(crate) async fn handle(
     version: i16,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
+    handle_refusing(broker, version, request, HashMap::new()).await
+}
+
+/// A partition refused before its append: its code and message.
+pub(crate) type Refused = HashMap<(String, i32), (ErrorCode, String)>;
+
+/// [`handle`], with partitions already refused by the caller (Produce v0–2's message sets that
+/// could not be up-converted) answered with their refusal.
+pub(crate) async fn handle_refusing(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ProduceRequest,
+    mut refused: Refused,
+) -> Reply<ProduceResponse> {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms;
-    let refused = verify_transactions(broker, &request).await;
+    for (tp, code) in verify_transactions(broker, &request).await {
+        let why = "the partition is not part of the producer's open transaction (KIP-890)";
+        refused.entry(tp).or_insert((code, why.to_string()));
+    }
     let (mut response, waits, first_error) = append_all(broker, version, request, &refused);
     if !waits.is_empty() {
         let timeout = Duration::from_millis(timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
@@ -173,7 +190,7 @@ fn append_all(
     broker: &Broker,
     version: i16,
     request: ProduceRequest,
-    refused: &HashMap<(String, i32), ErrorCode>,
+    refused: &Refused,
 ) -> (ProduceResponse, Vec<Waiter>, Option<String>) {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
@@ -186,12 +203,7 @@ fn append_all(
         for pd in topic.partition_data {
             let mut p = partition_response(pd.index);
             let appended = match refused.get(&(name.clone(), pd.index)) {
-                Some(code) => Err((
-                    *code,
-                    "the partition is not part of the producer's open transaction (KIP-890)"
-                        .to_string(),
-                    None,
-                )),
+                Some((code, why)) => Err((*code, why.clone(), None)),
                 None => append(broker, &name, pd.index, acks, pd.records.as_deref()),
             };
             match appended {

@@ -8,6 +8,8 @@
 //! * OffsetCommit v0–1 (Sarama 1.2x), into v2.
 //! * DescribeConfigs v0 (Sarama's admin `ListTopics`): `is_default` instead of `config_source`.
 //! * OffsetForLeaderEpoch v0–1: no `current_leader_epoch`; v0 answers without the epoch.
+//! * Produce v0–2 and Fetch v0–3: message formats v0/v1, up-converted to v2 batches on append
+//!   and down-converted from them for the fetch (`log::message_set`).
 //! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0, DescribeLogDirs v0: the layouts of a
 //!   modern version, give or take a field at one end (see `same_layout.rs`).
 //!
@@ -15,9 +17,11 @@
 //! as for any undecodable request), never a panic.
 
 mod describe_configs_v0;
+mod fetch_v0_v3;
 mod list_offsets_v0;
 mod offset_commit_v0_v1;
 mod offset_for_leader_epoch_v0_v1;
+mod produce_v0_v2;
 mod same_layout;
 
 use std::sync::Arc;
@@ -30,6 +34,8 @@ use crate::broker::Broker;
 
 /// The legacy versions served here, per API: (api, lowest legacy version, highest).
 pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 2),
+    (ApiKey::Fetch, 0, 3),
     (ApiKey::ListOffsets, 0, 0),
     (ApiKey::OffsetCommit, 0, 1),
     (ApiKey::OffsetFetch, 0, 0),
@@ -53,6 +59,8 @@ pub(crate) async fn dispatch(
     body: Bytes,
 ) -> Result<Option<Body>, String> {
     match (api, version) {
+        (ApiKey::Produce, 0..=2) => produce_v0_v2::handle(broker, version, body).await,
+        (ApiKey::Fetch, 0..=3) => fetch_v0_v3::handle(broker, version, body).await,
         (ApiKey::ListOffsets, 0) => list_offsets_v0::handle(broker, body).await.map(Some),
         (ApiKey::OffsetCommit, 0 | 1) => {
             offset_commit_v0_v1::handle(broker, version, body).await.map(Some)

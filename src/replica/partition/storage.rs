@@ -77,6 +77,11 @@ impl Partition {
         })
     }
 
+    /// The topic's `message.downconversion.enable`.
+    pub(crate) fn down_conversion_enabled(&self) -> bool {
+        self.lock_log().config().down_conversion
+    }
+
     /// Whether `producer_id` has a transaction open in this replica.
     pub(crate) fn has_open_txn(&self, producer_id: crate::types::ProducerId) -> bool {
         self.lock_log().has_open_txn(producer_id)
