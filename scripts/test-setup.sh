@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs and nothing else: kcat from Debian's packages and the Python
-# Kafka clients into a virtualenv at .venv. Idempotent: a second run does nothing but check.
+# Installs what the test suite needs and nothing else: from Debian's packages kcat, Go with the
+# Go Kafka clients (Sarama, kafka-go, confluent-kafka-go; built in GOPATH mode against
+# /usr/share/gocode), Burrow and the ZooKeeper it needs for itself; and the Python Kafka clients
+# into a virtualenv at .venv. Idempotent: a second run does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v kcat >/dev/null 2>&1; then
-  echo "test-setup: installing kcat (Debian package)"
+DEBIAN_PACKAGES=(kcat golang-go golang-github-shopify-sarama-dev
+  golang-github-segmentio-kafka-go-dev golang-github-confluentinc-confluent-kafka-go-dev
+  burrow zookeeper)
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test-setup: installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 VENV=.venv
