@@ -87,6 +87,7 @@ pub(crate) struct Metrics {
     bytes_out: Counter,
     produce_conversions: Counter,
     fetch_conversions: Counter,
+    follower_fetch_bytes: Counter,
     pub(crate) isr_shrinks: Counter,
     pub(crate) isr_expands: Counter,
     gauges: Gauges,
@@ -104,6 +105,7 @@ impl Default for Metrics {
             bytes_out: Counter::default(),
             produce_conversions: Counter::default(),
             fetch_conversions: Counter::default(),
+            follower_fetch_bytes: Counter::default(),
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
             gauges: Gauges::default(),
@@ -140,6 +142,11 @@ impl Metrics {
             "samsa_fetch_message_conversions",
             "Records down-converted to message format v0/v1 for Fetch v0-3 (Kafka's FetchMessageConversionsPerSec)",
             self.fetch_conversions.clone(),
+        );
+        r.register(
+            "samsa_follower_fetch_bytes",
+            "Bytes of records this broker served to consumers as a follower (KIP-392 fetch from the closest replica)",
+            self.follower_fetch_bytes.clone(),
         );
         r.register(
             "samsa_isr_shrinks",
@@ -235,6 +242,10 @@ impl Metrics {
 
     pub(crate) fn add_produce_conversions(&self, records: usize) {
         self.produce_conversions.inc_by(records as u64);
+    }
+
+    pub(crate) fn add_follower_fetch_bytes(&self, n: usize) {
+        self.follower_fetch_bytes.inc_by(n as u64);
     }
 
     pub(crate) fn add_fetch_conversions(&self, records: usize) {

@@ -13,6 +13,11 @@ pub const MESSAGE_MAX_BYTES_DEFAULT: i64 = 1_048_588;
 pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: i64 = 104_857_600;
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// KIP-392's selector: consumers with a `client.rack` read from an in-sync replica in that rack.
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+/// Kafka's other built-in selector: every consumer reads from the leader (the default).
+pub const LEADER_SELECTOR: &str = "org.apache.kafka.common.replica.LeaderSelector";
+
 /// A Kafka listener besides the first: where it binds and what it advertises.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaListener {
@@ -51,8 +56,11 @@ pub struct BrokerConfig {
     pub leader_imbalance_check_interval_seconds: i64,
     /// `replica.lag.time.max.ms`: a follower that has not caught up this long leaves the ISR.
     pub replica_lag_time_max_ms: i64,
-    /// `broker.rack`: placement spreads a partition's replicas over racks.
+    /// `broker.rack`: placement spreads a partition's replicas over racks, and (with
+    /// `replica.selector.class`) consumers in the same rack read from this broker (KIP-392).
     pub rack: Option<String>,
+    /// `replica.selector.class`: whether a leader points consumers at a replica in their rack.
+    pub rack_aware_reads: bool,
     /// `cluster.id`: optional; when unset the quorum picks one at bootstrap.
     pub cluster_id: Option<String>,
     /// `broker.session.timeout.ms`: a broker silent this long is fenced.
@@ -140,6 +148,7 @@ impl BrokerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             rack: None,
+            rack_aware_reads: false,
             cluster_id: None,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
@@ -200,6 +209,21 @@ impl BrokerConfig {
             }
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = long(100)?,
             "broker.rack" => self.rack = Some(value.trim().to_string()).filter(|s| !s.is_empty()),
+            "replica.selector.class" => {
+                self.rack_aware_reads = match value.trim() {
+                    "" | LEADER_SELECTOR => false,
+                    RACK_AWARE_SELECTOR => true,
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            value,
+                            "samsa knows org.apache.kafka.common.replica.RackAwareReplicaSelector \
+                             (consumers read from a replica in their client.rack) and \
+                             org.apache.kafka.common.replica.LeaderSelector (the default)",
+                        ));
+                    }
+                }
+            }
             "cluster.id" => {
                 self.cluster_id = Some(value.trim().to_string()).filter(|s| !s.is_empty())
             }
@@ -371,6 +395,10 @@ impl BrokerConfig {
         let mut all = vec![
             ("node.id", self.node_id.0.to_string()),
             ("broker.rack", self.rack.clone().unwrap_or_default()),
+            (
+                "replica.selector.class",
+                if self.rack_aware_reads { RACK_AWARE_SELECTOR } else { "" }.to_string(),
+            ),
             ("log.dirs", self.data_dir.display().to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),

@@ -84,7 +84,7 @@ class Broker:
 class Cluster:
     """Three `samsa server` nodes (broker+controller) on loopback with fresh data directories."""
 
-    def __init__(self, voters=3, extra=""):
+    def __init__(self, voters=3, extra="", per_node=None):
         self.dir = tempfile.mkdtemp(prefix="samsa-cluster-test-")
         self.ports = {i: (free_port(), free_port()) for i in range(1, voters + 1)}
         voter_list = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self.ports.items())
@@ -93,7 +93,7 @@ class Cluster:
                 f.write(f"node.id={i}\nprocess.roles=broker,controller\ncontroller.quorum.voters={voter_list}\n"
                         f"listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}\n"
                         f"log.dirs={self.dir}/node{i}\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n"
-                        f"{extra}")
+                        f"{extra}{(per_node or {}).get(i, '')}")
         # All nodes start before any is waited for: each is ready only once a quorum formed.
         self.procs = {i: self._spawn(i) for i in self.ports}
         for i in self.ports:

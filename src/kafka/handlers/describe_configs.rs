@@ -97,8 +97,13 @@ fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -
         .map(|(k, v)| {
             let mut c = DescribeConfigsResourceResult::default();
             c.name = sb(k);
-            // Kafka shows an unset broker.rack as null.
-            c.value = (k != "broker.rack" || broker.config.rack.is_some()).then(|| sb(v));
+            // Kafka shows an unset broker.rack or replica.selector.class as null.
+            let unset = match k {
+                "broker.rack" => broker.config.rack.is_none(),
+                "replica.selector.class" => !broker.config.rack_aware_reads,
+                _ => false,
+            };
+            c.value = (!unset).then(|| sb(v));
             c.read_only = true;
             let explicit = broker.config.explicit.contains(k);
             c.config_source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };

@@ -430,6 +430,35 @@ impl Partition {
     pub(crate) fn isr_len(&self) -> i32 {
         self.state().isr.len() as i32
     }
+    /// Whether this replica is in the partition's ISR (a follower outside it serves no
+    /// consumer: KIP-392 sends the consumer back to the leader).
+    pub(crate) fn in_isr(&self) -> bool {
+        let st = self.state();
+        st.isr.contains(&self.local)
+    }
+
+    /// KIP-392, leader only (RackAwareReplicaSelector): the in-sync follower a consumer whose
+    /// rack `in_rack` accepts should read `fetch_offset` from. `None` sends the consumer to the
+    /// leader: this replica is not the leader, the leader is in the consumer's rack, or no
+    /// in-sync follower there has reached `fetch_offset`. Of several, the one furthest ahead,
+    /// then the one caught up last, as Kafka's selector picks.
+    pub(crate) fn preferred_read_replica(
+        &self,
+        fetch_offset: i64,
+        in_rack: impl Fn(NodeId) -> bool,
+    ) -> Option<NodeId> {
+        let st = self.state();
+        if st.leader != Some(self.local) || in_rack(self.local) {
+            return None;
+        }
+        st.isr
+            .iter()
+            .filter(|r| **r != self.local && in_rack(**r))
+            .filter_map(|r| st.followers.get(r).map(|f| (*r, f)))
+            .filter(|(_, f)| f.log_end_offset >= fetch_offset)
+            .max_by_key(|(_, f)| (f.log_end_offset, f.caught_up_ms))
+            .map(|(r, _)| r)
+    }
 
     /// Leader: recomputes HW = min log end offset over the ISR (the leader's is `leader_leo`)
     /// and raises it if it grew. Returns the HW.

@@ -7,6 +7,14 @@
 //! declined with session id 0; clients then send full fetches. The first partition with data
 //! returns at least one whole batch even when it is larger than the limits (KIP-74).
 //!
+//! Fetch from the closest replica (KIP-392), from v11: a follower in the ISR serves consumers up
+//! to the high watermark it knows (one outside the ISR answers NOT_LEADER_OR_FOLLOWER, so the
+//! consumer goes back to the leader; an offset past its log, OFFSET_OUT_OF_RANGE, which clients
+//! also answer by asking the leader). With `replica.selector.class=...RackAwareReplicaSelector`
+//! the leader answers a consumer whose `rack_id` names another broker's rack with that in-sync
+//! follower as `preferred_read_replica` and no records; every Kafka Fetch is a consumer's, since
+//! followers replicate over gRPC.
+//!
 //! Records are located under each partition's log lock and sent after it: the answer carries
 //! file slices, not copies, and [`encode`] frames them so the connection can `sendfile` them.
 
@@ -120,9 +128,17 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchRepl
                 (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let mut slice = FileSlice::default();
             let isolation = Isolation::from_wire(request.isolation_level);
-            match read_partition(broker, name.as_deref(), version, fp, limit, total == 0, isolation)
-            {
-                Ok(read) => {
+            let client_rack = (version >= 11).then_some(request.rack_id.as_str());
+            let args =
+                ReadArgs { version, limit, first_with_data: total == 0, isolation, client_rack };
+            match read_partition(broker, &image, name.as_deref(), fp, &args) {
+                Ok(Served { read, preferred, as_follower }) => {
+                    if let Some(replica) = preferred {
+                        p.preferred_read_replica = BrokerId(replica.0);
+                    }
+                    if as_follower {
+                        broker.metrics.add_follower_fetch_bytes(read.records.len());
+                    }
                     total += read.records.len();
                     p.high_watermark = read.high_watermark.0;
                     p.last_stable_offset = read.last_stable_offset.0;
@@ -167,29 +183,58 @@ fn resolve_name(
     }
 }
 
-fn read_partition(
-    broker: &Broker,
-    topic: Option<&str>,
+/// How one partition is read, the same for every partition of a request.
+struct ReadArgs<'a> {
     version: i16,
-    fp: &kafka_protocol::messages::fetch_request::FetchPartition,
     limit: usize,
     first_with_data: bool,
     isolation: Isolation,
-) -> Result<ConsumerRead, ErrorCode> {
+    /// v11+: the consumer's `client.rack` (empty when it set none).
+    client_rack: Option<&'a str>,
+}
+
+/// One partition's answer.
+struct Served {
+    read: ConsumerRead,
+    /// KIP-392: the follower the consumer should fetch from instead (no records then).
+    preferred: Option<crate::types::NodeId>,
+    /// Served by this broker as a follower (counted in `samsa_follower_fetch_bytes`).
+    as_follower: bool,
+}
+
+fn read_partition(
+    broker: &Broker,
+    image: &crate::metadata::image::MetadataImage,
+    topic: Option<&str>,
+    fp: &kafka_protocol::messages::fetch_request::FetchPartition,
+    args: &ReadArgs<'_>,
+) -> Result<Served, ErrorCode> {
+    let version = args.version;
     let unknown =
         if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
     let topic = topic.ok_or(unknown)?;
     let part = broker.replicas.lookup(topic, fp.partition).map_err(|m| m.code(unknown))?;
-    if !part.is_leader() {
+    let as_follower = !part.is_leader();
+    if as_follower && (args.client_rack.is_none() || !part.in_isr()) {
         return Err(ErrorCode::NotLeaderOrFollower);
     }
     if version >= 9 {
         check_leader_epoch(fp.current_leader_epoch, part.leader_epoch())?;
     }
+    let preferred = match args.client_rack {
+        Some(rack) if !as_follower && !rack.is_empty() && broker.config.rack_aware_reads => part
+            .preferred_read_replica(fp.fetch_offset, |node| {
+                image.brokers.get(&node).and_then(|b| b.rack.as_deref()) == Some(rack)
+            }),
+        _ => None,
+    };
+    // A consumer sent elsewhere gets the offsets and no records.
+    let limit = if preferred.is_some() { 0 } else { args.limit };
+    let first_with_data = args.first_with_data && preferred.is_none();
     // Reading past the high watermark but within the log is allowed for an offset equal to the
     // high watermark (empty answer); beyond the log end is out of range.
-    match part.read_for_consumer(Offset(fp.fetch_offset), limit, first_with_data, isolation) {
-        Ok(read) => Ok(read),
+    match part.read_for_consumer(Offset(fp.fetch_offset), limit, first_with_data, args.isolation) {
+        Ok(read) => Ok(Served { read, preferred, as_follower }),
         Err(ReadError::OffsetOutOfRange { .. }) => Err(ErrorCode::OffsetOutOfRange),
         Err(ReadError::Io(e)) => {
             tracing::error!(partition = %part.tp, error = %e, "read failed");
