@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need (kcat, a Python venv with the real Kafka
-# clients), builds samsa, runs the Rust tests (unit, property, integration) and the real-client
+# The one test command: installs what the tests need (kcat, Go with Debian's Go Kafka clients,
+# Burrow and ZooKeeper, a Python venv with the real Kafka clients), builds samsa, runs the Rust tests (unit, property, integration) and the real-client
 # compatibility tests against a broker each test module starts itself, (with Docker) the
 # samsa:latest image and the docker-compose cluster built from it, and a short chaos profile on
 # both targets (scripts/chaos.sh; longer runs are for that script alone).
@@ -26,7 +26,7 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-echo "== real-client compatibility tests (kcat, confluent-kafka, kafka-python, aiokafka)"
+echo "== real-client compatibility tests (kcat, confluent-kafka, kafka-python, aiokafka, Sarama, kafka-go, confluent-kafka-go, Burrow)"
 SAMSA_BIN="$PWD/target/debug/samsa" .venv/bin/python -m pytest -q tests/clients "$@"
 
 # A fixed seed, so a red run can be replayed; every fault kind comes up at least once per target.

@@ -320,3 +320,26 @@ async fn flush_messages_makes_the_writer_wait_for_its_own_fsync() {
     flush.wait().await.expect("fsync");
     assert!(!u.log().flush_due(i64::MAX), "nothing left unflushed");
 }
+
+/// KIP-392: the leader names an in-sync follower of the consumer's rack that has the offset;
+/// never itself, never a replica behind the offset, and as a follower it names none.
+#[test]
+fn the_preferred_read_replica_is_an_in_sync_follower_in_the_consumers_rack() {
+    let (dir, broker) = node_dir();
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    rm.reconcile(&image(1), &broker).expect("leader");
+    let part = rm.get("t", 0).expect("replica");
+    let rack_b = |n: NodeId| n == NodeId(2);
+    // Node 2 has not fetched yet: its progress is unknown, so the leader serves.
+    assert_eq!(part.preferred_read_replica(0, rack_b), None);
+    part.record_follower_fetch(NodeId(2), 5, Offset(5), 0);
+    assert_eq!(part.preferred_read_replica(5, rack_b), Some(NodeId(2)));
+    assert_eq!(part.preferred_read_replica(6, rack_b), None, "node 2 does not have offset 6");
+    assert_eq!(part.preferred_read_replica(5, |n| n == NodeId(1)), None, "the leader's rack");
+    assert_eq!(part.preferred_read_replica(5, |_| false), None, "no replica in that rack");
+    let mut img = image(1);
+    move_leader(&mut img, 2);
+    rm.reconcile(&img, &broker).expect("follower");
+    assert_eq!(part.preferred_read_replica(0, |_| true), None, "only a leader names one");
+    assert!(part.in_isr());
+}

@@ -1,6 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1: the high watermark, or under
 //! `read_committed` the last stable offset; the log end offset for debugging tools), max timestamp (-3, v7+),
-//! earliest local (-4, v8+, the log start offset here), and by timestamp through the time index.
+//! earliest local (-4, v8+, the log start offset here), latest tiered (-5, v9+: -1, as Kafka
+//! without remote storage), and by timestamp through the time index.
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ enum Reader {
     Consumer(Isolation),
 }
 
-pub(crate) const VERSIONS: Versions = Versions::new(1, 8);
+pub(crate) const VERSIONS: Versions = Versions::new(1, 9);
 
 /// Kafka's replica id for tools: LATEST then means the log end offset, not the high watermark.
 const DEBUGGING_REPLICA_ID: i32 = -2;
@@ -31,6 +32,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+/// v9 (KIP-1005): the highest offset in remote storage; with no remote tier, Kafka answers -1.
+const LATEST_TIERED: i64 = -5;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
@@ -109,6 +112,7 @@ fn lookup(
             Reader::Consumer(Isolation::ReadCommitted) => (offsets.last_stable_offset.0, -1, epoch),
         },
         EARLIEST | EARLIEST_LOCAL => (offsets.log_start_offset.0, -1, epoch),
+        LATEST_TIERED => (-1, -1, -1),
         MAX_TIMESTAMP => part.max_timestamp().map_or((-1, -1, -1), |(o, ts)| (o.0, ts, epoch)),
         t if t >= 0 => part
             .offset_for_timestamp(t)

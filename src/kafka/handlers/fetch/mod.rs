@@ -40,7 +40,7 @@ use crate::types::Offset;
 
 mod encode;
 
-pub(crate) const VERSIONS: Versions = Versions::new(4, 16);
+pub(crate) const VERSIONS: Versions = Versions::new(4, 17);
 
 /// Longest a fetch may wait, whatever the client asks: bounds how long a request holds its
 /// connection (Kafka clients use 500 ms by default).
