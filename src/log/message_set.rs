@@ -237,8 +237,19 @@ fn decompress(codec: Codec, magic: i8, compressed: &[u8]) -> Result<Bytes, Messa
     Ok(records::decompress(codec, compressed)?)
 }
 
+/// Compression levels for down-converted wrappers: the fastest of each codec (gzip 1, LZ4's fast
+/// mode rather than its HC levels), since the work is redone for every old fetch and the result
+/// is sent once; `scripts/bench-downconvert.sh` measures it.
+const DOWN_CONVERT_GZIP_LEVEL: i32 = 1;
+const DOWN_CONVERT_LZ4_LEVEL: i32 = 1;
+
 fn compress(codec: Codec, magic: i8, data: &[u8]) -> Result<Vec<u8>, MessageSetError> {
-    let mut out = records::compress(codec, None, data)?;
+    let level = match codec {
+        Codec::Gzip => Some(DOWN_CONVERT_GZIP_LEVEL),
+        Codec::Lz4 => Some(DOWN_CONVERT_LZ4_LEVEL),
+        _ => None,
+    };
+    let mut out = records::compress(codec, level, data)?;
     if codec == Codec::Lz4 && magic == 0 {
         set_lz4_header_checksum(&mut out, true);
     }

@@ -1,6 +1,7 @@
 // sarama-check drives Debian's Sarama (1.22) against a broker as an application would at one
-// `config.Version`: cluster admin calls, a synchronous producer per codec, a consumer group that
-// marks every message and commits, the committed offsets read back, and a partition consumer.
+// `config.Version`: cluster admin calls (topics, configs, partitions, groups), a synchronous
+// producer per codec, a consumer group that marks every message and commits, the committed
+// offsets read back, and a partition consumer.
 // It prints one line per step and exits non-zero at the first step that fails.
 //
 // Usage: sarama-check -brokers host:port -version 0.10.2.0 -topic name
@@ -92,11 +93,39 @@ func main() {
 		}
 		ok("ListTopics", "%d topics, %s has 3 partitions", len(topics), *topic)
 	}
+	if version.IsAtLeast(sarama.V0_11_0_0) {
+		retention := "3600000"
+		if err := admin.AlterConfig(sarama.TopicResource, *topic, map[string]*string{"retention.ms": &retention}, false); err != nil {
+			fail("AlterConfig", err)
+		}
+		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: *topic})
+		if err != nil {
+			fail("DescribeConfig", err)
+		}
+		found := false
+		for _, e := range entries {
+			found = found || (e.Name == "retention.ms" && e.Value == retention)
+		}
+		if !found {
+			fail("DescribeConfig", fmt.Errorf("retention.ms=%s not in %d entries", retention, len(entries)))
+		}
+		ok("AlterConfig/DescribeConfig", "retention.ms=%s", retention)
+	}
+	if version.IsAtLeast(sarama.V1_0_0_0) {
+		if err := admin.CreatePartitions(*topic, 4, nil, false); err != nil {
+			fail("CreatePartitions", err)
+		}
+		ok("CreatePartitions", "%s now has 4 partitions", *topic)
+	}
+	partitions := int32(3)
+	if version.IsAtLeast(sarama.V1_0_0_0) {
+		partitions = 4
+	}
 	md, err := admin.DescribeTopics([]string{*topic})
-	if err != nil || len(md) != 1 || len(md[0].Partitions) != 3 {
+	if err != nil || len(md) != 1 || int32(len(md[0].Partitions)) != partitions {
 		fail("DescribeTopics", fmt.Errorf("%v %+v", err, md))
 	}
-	ok("DescribeTopics", "3 partitions")
+	ok("DescribeTopics", "%d partitions", partitions)
 	brokersSeen, controller, err := admin.DescribeCluster()
 	if err != nil || len(brokersSeen) == 0 {
 		fail("DescribeCluster", fmt.Errorf("%v (%d brokers)", err, len(brokersSeen)))
@@ -161,12 +190,16 @@ func main() {
 			}
 		}
 		ok("consumer group", "%s read all %d records", group, len(sent))
-		offsets, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{*topic: {0, 1, 2}})
+		all := []int32{}
+		for p := int32(0); p < partitions; p++ {
+			all = append(all, p)
+		}
+		offsets, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{*topic: all})
 		if err != nil {
 			fail("ListConsumerGroupOffsets", err)
 		}
 		var committed int64
-		for p := int32(0); p < 3; p++ {
+		for _, p := range all {
 			b := offsets.GetBlock(*topic, p)
 			if b == nil || b.Err != sarama.ErrNoError {
 				fail("ListConsumerGroupOffsets", fmt.Errorf("partition %d: %+v", p, b))
@@ -202,7 +235,7 @@ func main() {
 		fail("client", err)
 	}
 	read := map[string]string{}
-	for p := int32(0); p < 3; p++ {
+	for p := int32(0); p < partitions; p++ {
 		hw, err := client.GetOffset(*topic, p, sarama.OffsetNewest)
 		if err != nil {
 			fail("GetOffset", err)
