@@ -235,7 +235,11 @@ pub async fn handle(
             supported.min, supported.max
         ));
     }
-    let header_version = api.request_header_version(version);
+    // Every legacy version predates flexible versions (request header v1, response header v0);
+    // kafka-protocol's answer for them can be wrong where its oldest known version is flexible
+    // (WriteTxnMarkers v0: it knows only v1).
+    let legacy = super::legacy::handles(api, version);
+    let header_version = if legacy { 1 } else { api.request_header_version(version) };
     let header = match RequestHeader::decode(&mut frame, header_version) {
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("undecodable request header: {e}")),
@@ -247,9 +251,9 @@ pub async fn handle(
     };
     // ApiVersions responses always use header v0 (KIP-511), whatever the request version.
     let response_header_version =
-        if api == ApiKey::ApiVersions { 0 } else { api.response_header_version(version) };
+        if api == ApiKey::ApiVersions || legacy { 0 } else { api.response_header_version(version) };
     let started = std::time::Instant::now();
-    let result = if super::legacy::handles(api, version) {
+    let result = if legacy {
         super::legacy::dispatch(broker, api, version, frame).await
     } else {
         dispatch(broker, &ctx, api, version, frame).await

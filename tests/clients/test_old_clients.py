@@ -384,3 +384,32 @@ def test_authorized_operations_are_filled_when_asked(broker, topic):
                                                 AclOperation.DESCRIBE}
     finally:
         c.close()
+
+
+def test_write_txn_markers_v0_writes_a_marker(broker, topic):
+    """WriteTxnMarkers v0 (the non-flexible layout Kafka 2.x brokers send) from a raw socket: an
+    ABORT marker for a producer lands as one control record, which consumers never see."""
+    import socket
+    import struct
+    kcat("-P", "-b", broker.bootstrap, "-t", topic, input=b"data\n")
+    t = topic.encode()
+    body = struct.pack(">hhih", 27, 0, 9, 3) + b"raw" + struct.pack(">iqhb", 1, 12345, 0, 0) \
+        + struct.pack(">ih", 1, len(t)) + t + struct.pack(">iii", 1, 0, 0)
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+        resp = s.recv(size, socket.MSG_WAITALL)
+    # correlation id, [producer_id, [topic, [partition, error_code]]]
+    corr, markers, pid = struct.unpack(">iiq", resp[:16])
+    assert (corr, markers, pid) == (9, 1, 12345)
+    at = 16 + 4 + 2 + len(t) + 4
+    assert struct.unpack(">ih", resp[at:at + 6]) == (0, 0), "partition 0 written, no error"
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, consumer_timeout_ms=3000)
+    tp = TopicPartition(topic, 0)
+    try:
+        assert c.end_offsets([tp]) == {tp: 2}, "the marker took offset 1"
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        assert [m.value for m in c] == [b"data"]
+    finally:
+        c.close()

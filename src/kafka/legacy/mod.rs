@@ -10,6 +10,7 @@
 //! * OffsetForLeaderEpoch v0–1: no `current_leader_epoch`; v0 answers without the epoch.
 //! * Produce v0–2 and Fetch v0–3: message formats v0/v1, up-converted to v2 batches on append
 //!   and down-converted from them for the fetch (`log::message_set`).
+//! * WriteTxnMarkers v0 (Kafka 2.x brokers' layout of v1's fields, not flexible).
 //! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0, DescribeLogDirs v0: the layouts of a
 //!   modern version, give or take a field at one end (see `same_layout.rs`).
 //!
@@ -23,6 +24,7 @@ mod offset_commit_v0_v1;
 mod offset_for_leader_epoch_v0_v1;
 mod produce_v0_v2;
 mod same_layout;
+mod write_txn_markers_v0;
 
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 0, 1),
     (ApiKey::DescribeLogDirs, 0, 0),
+    (ApiKey::WriteTxnMarkers, 0, 0),
 ];
 
 /// Whether `version` of `api` is decoded here rather than by kafka-protocol.
@@ -74,6 +77,7 @@ pub(crate) async fn dispatch(
         (ApiKey::DescribeLogDirs, 0) => {
             same_layout::describe_log_dirs_v0(broker, body).await.map(Some)
         }
+        (ApiKey::WriteTxnMarkers, 0) => write_txn_markers_v0::handle(broker, body).await.map(Some),
         (ApiKey::OffsetForLeaderEpoch, 0 | 1) => {
             offset_for_leader_epoch_v0_v1::handle(broker, version, body).await.map(Some)
         }
@@ -90,6 +94,10 @@ impl Reader {
             return Err(format!("truncated request: need {n} more bytes, have {}", self.0.len()));
         }
         Ok(self.0.split_to(n))
+    }
+    /// A boolean: one byte, non-zero is true.
+    pub(super) fn bool(&mut self) -> Result<bool, String> {
+        Ok(self.take(1)?[0] != 0)
     }
     pub(super) fn i16(&mut self) -> Result<i16, String> {
         let b = self.take(2)?;
