@@ -413,3 +413,24 @@ def test_write_txn_markers_v0_writes_a_marker(broker, topic):
         assert [m.value for m in c] == [b"data"]
     finally:
         c.close()
+
+
+def test_a_zstd_topic_refuses_fetches_older_than_v10(broker, topic):
+    """KIP-110, as Kafka 3.9: a topic with compression.type=zstd answers Fetch below v10 (here
+    kafka-python as a 2.0 client, Fetch v8) with UNSUPPORTED_COMPRESSION_TYPE; current clients
+    read it."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka.errors import UnsupportedCompressionTypeError
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"compression.type": "zstd"})])[topic].result(30)
+    kcat("-P", "-b", broker.bootstrap, "-t", topic, input=b"v\n")
+    assert kcat("-C", "-b", broker.bootstrap, "-t", topic, "-e", "-f", "%s\n") == b"v\n"
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=(2, 0), group_id=None)
+    tp = TopicPartition(topic, 0)
+    try:
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        with pytest.raises(UnsupportedCompressionTypeError):
+            c.poll(10000)
+    finally:
+        c.close()

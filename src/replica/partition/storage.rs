@@ -77,6 +77,12 @@ impl Partition {
         })
     }
 
+    /// Whether the topic's `compression.type` is zstd (Fetch below v10 is then refused with
+    /// UNSUPPORTED_COMPRESSION_TYPE, as Kafka: those clients cannot read zstd).
+    pub(crate) fn stores_zstd(&self) -> bool {
+        self.lock_log().config().compression == Some(crate::log::batch::Codec::Zstd)
+    }
+
     /// The topic's `message.downconversion.enable`.
     pub(crate) fn down_conversion_enabled(&self) -> bool {
         self.lock_log().config().down_conversion

@@ -7,6 +7,9 @@
 //! declined with session id 0; clients then send full fetches. The first partition with data
 //! returns at least one whole batch even when it is larger than the limits (KIP-74).
 //!
+//! A topic with `compression.type=zstd` answers Fetch below v10 with UNSUPPORTED_COMPRESSION_TYPE,
+//! as Kafka (KIP-110).
+//!
 //! Fetch from the closest replica (KIP-392), from v11: a follower in the ISR serves consumers up
 //! to the high watermark it knows (one outside the ISR answers NOT_LEADER_OR_FOLLOWER, so the
 //! consumer goes back to the leader; an offset past its log, OFFSET_OUT_OF_RANGE, which clients
@@ -41,6 +44,9 @@ use crate::types::Offset;
 mod encode;
 
 pub(crate) const VERSIONS: Versions = Versions::new(4, 17);
+
+/// The first Fetch version whose clients read zstd (KIP-110).
+const ZSTD_MIN_FETCH_VERSION: i16 = 10;
 
 /// Longest a fetch may wait, whatever the client asks: bounds how long a request holds its
 /// connection (Kafka clients use 500 ms by default).
@@ -220,6 +226,10 @@ fn read_partition(
     }
     if version >= 9 {
         check_leader_epoch(fp.current_leader_epoch, part.leader_epoch())?;
+    }
+    // Kafka refuses a zstd topic to clients older than zstd (Fetch v10, KIP-110).
+    if version < ZSTD_MIN_FETCH_VERSION && part.stores_zstd() {
+        return Err(ErrorCode::UnsupportedCompressionType);
     }
     let preferred = match args.client_rack {
         Some(rack) if !as_follower && !rack.is_empty() && broker.config.rack_aware_reads => part
