@@ -96,8 +96,12 @@ def test_a_crashed_members_partitions_move_after_its_session_timeout(group_broke
     a = GroupWorker(client, bs, group, topic, "--session-ms", session_ms)
     b = GroupWorker(client, bs, group, topic, "--session-ms", session_ms)
     try:
-        wait_for(lambda: a.assignment and b.assignment and len(a.assignment) + len(b.assignment) == 4,
-                 90, what="two members sharing four partitions")
+        try:
+            wait_for(lambda: a.assignment and b.assignment and len(a.assignment) + len(b.assignment) == 4,
+                     90, what="two members sharing four partitions")
+        except AssertionError:
+            diagnose([a, b], group_broker)
+            raise
         a.kill()  # no LeaveGroup: only the session timeout tells the coordinator
         killed_at = time.time()
         try:
