@@ -6,7 +6,7 @@
 //! Invariant: reading is total over arbitrary bytes (errors, never panics).
 
 use super::batch::{BATCH_HEADER_BYTES, BatchHeader, LOG_OVERHEAD_BYTES, compute_crc};
-use super::records::{RecordsError, for_each_record, records_section};
+use super::records::{RecordsError, for_each_record, put_varlong, records_section};
 
 /// A transaction marker's kind (the control record key's type field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,15 +103,6 @@ pub(crate) fn encode_marker(
 
 fn put_varint(out: &mut Vec<u8>, v: i32) {
     put_varlong(out, i64::from(v));
-}
-
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::batch::{self, BATCH_HEADER_BYTES, Codec, LOG_OVERHEAD_BYTES};
-use super::records::{self, RecordsError};
+use super::records::{self, RecordsError, put_varlong};
 
 /// Bytes before a message's `size` field ends: offset and size.
 const MESSAGE_LOG_OVERHEAD_BYTES: usize = 12;
@@ -320,15 +320,6 @@ pub(crate) fn to_batch(set: &MessageSet) -> Result<Vec<u8>, MessageSetError> {
     let crc = batch::compute_crc(&out);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
-}
-
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 fn put_varbytes(out: &mut Vec<u8>, b: Option<&[u8]>) {

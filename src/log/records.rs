@@ -371,6 +371,16 @@ fn bytes_field(bytes: &[u8]) -> Result<(Option<&[u8]>, &[u8]), RecordsError> {
     Ok((Some(&rest[..len]), &rest[len..]))
 }
 
+/// Appends `v` as a zigzag varlong (a varint's encoding is the same for values in i32's range).
+pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
 fn varint(bytes: &[u8]) -> Result<(i32, &[u8]), RecordsError> {
     let (v, rest) = unsigned_varint(bytes, 5)?;
     let v = u32::try_from(v).map_err(|_| RecordsError::Malformed("varint overflows i32"))?;
