@@ -46,5 +46,6 @@ pub mod metadata;
 pub(crate) mod raft;
 pub(crate) mod replica;
 pub(crate) mod replication;
+pub mod security;
 pub(crate) mod txn;
 pub mod types;

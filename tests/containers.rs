@@ -51,6 +51,10 @@ async fn a_three_node_cluster_from_the_image_serves_produce_and_consume() {
                     n = name(i)
                 ),
             )
+            .with_env_var(
+                "SAMSA_LISTENER_SECURITY_PROTOCOL_MAP",
+                "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            )
             .with_env_var("SAMSA_DEFAULT_REPLICATION_FACTOR", "3")
             .with_startup_timeout(Duration::from_secs(120));
         nodes.push(node);
@@ -59,11 +63,20 @@ async fn a_three_node_cluster_from_the_image_serves_produce_and_consume() {
     let started = futures_join_all(nodes).await;
     let bootstrap = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
     let mut cluster = ClusterClient::connect(&bootstrap).await.expect("connect");
-    let md = cluster.refresh(None).await.expect("metadata");
-    let mut advertised: Vec<i32> = md.brokers.iter().map(|b| b.port).collect();
-    advertised.sort();
+    // Each node prints "ready" once it has registered itself; the node that answers may learn of
+    // the other registrations a moment later through the metadata log, so wait for all three.
     let mut want: Vec<i32> = ports.iter().map(|p| i32::from(*p)).collect();
     want.sort();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let advertised = loop {
+        let md = cluster.refresh(None).await.expect("metadata");
+        let mut advertised: Vec<i32> = md.brokers.iter().map(|b| b.port).collect();
+        advertised.sort();
+        if advertised.len() >= want.len() || std::time::Instant::now() > deadline {
+            break advertised;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(advertised, want, "host clients are told the mapped ports");
 
     let samsa = env!("CARGO_BIN_EXE_samsa");

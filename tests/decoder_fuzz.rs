@@ -17,7 +17,7 @@ fn random_request_frames_never_panic_the_broker() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let b = rt.block_on(TestBroker::start(&[]));
     let broker = b.broker.clone();
-    let listener: std::sync::Arc<str> = std::sync::Arc::from("PLAINTEXT");
+    let session = router::Session::anonymous(PEER, std::sync::Arc::from("PLAINTEXT"));
     let mut runner = TestRunner::new(Config { cases: 3000, ..Config::default() });
     let strategy = (
         0usize..SUPPORTED.len(),
@@ -39,7 +39,7 @@ fn random_request_frames_never_panic_the_broker() {
             frame.put_i16(version);
             frame.put_i32(7);
             frame.put_slice(&body);
-            let outcome = rt.block_on(router::handle(&broker, PEER, &listener, frame.freeze()));
+            let outcome = rt.block_on(router::handle(&broker, &session, frame.freeze()));
             prop_assert!(matches!(
                 outcome,
                 Outcome::Respond(_) | Outcome::Close(_) | Outcome::NoResponse
@@ -51,7 +51,7 @@ fn random_request_frames_never_panic_the_broker() {
     let mut runner = TestRunner::new(Config { cases: 2000, ..Config::default() });
     runner
         .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
-            let _ = rt.block_on(router::handle(&broker, PEER, &listener, Bytes::from(bytes)));
+            let _ = rt.block_on(router::handle(&broker, &session, Bytes::from(bytes)));
             Ok(())
         })
         .expect("no panic on any input");

@@ -62,14 +62,7 @@ async fn produce(
 async fn a_transaction_on_the_wire_with_kip_890_verification_and_fencing() {
     let b = TestBroker::start(&["transaction.state.log.num.partitions=1"]).await;
     let mut c = KafkaClient::connect(&b.bootstrap()).await.expect("connect");
-    let mut t = CreatableTopic::default();
-    t.name = TopicName(s("tv"));
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    let mut ct = CreateTopicsRequest::default();
-    ct.topics = vec![t];
-    ct.timeout_ms = 30_000;
-    assert_eq!(c.send(&ct, 7).await.expect("create").topics[0].error_code, 0);
+    create_topic(&mut c, "tv").await;
     let mut find = FindCoordinatorRequest::default();
     find.key = s("tx");
     find.key_type = 1;
@@ -152,6 +145,7 @@ async fn transactional_offsets_are_unstable_until_the_commit_marker_then_visible
     ])
     .await;
     let mut c = KafkaClient::connect(&b.bootstrap()).await.expect("connect");
+    create_topic(&mut c, "src").await;
     for key_type in [0, 1] {
         let mut find = FindCoordinatorRequest::default();
         find.key = s("g");
@@ -187,7 +181,12 @@ async fn transactional_offsets_are_unstable_until_the_commit_marker_then_visible
     tc.producer_id = ProducerId(pid);
     tc.producer_epoch = epoch;
     tc.generation_id = -1;
-    tc.topics = vec![topic];
+    tc.topics = vec![topic.clone()];
+    // Offsets of a topic that does not exist are refused, as Kafka refuses them.
+    let mut unknown = tc.clone();
+    unknown.topics[0].name = TopicName(s("no-such-topic"));
+    let refused = c.send(&unknown, 3).await.expect("txn offset commit");
+    assert_eq!(refused.topics[0].partitions[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     let committed = c.send(&tc, 3).await.expect("txn offset commit");
     assert_eq!(committed.topics[0].partitions[0].error_code, 0);
 
@@ -224,4 +223,16 @@ async fn transactional_offsets_are_unstable_until_the_commit_marker_then_visible
     }
     assert_eq!(seen, (0, 42), "visible once the marker is committed");
     b.stop().await;
+}
+
+/// Creates a one-partition topic, replication factor 1.
+async fn create_topic(c: &mut KafkaClient, name: &str) {
+    let mut t = CreatableTopic::default();
+    t.name = TopicName(s(name));
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    let mut ct = CreateTopicsRequest::default();
+    ct.topics = vec![t];
+    ct.timeout_ms = 30_000;
+    assert_eq!(c.send(&ct, 7).await.expect("create").topics[0].error_code, 0);
 }

@@ -312,6 +312,7 @@ pub fn check(events: &[Event]) -> Report {
     check_reads(events, &log, &mut r);
     check_commits(events, &mut r);
     check_admin(events, &mut r);
+    check_scram(events, &mut r);
     check_stalls(events, &mut r);
     check_run(events, &mut r);
     check_compacted(events, &mut r);
@@ -580,6 +581,9 @@ fn check_admin(events: &[Event], r: &mut Report) {
     let mut ops: BTreeMap<&str, Vec<AdminOp<'_>>> = BTreeMap::new();
     for e in events {
         if let Event::Admin { op, topic, partitions, ok, .. } = e {
+            if op.starts_with("scram_") {
+                continue;
+            }
             if *ok {
                 r.stats.admin_ok += 1;
             } else {
@@ -626,6 +630,52 @@ fn check_admin(events: &[Event], r: &mut Report) {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+/// SCRAM users in the metadata log: an acknowledged upsert of a user never deleted must be in
+/// the final list, and an acknowledged deletion must not (user names are never reused).
+fn check_scram(events: &[Event], r: &mut Report) {
+    let mut ops: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
+    for e in events {
+        if let Event::Admin { op, topic, ok, .. } = e
+            && op.starts_with("scram_")
+        {
+            if *ok {
+                r.stats.admin_ok += 1;
+            } else {
+                r.stats.admin_failed += 1;
+            }
+            ops.entry(topic).or_default().push((op, *ok));
+        }
+    }
+    if ops.is_empty() {
+        return;
+    }
+    let Some(users) = events.iter().rev().find_map(|e| match e {
+        Event::ScramUsers { users, .. } => Some(users),
+        _ => None,
+    }) else {
+        r.violations
+            .push(Violation::Incomplete { detail: "no SCRAM user list after the run".into() });
+        return;
+    };
+    for (user, list) in ops {
+        let delete_tried = list.iter().any(|(op, _)| *op == "scram_delete");
+        let deleted = list.iter().any(|(op, ok)| *op == "scram_delete" && *ok);
+        let upserted = list.iter().any(|(op, ok)| *op == "scram_upsert" && *ok);
+        let exists = users.contains(user);
+        let lost = |op: &str, detail: &str| Violation::AdminLost {
+            op: op.to_string(),
+            topic: format!("SCRAM user {user}"),
+            detail: detail.to_string(),
+        };
+        if deleted && exists {
+            r.violations.push(lost("scram_delete", "the user still has a credential"));
+        }
+        if upserted && !delete_tried && !exists {
+            r.violations.push(lost("scram_upsert", "the user has no credential"));
         }
     }
 }
@@ -921,6 +971,38 @@ mod tests {
         });
         let r = check(&h);
         assert_eq!(r.count("admin operation lost"), 2, "{:?}", r.violations);
+    }
+
+    #[test]
+    fn acknowledged_scram_users_must_be_in_the_final_list_and_deleted_ones_gone() {
+        let admin = |op: &str, user: &str, ok: bool| Event::Admin {
+            t: 5,
+            w: "admin".into(),
+            op: op.into(),
+            topic: user.into(),
+            partitions: None,
+            ok,
+            err: None,
+        };
+        let mut h = clean();
+        h.push(admin("scram_upsert", "kept", true));
+        h.push(admin("scram_upsert", "gone", true));
+        h.push(admin("scram_delete", "gone", true));
+        h.push(admin("scram_upsert", "maybe", false));
+        h.push(admin("scram_upsert", "tried", true));
+        h.push(admin("scram_delete", "tried", false));
+        let r = check(&h);
+        assert_eq!(r.count("history incomplete"), 1, "no final list: {:?}", r.violations);
+        h.push(Event::ScramUsers { t: 100, users: ["kept".to_string()].into() });
+        assert!(check(&h).passed(), "{:?}", check(&h).violations);
+        h.push(Event::ScramUsers { t: 101, users: ["gone".to_string(), "tried".into()].into() });
+        let r = check(&h);
+        assert_eq!(
+            r.count("admin operation lost"),
+            2,
+            "kept lost, gone still there: {:?}",
+            r.violations
+        );
     }
 
     #[test]

@@ -213,6 +213,11 @@ pub enum Event {
         p: i32,
         high_watermark: i64,
     },
+    /// The SCRAM users (DescribeUserScramCredentials) after the run.
+    ScramUsers {
+        t: i64,
+        users: std::collections::BTreeSet<String>,
+    },
     /// Topics and partition counts after the run.
     Topics {
         t: i64,

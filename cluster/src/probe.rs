@@ -16,8 +16,8 @@ use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeQuorumRequest, FindCoordinatorRequest, GroupId, MetadataRequest,
-    OffsetFetchRequest, TopicName,
+    CreateTopicsRequest, DescribeQuorumRequest, DescribeUserScramCredentialsRequest,
+    FindCoordinatorRequest, GroupId, MetadataRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use samsa::client::KafkaClient;
@@ -322,6 +322,26 @@ impl Probe {
                         .filter_map(|t| {
                             Some((t.name.as_ref()?.0.to_string(), t.partitions.len() as i32))
                         })
+                        .collect(),
+                );
+            }
+        }
+        None
+    }
+
+    /// Every SCRAM user with a credential, from the first node that answers.
+    pub async fn scram_users(&mut self) -> Option<std::collections::BTreeSet<String>> {
+        let mut req = DescribeUserScramCredentialsRequest::default();
+        req.users = None;
+        for (id, _) in self.nodes.clone() {
+            if let Some(resp) = self.ask(id, &req, 0).await
+                && resp.error_code == 0
+            {
+                return Some(
+                    resp.results
+                        .iter()
+                        .filter(|u| u.error_code == 0 && !u.credential_infos.is_empty())
+                        .map(|u| u.user.to_string())
                         .collect(),
                 );
             }

@@ -276,6 +276,13 @@ pub(crate) fn final_checks(
         let (identical, detail) = compare_replicas(target, out_dir, topic, p, &replicas);
         rec.record(&Event::Replicas { t: now_ms(), p, identical, detail });
     }
+    match rt.block_on(probe.scram_users()) {
+        Some(users) => rec.record(&Event::ScramUsers { t: now_ms(), users }),
+        None => rec.record(&Event::Incomplete {
+            t: now_ms(),
+            detail: "no SCRAM user list at the end".into(),
+        }),
+    }
     match rt.block_on(probe.topics()) {
         Some(topics) => rec.record(&Event::Topics { t: now_ms(), topics }),
         None => rec

@@ -20,6 +20,8 @@ cluster/src/history.rs for every field):
             {"e":"commit",offsets} per acknowledged commit, {"e":"commit_failed",err}.
   admin     every 2 s creates a topic, grows the previous one to 2 partitions, deletes the oldest
             beyond 5 and lists topics: {"e":"admin",op,topic,partitions,ok,err}; ok=false is "unknown".
+            It also creates a SCRAM user (AlterUserScramCredentials, op scram_upsert) and deletes the
+            oldest beyond 5 (op scram_delete); "topic" then holds the user name.
   txn       transactions (KIP-98) of 1-4 unique values "<name>-t<n>-<i>" over the partitions,
             one in four aborted on purpose: {"e":"txn_commit"|"txn_abort",txn,vs:[[p,v],..]} once
             the end is acknowledged, {"e":"txn_fail",txn,vs,err} when it is unknown.
@@ -213,9 +215,11 @@ def run_consumer(a, h):
 
 
 def run_admin(a, h):
-    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+    from confluent_kafka.admin import (AdminClient, NewPartitions, NewTopic, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialDeletion, UserScramCredentialUpsertion)
     admin = AdminClient({"bootstrap.servers": a.bootstrap})
     created = []  # topics whose creation was acknowledged and that were not deleted
+    users = []    # SCRAM users whose creation was acknowledged and that were not deleted
 
     def outcome(op, topic, future, partitions=None):
         try:
@@ -241,6 +245,17 @@ def run_admin(a, h):
             gone = created.pop(0)
             f = admin.delete_topics([gone], operation_timeout=10)[gone]
             outcome("delete", gone, f)
+        user = f"{a.prefix}-user-{k}"
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096)
+        f = admin.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion(user, info, f"pw-{k}".encode(), os.urandom(16))])[user]
+        if outcome("scram_upsert", user, f):
+            users.append(user)
+        if len(users) > ADMIN_TOPICS_MAX:
+            old = users.pop(0)
+            f = admin.alter_user_scram_credentials(
+                [UserScramCredentialDeletion(old, ScramMechanism.SCRAM_SHA_256)])[old]
+            outcome("scram_delete", old, f)
         try:
             admin.list_topics(timeout=5)
             h.emit("admin", op="list", topic="*", ok=True)

@@ -46,7 +46,7 @@ use crate::metadata::decide::{TopicDefaults, TopicSpec};
 use crate::metadata::image::BrokerRegistration;
 use crate::raft::log_store::LogStore;
 use crate::raft::metadata_log::RaftMetadataLog;
-use crate::raft::network::{NetworkFactory, RAFT_MESSAGE_BYTES_MAX};
+use crate::raft::network::{Dialer, NetworkFactory, RAFT_MESSAGE_BYTES_MAX};
 use crate::raft::pb::controller_server::ControllerServer;
 use crate::raft::pb::raft_server::RaftServer;
 use crate::raft::service::RaftService;
@@ -194,6 +194,7 @@ impl Broker {
             replicas: replicas.clone(),
             metadata: quorum.metadata.clone(),
             observer: marker_observer.clone(),
+            dialer: peer_dialer(&config),
             clients: Default::default(),
             local: txn_markers::LocalVerifier(txns.clone()),
         });
@@ -210,12 +211,14 @@ impl Broker {
             replica_lag_time_max_ms: config.replica_lag_time_max_ms,
             markers: marker_observer,
             txn_verifier: Arc::new(txn_markers::LocalVerifier(txns.clone())),
+            dialer: peer_dialer(&config),
         }));
         let rpc_server = spawn_rpc_server(
             controller_listener,
             quorum.raft.clone(),
             quorum.local.clone(),
             ReplicationService::new(replication.context().clone()),
+            config.controller_tls.clone().map(|t| (t, peer_admission(&config, &quorum.metadata))),
             shutdown.subscribe(),
         );
         if is_voter {
@@ -480,6 +483,38 @@ fn check_roles(config: &mut BrokerConfig) -> anyhow::Result<bool> {
     Ok(is_voter)
 }
 
+/// Who may connect to the CONTROLLER listener over TLS: anyone the trust store accepts without
+/// an authorizer; with one, principals allowed CLUSTER_ACTION on the cluster (super users, or
+/// by the ACLs in the metadata image), as Kafka authorizes its controller RPCs.
+fn peer_admission(
+    config: &BrokerConfig,
+    metadata: &Arc<dyn MetadataLog>,
+) -> crate::raft::transport::Admission {
+    use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
+    let Some(authorizer) = config.authorizer.clone() else {
+        return Arc::new(|_: &crate::security::Principal, _: &str| true);
+    };
+    let metadata = metadata.clone();
+    Arc::new(move |principal: &crate::security::Principal, host: &str| {
+        authorizer.authorize(
+            metadata.image().acls.values(),
+            principal,
+            host,
+            Operation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        )
+    })
+}
+
+/// How this node dials the other nodes' CONTROLLER listeners.
+fn peer_dialer(config: &BrokerConfig) -> Dialer {
+    match &config.controller_tls {
+        Some(tls) => Dialer::tls(tls.client.clone()),
+        None => Dialer::plaintext(),
+    }
+}
+
 /// Opens the metadata store and the raft member, and builds the local controller and the
 /// controller client on them.
 async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
@@ -489,7 +524,7 @@ async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
     let raft = MetadataRaft::new(
         config.node_id.0 as u64,
         Arc::new(raft_config()?),
-        NetworkFactory,
+        NetworkFactory { dialer: peer_dialer(config) },
         log_store,
         sm.clone(),
     )
@@ -501,8 +536,10 @@ async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
         replication_factor: config.default_replication_factor,
     };
     let session_timeout = Duration::from_millis(config.broker_session_timeout_ms as u64);
-    let local =
-        Arc::new(Controller::new(config.node_id, metadata.clone(), defaults, session_timeout));
+    let local = Arc::new(
+        Controller::new(config.node_id, metadata.clone(), defaults, session_timeout)
+            .with_bootstrap_scram(config.bootstrap_scram.clone()),
+    );
     // Every configured voter address, this node's own included: a process that wrongly shares
     // a node.id must still reach the real owner of that id when it is the leader.
     let voter_addrs = config.voters.values().cloned().collect();
@@ -511,6 +548,7 @@ async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
         local.clone(),
         metadata.clone(),
         voter_addrs,
+        peer_dialer(config),
     ));
     Ok(Quorum { raft, metadata, local, controller })
 }
@@ -554,7 +592,8 @@ fn spawn_rpc_server(
     raft: MetadataRaft,
     controller: Arc<Controller>,
     replication: ReplicationService,
-    mut stop: watch::Receiver<bool>,
+    tls: Option<(crate::security::PeerTls, crate::raft::transport::Admission)>,
+    stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let replication_service = ReplicationServer::new(replication)
         .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
@@ -563,16 +602,29 @@ fn spawn_rpc_server(
         .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX);
     let controller_service = ControllerServer::new(ControllerService::new(controller));
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let router = tonic::transport::Server::builder()
+        .add_service(raft_service)
+        .add_service(controller_service)
+        .add_service(replication_service);
     tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .add_service(raft_service)
-            .add_service(controller_service)
-            .add_service(replication_service)
-            .serve_with_incoming_shutdown(incoming, async move {
+        let shutdown = {
+            let mut stop = stop.clone();
+            async move {
                 let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
+            }
+        };
+        let result = match tls {
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+            Some((tls, admit)) => {
+                let incoming =
+                    crate::raft::transport::tls_incoming(listener, &tls, admit, stop.clone());
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+        };
         if let Err(e) = result {
             tracing::error!(error = %e, "controller listener failed");
         }

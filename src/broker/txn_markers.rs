@@ -80,6 +80,8 @@ pub(super) struct BrokerMarkers {
     pub(super) replicas: Arc<ReplicaManager>,
     pub(super) metadata: Arc<dyn MetadataLog>,
     pub(super) observer: Arc<dyn MarkerObserver>,
+    /// Dials the peers' CONTROLLER listeners.
+    pub(super) dialer: crate::raft::network::Dialer,
     /// One channel per peer, rebuilt when its address changes.
     pub(super) clients: Mutex<HashMap<NodeId, (String, ReplicationClient<Channel>)>>,
     /// This broker's own coordinator's answers.
@@ -90,7 +92,7 @@ impl BrokerMarkers {
     fn client(&self, node: NodeId, addr: &str) -> Option<ReplicationClient<Channel>> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if clients.get(&node).is_none_or(|(a, _)| a != addr) {
-            let ch = crate::raft::network::channel(addr).ok()?;
+            let ch = self.dialer.channel(addr).ok()?;
             let c = ReplicationClient::new(ch)
                 .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(REPLICATION_MESSAGE_BYTES_MAX);

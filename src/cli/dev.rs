@@ -22,6 +22,17 @@ pub struct ServerArgs {
     /// A setting with Kafka's name, overriding the file and SAMSA_* variables. Repeatable.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// A SCRAM user the cluster is created with, as `kafka-storage format --add-scram`:
+    /// `SCRAM-SHA-256=[name=admin,password=admin-secret]` (optionally `iterations=8192`).
+    /// Written once, by the controller that creates the cluster; later changes go through
+    /// `samsa user` / AlterUserScramCredentials. Repeatable.
+    #[arg(
+        long = "add-scram",
+        value_name = "MECHANISM=[name=..,password=..]",
+        env = "SAMSA_ADD_SCRAM",
+        value_delimiter = ';'
+    )]
+    pub add_scram: Vec<String>,
 }
 
 pub(super) async fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -36,8 +47,13 @@ pub(super) async fn dev(args: DevArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
-    let config =
+    let mut config =
         crate::config::server::load(args.config.as_deref(), std::env::vars(), &args.overrides)?;
+    for (i, arg) in args.add_scram.iter().enumerate() {
+        let credential = crate::security::sasl::scram::BootstrapCredential::parse(arg)
+            .map_err(|e| anyhow::anyhow!("--add-scram #{}: {e}", i + 1))?;
+        config.bootstrap_scram.push(credential);
+    }
     run_node(config, "samsa server").await
 }
 

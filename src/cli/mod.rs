@@ -10,6 +10,7 @@ macro_rules! outln {
     }};
 }
 
+mod acl;
 mod admin;
 mod bench;
 mod cluster;
@@ -20,6 +21,7 @@ mod health;
 mod produce;
 mod topic;
 mod transactions;
+mod user;
 
 use std::path::PathBuf;
 
@@ -31,6 +33,10 @@ pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 #[derive(Debug, Parser)]
 #[command(name = "samsa", version, about = "A Kafka-compatible event streaming platform")]
 pub struct Cli {
+    /// Kafka client properties for the client commands (`security.protocol`, `sasl.mechanism`,
+    /// `sasl.username`/`sasl.password` or `sasl.jaas.config`, `ssl.truststore.location`, ...).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,6 +68,12 @@ pub enum Command {
     /// Show the producers of a topic's partitions (idempotent and transactional).
     #[command(subcommand)]
     Producers(transactions::ProducersCommand),
+    /// Add, list and remove ACLs, like kafka-acls.sh.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
+    /// Create, list and delete SCRAM users.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -107,6 +119,9 @@ pub enum TopicCommand {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(path) = &cli.command_config {
+        crate::client::security::install(crate::client::security::ClientSecurity::from_file(path)?);
+    }
     match cli.command {
         Command::Dev(args) => dev::dev(args).await,
         Command::Server(args) => dev::server(args).await,
@@ -119,5 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => health::run(args).await,
         Command::Transactions(cmd) => transactions::run(cmd).await,
         Command::Producers(cmd) => transactions::run_producers(cmd).await,
+        Command::Acl(cmd) => acl::run(cmd).await,
+        Command::User(cmd) => user::run(cmd).await,
     }
 }

@@ -5,18 +5,28 @@
 pub mod cluster;
 pub mod partitioner;
 pub mod records;
+pub mod security;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use self::security::{ClientSecurity, SaslLogin};
+use crate::security::sasl::scram::ScramClient;
+
+/// A connection's byte stream: TCP, or TLS over it.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
 /// How long connecting may take before the tools give up with a clear message.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,7 +38,7 @@ pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// One connection to a broker.
 pub struct KafkaClient {
-    stream: TcpStream,
+    stream: Box<dyn Conn>,
     next_correlation_id: i32,
     /// The broker's supported range per API key.
     versions: HashMap<i16, (i16, i16)>,
@@ -61,6 +71,21 @@ impl KafkaClient {
                 )
             })?;
         stream.set_nodelay(true)?;
+        let security = security::installed();
+        let stream: Box<dyn Conn> = match security.and_then(|s| s.tls.clone().map(|t| (s, t))) {
+            None => Box::new(stream),
+            Some((s, tls)) => {
+                let name = s.server_name(addr)?;
+                let tls = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio_rustls::TlsConnector::from(tls).connect(name, stream),
+                )
+                .await
+                .map_err(|_| anyhow!("TLS handshake with {addr} timed out"))?
+                .with_context(|| format!("TLS handshake with {addr} failed (is it a TLS listener, and does ssl.truststore.location hold its CA?)"))?;
+                Box::new(tls)
+            }
+        };
         let mut client = KafkaClient {
             stream,
             next_correlation_id: 1,
@@ -78,7 +103,62 @@ impl KafkaClient {
         }
         client.versions =
             resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        if let Some(login) = security.and_then(|s: &ClientSecurity| s.sasl.as_ref()) {
+            client.authenticate(login).await?;
+        }
         Ok(client)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate with PLAIN's one token or SCRAM's two.
+    async fn authenticate(&mut self, login: &SaslLogin) -> anyhow::Result<()> {
+        let mut handshake = SaslHandshakeRequest::default();
+        handshake.mechanism = StrBytes::from_string(login.mechanism.clone());
+        let resp = self.send(&handshake, 1).await?;
+        if resp.error_code != 0 {
+            let offered: Vec<String> = resp.mechanisms.iter().map(|m| m.to_string()).collect();
+            bail!(
+                "{} refused SASL mechanism {} (error {}); it enables {}",
+                self.addr,
+                login.mechanism,
+                resp.error_code,
+                offered.join(", ")
+            );
+        }
+        let password = login.password.expose();
+        match login.scram() {
+            None => {
+                let token = format!("\u{0}{}\u{0}{password}", login.username);
+                self.sasl_step(token.into_bytes()).await?;
+            }
+            Some(m) => {
+                let mut scram = ScramClient::new(m, &login.username, password);
+                let server_first = self.sasl_step(scram.first()).await?;
+                let client_final = scram
+                    .respond(&server_first)
+                    .map_err(|e| anyhow!("SCRAM with {}: {e}", self.addr))?;
+                let server_final = self.sasl_step(client_final).await?;
+                scram
+                    .verify(&server_final)
+                    .map_err(|e| anyhow!("SCRAM with {}: {e}", self.addr))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn sasl_step(&mut self, token: Vec<u8>) -> anyhow::Result<Bytes> {
+        let mut req = SaslAuthenticateRequest::default();
+        req.auth_bytes = Bytes::from(token);
+        let resp = self.send(&req, 1).await?;
+        if resp.error_code != 0 {
+            bail!(
+                "authentication with {} failed: {} (check sasl.username / sasl.password in --command-config)",
+                self.addr,
+                resp.error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("error {}", resp.error_code))
+            );
+        }
+        Ok(resp.auth_bytes)
     }
 
     pub fn addr(&self) -> &str {

@@ -78,6 +78,22 @@ pub struct BrokerConfig {
     pub listener_name: String,
     /// Further Kafka listeners, e.g. an EXTERNAL one for clients outside a container network.
     pub extra_listeners: Vec<KafkaListener>,
+    /// Each Kafka listener's security (`listener.security.protocol.map`, `ssl.*`, `sasl.*`),
+    /// by listener name; a listener missing here is PLAINTEXT.
+    pub listener_security: std::collections::BTreeMap<String, crate::security::ListenerSecurity>,
+    /// `authorizer.class.name` = StandardAuthorizer, `super.users` and
+    /// `allow.everyone.if.no.acl.found`; `None`: no authorizer, every request is allowed.
+    pub authorizer: Option<crate::security::authorizer::Authorizer>,
+    /// `super.users` and `allow.everyone.if.no.acl.found` as set, kept for when the
+    /// authorizer is enabled by a later key.
+    pub authorizer_settings: crate::security::authorizer::Authorizer,
+    /// The CONTROLLER listener's TLS when it is mapped to `SSL`; `None`: PLAINTEXT.
+    pub controller_tls: Option<crate::security::PeerTls>,
+    /// The `ssl.*`, `sasl.*` and `listener.name.*` keys as set, for DescribeConfigs (which
+    /// never shows a sensitive one's value).
+    pub security_props: crate::security::props::SecurityProps,
+    /// `samsa server --add-scram`: SCRAM credentials the cluster is created with.
+    pub bootstrap_scram: Vec<crate::security::sasl::scram::BootstrapCredential>,
     /// `num.partitions`: partitions of an auto-created topic or of CreateTopics with -1.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -157,6 +173,12 @@ impl BrokerConfig {
             advertised_port: listener.port(),
             listener_name: "PLAINTEXT".into(),
             extra_listeners: Vec::new(),
+            listener_security: Default::default(),
+            security_props: Default::default(),
+            controller_tls: None,
+            bootstrap_scram: Vec::new(),
+            authorizer: None,
+            authorizer_settings: Default::default(),
             listener,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -187,6 +209,14 @@ impl BrokerConfig {
         }
     }
 
+    /// How listener `name` secures its connections (PLAINTEXT unless configured otherwise).
+    pub fn security_of(&self, name: &str) -> crate::security::ListenerSecurity {
+        self.listener_security
+            .get(name)
+            .cloned()
+            .unwrap_or_else(crate::security::ListenerSecurity::plaintext)
+    }
+
     /// Applies one `key=value` override with Kafka's key names.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         self.set_value(key, value)?;
@@ -208,6 +238,34 @@ impl BrokerConfig {
                 self.leader_imbalance_check_interval_seconds = long(1)?
             }
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = long(100)?,
+            "authorizer.class.name" => {
+                self.authorizer = match value.trim() {
+                    "" => None,
+                    crate::security::authorizer::STANDARD_AUTHORIZER => {
+                        Some(self.authorizer_settings.clone())
+                    }
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            value,
+                            "samsa's authorizer is KRaft's org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs in the metadata log); ZooKeeper's AclAuthorizer and custom classes are not available",
+                        ));
+                    }
+                }
+            }
+            "super.users" => {
+                self.authorizer_settings.super_users =
+                    crate::security::authorizer::Authorizer::parse_super_users(value);
+                if let Some(a) = &mut self.authorizer {
+                    a.super_users = self.authorizer_settings.super_users.clone();
+                }
+            }
+            "allow.everyone.if.no.acl.found" => {
+                self.authorizer_settings.allow_if_no_acl = boolean()?;
+                if let Some(a) = &mut self.authorizer {
+                    a.allow_if_no_acl = self.authorizer_settings.allow_if_no_acl;
+                }
+            }
             "broker.rack" => self.rack = Some(value.trim().to_string()).filter(|s| !s.is_empty()),
             "replica.selector.class" => {
                 self.rack_aware_reads = match value.trim() {

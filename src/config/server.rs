@@ -18,9 +18,12 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use super::broker::{BrokerConfig, KafkaListener};
+use crate::security::PeerTls;
+use crate::security::props::{self, SecurityProps};
+use crate::security::{ListenerSecurity, SecurityProtocol};
 
 /// Environment variables that are samsa's own, not configuration keys.
-const NOT_CONFIG_VARS: &[&str] = &["SAMSA_LOG", "SAMSA_BIN"];
+const NOT_CONFIG_VARS: &[&str] = &["SAMSA_LOG", "SAMSA_BIN", "SAMSA_ADD_SCRAM"];
 
 /// Maps a `SAMSA_*` variable name to a config key, or `None` if it is not one.
 pub fn env_key(var: &str) -> Option<String> {
@@ -110,6 +113,7 @@ pub fn load(
         entries.push((k.trim().to_string(), v.trim().to_string(), "--override".into()));
     }
     let mut raw: BTreeMap<String, String> = BTreeMap::new();
+    let mut security = SecurityProps::default();
     let mut config = BrokerConfig::dev("./samsa-data".into(), "127.0.0.1:9092".parse()?);
     config.voters.clear();
     // A cluster node starts from Kafka's group defaults (dev mode skips the initial delay).
@@ -123,10 +127,15 @@ pub fn load(
             | "inter.broker.listener.name" => {
                 raw.insert(k, v);
             }
+            k if props::is_security_key(k) => {
+                check_security_key(k).with_context(|| format!("from {source}"))?;
+                security.insert(k, &v);
+            }
             _ => config.set(&k, &v).with_context(|| format!("from {source}"))?,
         }
     }
-    apply_listeners(&mut config, &raw)?;
+    apply_listeners(&mut config, &raw, &security)?;
+    config.security_props = security;
     validate(&config)?;
     Ok(config)
 }
@@ -134,6 +143,7 @@ pub fn load(
 fn apply_listeners(
     config: &mut BrokerConfig,
     raw: &BTreeMap<String, String>,
+    security: &SecurityProps,
 ) -> anyhow::Result<()> {
     let controller_name =
         raw.get("controller.listener.names").map_or("CONTROLLER".to_string(), |s| {
@@ -164,7 +174,27 @@ fn apply_listeners(
             controller.port
         ),
     };
-    check_security_protocols(raw)?;
+    let protocols = security_protocols(raw)?;
+    let protocol_of = |name: &str| -> anyhow::Result<SecurityProtocol> {
+        match protocols.get(name) {
+            Some(p) => Ok(*p),
+            None if name == controller_name => Ok(SecurityProtocol::Plaintext),
+            None => SecurityProtocol::parse(name).with_context(|| {
+                format!("listener {name} has no entry in listener.security.protocol.map: add {name}:PLAINTEXT (or SSL, SASL_PLAINTEXT, SASL_SSL)")
+            }),
+        }
+    };
+    config.controller_tls = match protocol_of(&controller_name)? {
+        SecurityProtocol::Plaintext => None,
+        SecurityProtocol::Ssl => Some(
+            PeerTls::build(&controller_name, security)
+                .with_context(|| format!("the {controller_name} listener is mapped to SSL"))?,
+        ),
+        other => bail!(
+            "the {controller_name} listener is mapped to {}: samsa's nodes authenticate each other on it with TLS certificates, so map it to SSL (with ssl.client.auth=required) or PLAINTEXT",
+            other.name()
+        ),
+    };
     if config.process_roles.broker {
         let kafka: Vec<&Listener> =
             listeners.iter().filter(|l| l.name != controller_name).collect();
@@ -180,6 +210,12 @@ fn apply_listeners(
         }
         let mut resolved = Vec::new();
         for l in kafka {
+            let protocol = protocol_of(&l.name)?;
+            if protocol != SecurityProtocol::Plaintext {
+                config
+                    .listener_security
+                    .insert(l.name.clone(), ListenerSecurity::build(&l.name, protocol, security)?);
+            }
             let (host, port) = advertised_for(l, &advertised)?;
             resolved.push(KafkaListener {
                 name: l.name.clone(),
@@ -215,21 +251,79 @@ fn advertised_for(l: &Listener, advertised: &[Listener]) -> anyhow::Result<(Stri
     }
 }
 
-/// `listener.security.protocol.map`: samsa speaks PLAINTEXT only; anything else is refused
-/// rather than silently served without TLS or SASL.
-fn check_security_protocols(raw: &BTreeMap<String, String>) -> anyhow::Result<()> {
-    let Some(map) = raw.get("listener.security.protocol.map") else { return Ok(()) };
+/// `listener.security.protocol.map`: listener name → protocol.
+fn security_protocols(
+    raw: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, SecurityProtocol>> {
+    let mut out = BTreeMap::new();
+    let Some(map) = raw.get("listener.security.protocol.map") else { return Ok(out) };
     for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, protocol) = entry.split_once(':').with_context(|| {
             format!("listener.security.protocol.map: '{entry}' is not NAME:PROTOCOL")
         })?;
-        if !protocol.trim().eq_ignore_ascii_case("PLAINTEXT") {
-            bail!(
-                "listener {name} uses {protocol}: samsa supports PLAINTEXT listeners only (no TLS or SASL yet)"
-            );
+        let p = SecurityProtocol::parse(protocol).with_context(|| {
+            format!("listener.security.protocol.map: {protocol} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        })?;
+        out.insert(name.trim().to_uppercase(), p);
+    }
+    Ok(out)
+}
+
+/// The `ssl.*` / `sasl.*` keys samsa reads or accepts; `listener.name.<l>.` and
+/// `listener.name.<l>.<mechanism>.` prefixes are stripped before the check.
+const SECURITY_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+];
+
+/// Keys Kafka defines that change nothing for samsa's TLS (JVM provider and manager choices,
+/// the PEM store's unused password, the client-side `ssl.endpoint.identification.algorithm`).
+const SECURITY_KEYS_WITHOUT_EFFECT: &[&str] = &[
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+    "ssl.protocol",
+    "ssl.provider",
+    "ssl.keymanager.algorithm",
+    "ssl.trustmanager.algorithm",
+    "ssl.secure.random.implementation",
+    "ssl.endpoint.identification.algorithm",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.mechanism.controller.protocol",
+];
+
+fn check_security_key(key: &str) -> anyhow::Result<()> {
+    let mut base = key;
+    if let Some(rest) = key.strip_prefix("listener.name.") {
+        let (_, after_listener) = rest
+            .split_once('.')
+            .with_context(|| format!("{key}: expected listener.name.<listener>.<key>"))?;
+        base = after_listener;
+        // listener.name.<l>.<mechanism>.sasl.jaas.config and friends.
+        if let Some((mechanism, tail)) = base.split_once('.')
+            && !matches!(mechanism, "ssl" | "sasl")
+        {
+            base = tail;
         }
     }
-    Ok(())
+    if SECURITY_KEYS.contains(&base) || SECURITY_KEYS_WITHOUT_EFFECT.contains(&base) {
+        return Ok(());
+    }
+    if base.ends_with(".class") {
+        bail!("{key}: samsa cannot load Java classes; its SASL mechanisms and TLS are built in");
+    }
+    bail!("unknown configuration key '{key}'")
 }
 
 /// Checks keys against each other.
@@ -334,8 +428,18 @@ mod tests {
         assert!(err(&["no.such.key=1"]).contains("unknown configuration key"));
         assert!(err(&["controller.quorum.voters=1@x"]).contains("controller.quorum.voters"));
         assert!(
-            err(&["listener.security.protocol.map=PLAINTEXT:SASL_SSL,CONTROLLER:PLAINTEXT"])
-                .contains("PLAINTEXT listeners only")
+            err(&["listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"])
+                .contains("sasl.enabled.mechanisms")
+        );
+        assert!(
+            err(&["listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"])
+                .contains("ssl.keystore.location")
+        );
+        assert!(err(&["listener.security.protocol.map=PLAINTEXT:TLS"]).contains("SASL_SSL"));
+        assert!(err(&["ssl.keystore.flavour=x"]).contains("unknown configuration key"));
+        assert!(
+            err(&["listener.name.plaintext.sasl.server.callback.handler.class=x"])
+                .contains("Java classes")
         );
         assert!(err(&["inter.broker.listener.name=NOPE"]).contains("not one of the listeners"));
     }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::{Controller, ControllerReply, ControllerRequest, Executed};
 use crate::error_code::{ApiError, ErrorCode};
 use crate::metadata::MetadataLog;
-use crate::raft::network::channel;
+use crate::raft::network::Dialer;
 use crate::raft::pb::Payload;
 use crate::raft::pb::controller_client::ControllerClient as GrpcClient;
 use crate::types::NodeId;
@@ -29,16 +29,19 @@ pub struct ControllerClient {
     /// Controller addresses of the voters (`controller.quorum.voters`), tried in turn while no
     /// leader is known, e.g. by an observer that has not joined the quorum yet.
     voters: Vec<String>,
+    /// Dials the active controller's CONTROLLER listener.
+    dialer: Dialer,
 }
 
 impl ControllerClient {
-    pub fn new(
+    pub(crate) fn new(
         node_id: NodeId,
         local: Arc<Controller>,
         log: Arc<dyn MetadataLog>,
         voters: Vec<String>,
+        dialer: Dialer,
     ) -> Self {
-        ControllerClient { node_id, local, log, voters }
+        ControllerClient { node_id, local, log, voters, dialer }
     }
 
     /// Runs `request` on the active controller and waits until this node's image reflects it.
@@ -52,7 +55,14 @@ impl ControllerClient {
                 None if self.voters.is_empty() => None,
                 None => {
                     next_voter += 1;
-                    Some(forward(&self.voters[next_voter % self.voters.len()], &request).await)
+                    Some(
+                        forward(
+                            &self.dialer,
+                            &self.voters[next_voter % self.voters.len()],
+                            &request,
+                        )
+                        .await,
+                    )
                 }
                 Some(leader) if leader.id == self.node_id => {
                     Some(self.local.execute(request.clone()).await)
@@ -100,7 +110,7 @@ impl ControllerClient {
             }
         };
         tokio::select! {
-            reply = forward(addr, request) => reply,
+            reply = forward(&self.dialer, addr, request) => reply,
             () = deposed => Err(ApiError::new(
                 ErrorCode::NotController,
                 format!("node {leader} stopped being the active controller"),
@@ -114,13 +124,17 @@ const LEADER_RECHECK: Duration = Duration::from_millis(100);
 
 /// Sends a request to the controller at `addr`. Transport failures read as NOT_CONTROLLER so
 /// the caller retries after the next election.
-async fn forward(addr: &str, request: &ControllerRequest) -> Result<Executed, ApiError> {
+async fn forward(
+    dialer: &Dialer,
+    addr: &str,
+    request: &ControllerRequest,
+) -> Result<Executed, ApiError> {
     let unreachable = |e: &dyn std::fmt::Display| {
         ApiError::new(ErrorCode::NotController, format!("controller at {addr} unreachable: {e}"))
     };
     let json = serde_json::to_vec(request)
         .map_err(|e| ApiError::new(ErrorCode::UnknownServerError, e.to_string()))?;
-    let ch = channel(addr).map_err(|e| unreachable(&e))?;
+    let ch = dialer.channel(addr).map_err(|e| unreachable(&e))?;
     let mut client = GrpcClient::new(ch);
     let mut req = tonic::Request::new(Payload { json });
     req.set_timeout(CONTROLLER_WAIT);

@@ -22,7 +22,10 @@ use crate::error_code::{ApiError, ErrorCode};
 use crate::metadata::commands::MetadataCommand;
 use crate::metadata::decide::{self, ConfigOp, TopicDefaults, TopicSpec};
 use crate::metadata::image::{BrokerRegistration, MetadataImage};
+use crate::metadata::scram::{self, ScramAlteration, ScramResult};
 use crate::metadata::{MetadataError, MetadataLog};
+use crate::security::acl::{AclBinding, AclFilter};
+use crate::security::sasl::scram::BootstrapCredential;
 use crate::types::NodeId;
 
 /// Producer ids handed to a broker per allocation (Kafka's block size).
@@ -88,16 +91,49 @@ pub enum ControllerRequest {
         partition_epoch: i32,
         isr: Vec<NodeId>,
     },
+    /// AlterUserScramCredentials.
+    AlterScramCredentials {
+        alterations: Vec<ScramAlteration>,
+    },
+    /// CreateAcls: each binding validated, stored once.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls: every binding each filter matches is removed.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 /// The controller's answer to a request that succeeded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerReply {
     Done,
-    TopicCreated { id: Uuid },
-    ProducerIds { first: i64, count: i64 },
-    Registered { epoch: i64 },
-    Heartbeat { fenced: bool },
+    TopicCreated {
+        id: Uuid,
+    },
+    ProducerIds {
+        first: i64,
+        count: i64,
+    },
+    Registered {
+        epoch: i64,
+    },
+    Heartbeat {
+        fenced: bool,
+    },
+    /// One result per user of an AlterScramCredentials.
+    ScramAltered {
+        results: Vec<ScramResult>,
+    },
+    /// Per binding of a CreateAcls: `None` if stored, else why it is invalid.
+    AclsCreated {
+        results: Vec<Option<String>>,
+    },
+    /// Per filter of a DeleteAcls: the bindings it removed.
+    AclsDeleted {
+        matched: Vec<Vec<AclBinding>>,
+    },
 }
 
 /// A reply and the raft index that carried it (0 when nothing was committed).
@@ -123,6 +159,8 @@ pub struct Controller {
     session_timeout: Duration,
     decide_lock: Mutex<()>,
     sessions: std::sync::Mutex<Sessions>,
+    /// SCRAM credentials written when this controller creates the cluster (`--add-scram`).
+    bootstrap_scram: Vec<BootstrapCredential>,
 }
 
 pub(crate) fn not_controller() -> ApiError {
@@ -150,7 +188,14 @@ impl Controller {
             session_timeout,
             decide_lock: Mutex::new(()),
             sessions: std::sync::Mutex::new(Sessions::default()),
+            bootstrap_scram: Vec::new(),
         }
+    }
+
+    /// Credentials to write if this controller creates the cluster.
+    pub fn with_bootstrap_scram(mut self, credentials: Vec<BootstrapCredential>) -> Self {
+        self.bootstrap_scram = credentials;
+        self
     }
 
     fn is_active(&self) -> bool {
@@ -295,9 +340,70 @@ impl Controller {
             }
             R::RegisterBroker { registration, cluster_id, .. } => {
                 let fresh = crate::types::new_cluster_id();
-                let (cmds, epoch) =
+                let (mut cmds, epoch) =
                     decide::register_broker(image, registration, cluster_id.as_deref(), &fresh)?;
+                if cmds.iter().any(|c| matches!(c, MetadataCommand::InitCluster { .. })) {
+                    cmds.extend(self.bootstrap_scram.iter().map(|b| {
+                        MetadataCommand::UpsertScramCredential {
+                            user: b.user.clone(),
+                            mechanism: b.mechanism,
+                            credential: b.credential.clone(),
+                        }
+                    }));
+                }
                 (cmds, ControllerReply::Registered { epoch }, false)
+            }
+            R::CreateAcls { bindings } => {
+                let mut acls = Vec::new();
+                let mut results = Vec::new();
+                for b in bindings {
+                    match b.validate() {
+                        Ok(()) => {
+                            let exists = image.acls.values().any(|a| a == b)
+                                || acls.iter().any(|(_, a): &(Uuid, AclBinding)| a == b);
+                            if !exists {
+                                acls.push((Uuid::new_v4(), b.clone()));
+                            }
+                            results.push(None);
+                        }
+                        Err(why) => results.push(Some(why.to_string())),
+                    }
+                }
+                let cmds = if acls.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![MetadataCommand::CreateAcls { acls }]
+                };
+                (cmds, ControllerReply::AclsCreated { results }, false)
+            }
+            R::DeleteAcls { filters } => {
+                let mut ids = Vec::new();
+                let mut matched = Vec::new();
+                for f in filters {
+                    let mine: Vec<(Uuid, AclBinding)> = image
+                        .acls
+                        .iter()
+                        .filter(|(_, a)| f.matches(a))
+                        .map(|(id, a)| (*id, a.clone()))
+                        .collect();
+                    ids.extend(
+                        mine.iter()
+                            .map(|(id, _)| *id)
+                            .filter(|id| !ids.contains(id))
+                            .collect::<Vec<_>>(),
+                    );
+                    matched.push(mine.into_iter().map(|(_, a)| a).collect());
+                }
+                let cmds = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![MetadataCommand::DeleteAcls { ids }]
+                };
+                (cmds, ControllerReply::AclsDeleted { matched }, false)
+            }
+            R::AlterScramCredentials { alterations } => {
+                let (cmds, results) = scram::alter_credentials(image, alterations);
+                (cmds, ControllerReply::ScramAltered { results }, false)
             }
         })
     }

@@ -7,6 +7,7 @@
 //! key or an oversize frame closes that one connection; every other failure is an error code in
 //! a response.
 
+pub(crate) mod authenticate;
 pub(crate) mod closed;
 pub(crate) mod extensions;
 pub(crate) mod frame;

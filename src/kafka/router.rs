@@ -16,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use super::handlers;
 use super::response::{Body, IntoBody};
 use crate::broker::Broker;
+use crate::security::Principal;
 
 /// What the connection does after a request.
 #[derive(Debug)]
@@ -71,6 +72,30 @@ pub struct RequestContext {
     /// The name of the listener the request came in on (`PLAINTEXT`, `EXTERNAL`, ...): broker
     /// addresses in answers are that listener's.
     pub listener: Arc<str>,
+    /// Who the connection authenticated as (`User:ANONYMOUS` on PLAINTEXT).
+    pub principal: Arc<Principal>,
+}
+
+impl RequestContext {
+    /// The client's IP address as ACL host filters name it.
+    pub fn ip(&self) -> &str {
+        self.client_host.trim_start_matches('/')
+    }
+}
+
+/// One client connection, as the router needs it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub peer: std::net::SocketAddr,
+    pub listener: Arc<str>,
+    pub principal: Arc<Principal>,
+}
+
+impl Session {
+    /// A PLAINTEXT connection from `peer` on `listener`.
+    pub fn anonymous(peer: std::net::SocketAddr, listener: Arc<str>) -> Self {
+        Session { peer, listener, principal: Arc::new(Principal::anonymous()) }
+    }
 }
 
 macro_rules! call {
@@ -86,11 +111,10 @@ macro_rules! call {
 }
 
 macro_rules! routes {
-    ($($key:ident => $module:ident),* $(,)? ; with context: $($ckey:ident => $cmodule:ident),* $(,)?) => {
+    ($($key:ident => $module:ident),* $(,)?) => {
         /// Every supported API and its version range.
         pub const SUPPORTED: &[(ApiKey, Versions)] = &[
             $((ApiKey::$key, handlers::$module::VERSIONS),)*
-            $((ApiKey::$ckey, handlers::$cmodule::VERSIONS),)*
         ];
 
         async fn dispatch(
@@ -102,9 +126,7 @@ macro_rules! routes {
         ) -> Result<Option<Body>, String> {
             match api {
                 $(ApiKey::$key => call!(broker, version, body, api,
-                    |r| handlers::$module::handle(broker, version, r)),)*
-                $(ApiKey::$ckey => call!(broker, version, body, api,
-                    |r| handlers::$cmodule::handle(broker, ctx, version, r)),)*
+                    |r| handlers::$module::handle(broker, ctx, version, r)),)*
                 _ => Err(format!("unsupported API {api:?}")),
             }
         }
@@ -115,39 +137,45 @@ routes! {
     Produce => produce,
     Fetch => fetch,
     ListOffsets => list_offsets,
+    Metadata => metadata,
     OffsetCommit => offset_commit,
     OffsetFetch => offset_fetch,
+    FindCoordinator => find_coordinator,
+    JoinGroup => join_group,
     Heartbeat => heartbeat,
     LeaveGroup => leave_group,
     SyncGroup => sync_group,
     DescribeGroups => describe_groups,
     ListGroups => list_groups,
+    SaslHandshake => sasl_handshake,
     ApiVersions => api_versions,
     CreateTopics => create_topics,
     DeleteTopics => delete_topics,
-    DeleteGroups => delete_groups,
     InitProducerId => init_producer_id,
     OffsetForLeaderEpoch => offset_for_leader_epoch,
-    DescribeConfigs => describe_configs,
-    AlterConfigs => alter_configs,
-    CreatePartitions => create_partitions,
-    IncrementalAlterConfigs => incremental_alter_configs,
-    OffsetDelete => offset_delete,
-    DescribeLogDirs => describe_log_dirs,
-    DescribeQuorum => describe_quorum,
     AddPartitionsToTxn => add_partitions_to_txn,
     AddOffsetsToTxn => add_offsets_to_txn,
     EndTxn => end_txn,
+    WriteTxnMarkers => write_txn_markers,
     TxnOffsetCommit => txn_offset_commit,
+    DescribeAcls => describe_acls,
+    CreateAcls => create_acls,
+    DeleteAcls => delete_acls,
+    DescribeConfigs => describe_configs,
+    AlterConfigs => alter_configs,
+    DescribeLogDirs => describe_log_dirs,
+    SaslAuthenticate => sasl_authenticate,
+    CreatePartitions => create_partitions,
+    DeleteGroups => delete_groups,
+    IncrementalAlterConfigs => incremental_alter_configs,
+    OffsetDelete => offset_delete,
+    DescribeCluster => describe_cluster,
+    DescribeUserScramCredentials => describe_user_scram_credentials,
+    AlterUserScramCredentials => alter_user_scram_credentials,
+    DescribeQuorum => describe_quorum,
     DescribeProducers => describe_producers,
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
-    WriteTxnMarkers => write_txn_markers;
-    with context:
-    Metadata => metadata,
-    FindCoordinator => find_coordinator,
-    JoinGroup => join_group,
-    DescribeCluster => describe_cluster,
 }
 
 /// Kafka's name of an API, for metrics labels.
@@ -190,7 +218,14 @@ fn api_name(api: ApiKey) -> &'static str {
         DescribeProducers,
         DescribeTransactions,
         ListTransactions,
-        WriteTxnMarkers
+        WriteTxnMarkers,
+        SaslHandshake,
+        SaslAuthenticate,
+        DescribeUserScramCredentials,
+        AlterUserScramCredentials,
+        DescribeAcls,
+        CreateAcls,
+        DeleteAcls
     )
 }
 
@@ -207,13 +242,8 @@ pub fn versions_of(api: ApiKey) -> Option<Versions> {
     Some(Versions::new(lowest.min(modern.min), modern.max))
 }
 
-/// Handles one request frame from the client at `peer`.
-pub async fn handle(
-    broker: &Arc<Broker>,
-    peer: std::net::SocketAddr,
-    listener: &Arc<str>,
-    mut frame: Bytes,
-) -> Outcome {
+/// Handles one request frame from an authenticated `session`.
+pub async fn handle(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Outcome {
     if frame.len() < 8 {
         return Outcome::Close(format!("request frame of {} bytes is too short", frame.len()));
     }
@@ -246,15 +276,16 @@ pub async fn handle(
     };
     let ctx = RequestContext {
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
-        client_host: format!("/{}", peer.ip()),
-        listener: listener.clone(),
+        client_host: format!("/{}", session.peer.ip()),
+        listener: session.listener.clone(),
+        principal: session.principal.clone(),
     };
     // ApiVersions responses always use header v0 (KIP-511), whatever the request version.
     let response_header_version =
         if api == ApiKey::ApiVersions || legacy { 0 } else { api.response_header_version(version) };
     let started = std::time::Instant::now();
     let result = if legacy {
-        super::legacy::dispatch(broker, api, version, frame).await
+        super::legacy::dispatch(broker, &ctx, api, version, frame).await
     } else {
         dispatch(broker, &ctx, api, version, frame).await
     };
@@ -274,21 +305,37 @@ fn respond<T: Encodable>(correlation_id: i32, version: i16, body: T) -> Outcome 
 }
 
 fn with_header(correlation_id: i32, header_version: i16, body: Body) -> Outcome {
+    match frame_body(correlation_id, header_version, body) {
+        Ok(framed) => Outcome::Respond(framed),
+        Err(why) => Outcome::Close(why),
+    }
+}
+
+/// `body` encoded at `version` as a whole response frame: size, header, body.
+pub(crate) fn framed<T: Encodable>(
+    correlation_id: i32,
+    header_version: i16,
+    body: T,
+    version: i16,
+) -> Result<Body, String> {
+    frame_body(correlation_id, header_version, body.into_body(version)?)
+}
+
+fn frame_body(correlation_id: i32, header_version: i16, body: Body) -> Result<Body, String> {
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
     let mut out = BytesMut::with_capacity(16);
     out.extend_from_slice(&[0; 4]);
-    if let Err(e) = header.encode(&mut out, header_version) {
-        return Outcome::Close(format!("cannot encode response header: {e}"));
-    }
-    let Ok(size) = i32::try_from(out.len() - 4 + body.len()) else {
-        return Outcome::Close(format!("response of {} bytes is too large", body.len()));
-    };
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| format!("cannot encode response header: {e}"))?;
+    let size = i32::try_from(out.len() - 4 + body.len())
+        .map_err(|_| format!("response of {} bytes is too large", body.len()))?;
     out[..4].copy_from_slice(&size.to_be_bytes());
     let mut framed = Body::default();
     framed.push_bytes(out.freeze());
     framed.append(body);
-    Outcome::Respond(framed)
+    Ok(framed)
 }
 
 #[cfg(test)]

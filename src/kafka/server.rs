@@ -4,24 +4,35 @@
 //!
 //! Requests on one connection are handled one at a time, in order, as Kafka does; pipelined
 //! requests are read ahead and their responses written in one batch. Fetched records are sent
-//! from the segment files with `sendfile` (see `response.rs`).
+//! from the segment files with `sendfile` (see `response.rs`) on plaintext connections, and
+//! read and encrypted on TLS ones.
+//!
+//! A TLS listener completes the handshake (bounded by [`TLS_HANDSHAKE_TIMEOUT`]) before the first
+//! request is read; a SASL listener authenticates (`authenticate.rs`) before one is routed.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
+use super::authenticate::{Authenticator, Verdict};
 use super::closed::{self, ClientInfo};
 use super::frame::take_frame;
 use super::response::{Body, Chunk};
-use super::router::{self, Outcome};
+use super::router::{self, Outcome, Session};
 use crate::broker::Broker;
 use crate::log::FileSlice;
+use crate::metadata::scram::ImageCredentials;
+use crate::security::principal::certificate_principal;
+use crate::security::sasl::scram::CredentialStore;
+use crate::security::{ListenerSecurity, Principal};
 
 /// Largest number of connections served at once; more are refused (closed) until some end.
 pub const CONNECTIONS_MAX: usize = 10_000;
@@ -34,6 +45,10 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const GATHER_MAX_BYTES: usize = 64 * 1024;
 /// Most bytes one `sendfile` call is asked for, so one large slice does not monopolise a worker.
 const SENDFILE_CALL_MAX_BYTES: u64 = 1024 * 1024;
+/// Most bytes of a file slice read into memory at once to be written through TLS.
+const TLS_FILE_CHUNK_BYTES: usize = 256 * 1024;
+/// How long a client has to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves Kafka clients on the first Kafka listener until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
@@ -49,6 +64,9 @@ pub async fn serve_named(
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let security = Arc::new(broker.config.security_of(&name));
+    let credentials: Arc<dyn CredentialStore> = Arc::new(ImageCredentials(broker.metadata.clone()));
+    let acceptor = security.tls.clone().map(TlsAcceptor::from);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -66,8 +84,21 @@ pub async fn serve_named(
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
                     let name = name.clone();
+                    let security = security.clone();
+                    let acceptor = acceptor.clone();
+                    let credentials = credentials.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle_connection(stream, peer, name, broker, stop).await {
+                        let served = match acceptor {
+                            None => {
+                                let auth = Authenticator::new(&security, Principal::anonymous(), credentials);
+                                handle_connection(stream, peer, name, auth, broker, stop).await
+                            }
+                            Some(acceptor) => {
+                                let conn = Incoming { stream, peer, listener: name, credentials };
+                                serve_tls(acceptor, conn, &security, broker, stop).await
+                            }
+                        };
+                        if let Err(e) = served {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                     });
@@ -108,10 +139,56 @@ enum ConnectionError {
     Protocol(String),
 }
 
-async fn handle_connection(
-    mut stream: TcpStream,
+/// An accepted connection before TLS.
+struct Incoming {
+    stream: TcpStream,
     peer: std::net::SocketAddr,
     listener: Arc<str>,
+    credentials: Arc<dyn CredentialStore>,
+}
+
+/// Completes the TLS handshake, finds the certificate's principal, then serves requests.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    conn: Incoming,
+    security: &ListenerSecurity,
+    broker: Arc<Broker>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    let Incoming { stream, peer, listener, credentials } = conn;
+    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            let why = format!(
+                "TLS handshake failed (is the client using SSL or SASL_SSL with this listener's CA?): {e}"
+            );
+            closed::log_close(&peer, &ClientInfo::default(), &why);
+            return Err(ConnectionError::Protocol(why));
+        }
+        Err(_) => {
+            let why = format!("TLS handshake not completed within {TLS_HANDSHAKE_TIMEOUT:?}");
+            closed::log_close(&peer, &ClientInfo::default(), &why);
+            return Err(ConnectionError::Protocol(why));
+        }
+    };
+    let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+    let transport = match certificate_principal(cert.map(|c| c.as_ref()), &security.principal_rules)
+    {
+        Ok(p) => p,
+        Err(why) => {
+            closed::log_close(&peer, &ClientInfo::default(), &why);
+            return Err(ConnectionError::Protocol(why));
+        }
+    };
+    let auth = Authenticator::new(security, transport, credentials);
+    handle_connection(tls, peer, listener, auth, broker, stop).await
+}
+
+async fn handle_connection<S: ClientStream>(
+    mut stream: S,
+    peer: std::net::SocketAddr,
+    listener: Arc<str>,
+    mut auth: Authenticator,
     broker: Arc<Broker>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
@@ -119,6 +196,7 @@ async fn handle_connection(
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut out = ResponseWriter::default();
     let mut client = ClientInfo::default();
+    let mut session: Option<Session> = None;
     loop {
         // Answer every whole request already read, then write the responses together.
         loop {
@@ -131,8 +209,42 @@ async fn handle_connection(
                 }
             };
             broker.metrics.add_bytes_in(frame.len() + 4);
-            client.observe(&frame);
-            match router::handle(&broker, peer, &listener, frame.freeze()).await {
+            if !auth.expects_raw_token() {
+                client.observe(&frame);
+            }
+            let frame = frame.freeze();
+            match auth.on_frame(&frame) {
+                Verdict::Route => {}
+                Verdict::Respond(response) => {
+                    broker.metrics.add_bytes_out(response.len());
+                    out.write(&mut stream, response).await?;
+                    continue;
+                }
+                Verdict::Close { why, last } => {
+                    closed::log_close(&peer, &client, &why);
+                    if let Some(response) = last {
+                        out.write(&mut stream, response).await?;
+                    }
+                    out.flush(&mut stream).await?;
+                    return Err(ConnectionError::Protocol(why));
+                }
+            }
+            // The session is fixed once authenticated; a request routed before that
+            // (ApiVersions on a SASL listener) is served as User:ANONYMOUS.
+            let pre_auth;
+            let session = match (&mut session, auth.principal()) {
+                (Some(s), _) => &*s,
+                (slot @ None, Some(principal)) => &*slot.insert(Session {
+                    peer,
+                    listener: listener.clone(),
+                    principal: Arc::new(principal.clone()),
+                }),
+                (None, None) => {
+                    pre_auth = Session::anonymous(peer, listener.clone());
+                    &pre_auth
+                }
+            };
+            match router::handle(&broker, session, frame).await {
                 Outcome::Respond(response) => {
                     broker.metrics.add_bytes_out(response.len());
                     out.write(&mut stream, response).await?;
@@ -170,7 +282,11 @@ struct ResponseWriter {
 }
 
 impl ResponseWriter {
-    async fn write(&mut self, stream: &mut TcpStream, response: Body) -> std::io::Result<()> {
+    async fn write<S: ClientStream>(
+        &mut self,
+        stream: &mut S,
+        response: Body,
+    ) -> std::io::Result<()> {
         for chunk in response.into_chunks() {
             match chunk {
                 Chunk::Bytes(b) if b.len() < GATHER_MAX_BYTES => self.pending.extend_from_slice(&b),
@@ -180,17 +296,42 @@ impl ResponseWriter {
                 }
                 Chunk::File(slice) => {
                     self.flush(stream).await?;
-                    send_file(stream, &slice).await?;
+                    stream.send_file(&slice).await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+    async fn flush<S: ClientStream>(&mut self, stream: &mut S) -> std::io::Result<()> {
         if !self.pending.is_empty() {
             stream.write_all(&self.pending).await?;
             self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A client connection's byte stream: plain TCP, or TLS over it.
+trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Writes the bytes of `slice`.
+    fn send_file(&mut self, slice: &FileSlice) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+impl ClientStream for TcpStream {
+    async fn send_file(&mut self, slice: &FileSlice) -> std::io::Result<()> {
+        send_file(self, slice).await
+    }
+}
+
+impl ClientStream for TlsStream<TcpStream> {
+    /// TLS encrypts in user space: the slice is read in chunks and written through rustls.
+    async fn send_file(&mut self, slice: &FileSlice) -> std::io::Result<()> {
+        let mut chunk = BytesMut::new();
+        for part in slice.chunks(TLS_FILE_CHUNK_BYTES) {
+            chunk.clear();
+            part.read_into(&mut chunk)?;
+            self.write_all(&chunk).await?;
         }
         Ok(())
     }

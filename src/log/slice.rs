@@ -46,6 +46,15 @@ impl FileSlice {
         self.file.as_deref().map(|f| (f, self.position))
     }
 
+    /// The slice cut into consecutive slices of at most `max` bytes each.
+    pub(crate) fn chunks(&self, max: usize) -> impl Iterator<Item = FileSlice> + '_ {
+        let max = max.max(1);
+        (0..self.len).step_by(max).filter_map(move |start| {
+            let file = self.file.clone()?;
+            Some(FileSlice::new(file, self.position + start as u64, max.min(self.len - start)))
+        })
+    }
+
     /// Appends the slice's bytes to `out`.
     pub(crate) fn read_into(&self, out: &mut BytesMut) -> io::Result<()> {
         let Some(file) = &self.file else { return Ok(()) };
@@ -78,6 +87,8 @@ mod tests {
         let file = Arc::new(File::open(&path).expect("open"));
         let slice = FileSlice::new(file.clone(), 2, 5);
         assert_eq!(slice.to_bytes().expect("read").as_ref(), b"23456");
+        let parts: Vec<Bytes> = slice.chunks(2).map(|c| c.to_bytes().expect("read")).collect();
+        assert_eq!(parts, vec![&b"23"[..], &b"45"[..], &b"6"[..]]);
         assert!(FileSlice::new(file, 2, 0).file_and_position().is_none());
         std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(4).expect("cut");
         let mut out = BytesMut::from(&b"ab"[..]);

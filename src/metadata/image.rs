@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::acl::AclBinding;
+use crate::security::sasl::scram::{ScramCredential, ScramMechanism};
 use crate::types::{LeaderEpoch, NodeId};
 
 /// A registered broker and where clients reach it.
@@ -80,6 +82,12 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// The latest block each broker was given.
     pub producer_id_blocks: BTreeMap<NodeId, ProducerIdBlock>,
+    /// SCRAM credentials by user and mechanism (AlterUserScramCredentials).
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// ACLs by id (CreateAcls), read by the StandardAuthorizer on every broker.
+    #[serde(default)]
+    pub acls: BTreeMap<Uuid, AclBinding>,
 }
 
 impl MetadataImage {

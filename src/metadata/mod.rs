@@ -9,6 +9,7 @@
 pub mod commands;
 pub mod decide;
 pub mod image;
+pub mod scram;
 
 use std::future::Future;
 use std::pin::Pin;

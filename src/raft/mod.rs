@@ -23,6 +23,7 @@ pub(crate) mod metadata_log;
 pub(crate) mod network;
 pub(crate) mod service;
 pub(crate) mod state_machine;
+pub(crate) mod transport;
 
 use std::fmt;
 use std::io::Cursor;

@@ -16,6 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
+pub(crate) use super::transport::Dialer;
+
 use super::pb::Payload;
 use super::pb::raft_client::RaftClient;
 use super::{RaftNode, RaftNodeId, TypeConfig};
@@ -33,26 +35,28 @@ pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// about 6 s after a 2 s partition was healed).
 pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A lazily connecting channel to `addr` (host:port).
-pub(crate) fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+/// The endpoint settings of every connection to a peer at `addr` (host:port); the
+/// [`Dialer`] makes it a channel, over TLS or not.
+pub(crate) fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true))
 }
 
 /// Creates one [`PeerConnection`] per raft peer.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct NetworkFactory;
+pub(crate) struct NetworkFactory {
+    pub(crate) dialer: Dialer,
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: RaftNodeId, node: &RaftNode) -> Self::Network {
-        let client = channel(&node.addr).ok().map(|c| {
+        let client = self.dialer.channel(&node.addr).ok().map(|c| {
             RaftClient::new(c)
                 .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX)

@@ -60,6 +60,8 @@ pub(crate) struct ReplicationContext {
     pub(crate) markers: Arc<dyn markers::MarkerObserver>,
     /// Answers other leaders' KIP-890 verification for the ids coordinated here.
     pub(crate) txn_verifier: Arc<dyn markers::TxnVerifier>,
+    /// Dials the leaders' CONTROLLER listeners.
+    pub(crate) dialer: crate::raft::network::Dialer,
 }
 
 /// Replication on one node: the follower fetchers it runs and the ISR checks it makes as a

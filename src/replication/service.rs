@@ -243,6 +243,7 @@ mod tests {
             replica_lag_time_max_ms: 30_000,
             markers: seen.clone(),
             txn_verifier: Arc::new(NoTxns),
+            dialer: Default::default(),
         }));
         let marker = |epoch: i32, commit: bool| WriteTxnMarkersRequest {
             markers: vec![crate::replication::pb::TxnMarker {
@@ -295,6 +296,7 @@ mod tests {
             replica_lag_time_max_ms: 30_000,
             markers: Arc::new(SeenMarkers::default()),
             txn_verifier: Arc::new(NoTxns),
+            dialer: Default::default(),
         }));
         let epoch = part.leader_epoch().0;
         let fetch = |fetch_offset: i64, last_fetched_epoch: i32, max_wait_ms: i32| FetchRequest {

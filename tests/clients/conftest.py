@@ -305,9 +305,9 @@ def group_broker():
         shutil.rmtree(b.data_dir, ignore_errors=True)
 
 
-def sh(*args, input=None, check=True, timeout=120):
+def sh(*args, input=None, check=True, timeout=120, env=None):
     """Runs a command (docker, docker-compose, ...); with `check`, fails the test on a non-zero exit."""
-    r = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout, env=env)
     if check:
         assert r.returncode == 0, f"{args} failed: {r.stdout[-1000:]} {r.stderr[-2000:]}"
     return r

@@ -10,7 +10,9 @@ use crate::broker::Broker;
 use crate::config::group::OFFSETS_TOPIC;
 use crate::error_code::ErrorCode;
 use crate::group::records::partition_for;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
@@ -19,10 +21,23 @@ const FENCED_SINCE: i16 = 2;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: AddOffsetsToTxnRequest,
 ) -> Option<AddOffsetsToTxnResponse> {
     let mut r = AddOffsetsToTxnResponse::default();
+    if !Authz::new(broker, ctx).allows(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id.0,
+    ) {
+        r.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+        return Some(r);
+    }
+    if !Authz::new(broker, ctx).allows(Operation::Read, ResourceType::Group, &request.group_id.0) {
+        r.error_code = ErrorCode::GroupAuthorizationFailed.code();
+        return Some(r);
+    }
     let image = broker.metadata.image();
     let Some(offsets) = image.topic(OFFSETS_TOPIC) else {
         r.error_code = ErrorCode::CoordinatorNotAvailable.code();

@@ -4,6 +4,11 @@
 //! belongs to an open transaction. Before v2, PRODUCER_FENCED is INVALID_PRODUCER_EPOCH.
 //! A partition of an unknown topic fails the whole request with UNKNOWN_TOPIC_OR_PARTITION
 //! for it and OPERATION_NOT_ATTEMPTED (55) for the rest, as Kafka answers.
+//!
+//! Authorization, as Kafka's: v0–3 need WRITE on the transactional id (else
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition) and WRITE on each topic (an
+//! internal topic never passes); a refused topic fails the transaction the way an unknown one
+//! does. v4+ come from brokers and need CLUSTER_ACTION on the cluster.
 
 use std::sync::Arc;
 
@@ -15,8 +20,12 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use super::topic_name;
 use crate::broker::Broker;
+use crate::config::group::OFFSETS_TOPIC;
+use crate::config::txn::TRANSACTION_STATE_TOPIC;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
@@ -27,14 +36,17 @@ const OPERATION_NOT_ATTEMPTED: i16 = 55;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: AddPartitionsToTxnRequest,
 ) -> Option<AddPartitionsToTxnResponse> {
     let mut r = AddPartitionsToTxnResponse::default();
+    let authz = Authz::new(broker, ctx);
     if version <= 3 {
         let id = request.v3_and_below_transactional_id.0.to_string();
         let results = add(
             broker,
+            Some(&authz),
             &id,
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
@@ -46,10 +58,15 @@ pub(crate) async fn handle(
         r.results_by_topic_v3_and_below = results;
         return Some(r);
     }
+    if !authz.allows_cluster(Operation::ClusterAction) {
+        r.error_code = ErrorCode::ClusterAuthorizationFailed.code();
+        return Some(r);
+    }
     for txn in &request.transactions {
         let id = txn.transactional_id.0.to_string();
         let topic_results = add(
             broker,
+            None,
             &id,
             txn.producer_id.0,
             txn.producer_epoch,
@@ -66,8 +83,12 @@ pub(crate) async fn handle(
     Some(r)
 }
 
+/// One transaction's partitions; `client` is the request's authorization when it came from a
+/// client (v0–3), which must be allowed to write to the transactional id and each topic.
+#[expect(clippy::too_many_arguments, reason = "one transaction of either request layout")]
 async fn add(
     broker: &Arc<Broker>,
+    client: Option<&Authz<'_>>,
     id: &str,
     producer_id: i64,
     epoch: i16,
@@ -79,24 +100,35 @@ async fn add(
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), *p)))
         .collect();
-    let image = broker.metadata.image();
-    let unknown: Vec<&(String, i32)> = partitions
-        .iter()
-        .filter(|(t, p)| {
-            image.topic(t).is_none_or(|tp| *p < 0 || *p as usize >= tp.partitions.len())
+    if let Some(authz) = client
+        && !authz.allows(Operation::Write, ResourceType::TransactionalId, id)
+    {
+        let code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+        return group_by_topic(partitions.into_iter().map(|tp| (tp, code)));
+    }
+    let writable = |topic: &str| {
+        client.is_none_or(|authz| {
+            topic != OFFSETS_TOPIC
+                && topic != TRANSACTION_STATE_TOPIC
+                && authz.allows_topic(Operation::Write, topic)
         })
-        .collect();
-    let codes: Vec<((String, i32), i16)> = if !unknown.is_empty() {
+    };
+    let image = broker.metadata.image();
+    let refusal = |(t, p): &(String, i32)| {
+        if !writable(t) {
+            Some(ErrorCode::TopicAuthorizationFailed.code())
+        } else if image.topic(t).is_none_or(|tp| *p < 0 || *p as usize >= tp.partitions.len()) {
+            Some(ErrorCode::UnknownTopicOrPartition.code())
+        } else {
+            None
+        }
+    };
+    let refused: Vec<Option<i16>> = partitions.iter().map(refusal).collect();
+    let codes: Vec<((String, i32), i16)> = if refused.iter().any(Option::is_some) {
         partitions
             .iter()
-            .map(|tp| {
-                let code = if unknown.contains(&tp) {
-                    ErrorCode::UnknownTopicOrPartition.code()
-                } else {
-                    OPERATION_NOT_ATTEMPTED
-                };
-                (tp.clone(), code)
-            })
+            .zip(&refused)
+            .map(|(tp, code)| (tp.clone(), code.unwrap_or(OPERATION_NOT_ATTEMPTED)))
             .collect()
     } else if verify_only {
         match broker.txns.verify_partitions(id, producer_id, epoch, &partitions) {
@@ -110,6 +142,13 @@ async fn add(
         };
         partitions.iter().map(|tp| (tp.clone(), code.code())).collect()
     };
+    group_by_topic(codes.into_iter())
+}
+
+/// Partition results grouped by topic, in the order the topics first appear.
+fn group_by_topic(
+    codes: impl Iterator<Item = ((String, i32), i16)>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
     let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
     for ((topic, partition), code) in codes {
         let mut pr = AddPartitionsToTxnPartitionResult::default();

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::{SUPPORTED, Versions, versions_of};
+use crate::kafka::router::{RequestContext, SUPPORTED, Versions, versions_of};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
@@ -37,6 +37,7 @@ pub(crate) fn unsupported_version() -> ApiVersionsResponse {
 
 pub(crate) async fn handle(
     _broker: &Arc<Broker>,
+    _ctx: &RequestContext,
     _version: i16,
     _request: ApiVersionsRequest,
 ) -> Option<ApiVersionsResponse> {

@@ -8,13 +8,16 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use super::{apply_metadata_now, message_of};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 use crate::types::NodeId;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 3);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
@@ -31,7 +34,14 @@ pub(crate) async fn handle(
             assignments,
             validate_only: request.validate_only,
         };
-        let result = broker.controller.execute(req).await.map(|_| ());
+        let result = if Authz::new(broker, ctx).allows_topic(Operation::Alter, &name) {
+            broker.controller.execute(req).await.map(|_| ())
+        } else {
+            Err(crate::error_code::ApiError::new(
+                crate::error_code::ErrorCode::TopicAuthorizationFailed,
+                "Authorization failed.",
+            ))
+        };
         changed |= result.is_ok() && !request.validate_only;
         let (code, message) = message_of(&result);
         let mut r = CreatePartitionsTopicResult::default();

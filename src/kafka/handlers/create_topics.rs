@@ -16,14 +16,17 @@ use crate::broker::Broker;
 use crate::config::topic::{TOPIC_CONFIGS, effective};
 use crate::controller::ControllerRequest;
 use crate::error_code::{ApiError, ErrorCode};
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
 use crate::metadata::decide::TopicSpec;
+use crate::security::acl::Operation;
 use crate::types::NodeId;
 
 pub(crate) const VERSIONS: Versions = Versions::new(2, 7);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: CreateTopicsRequest,
 ) -> Option<CreateTopicsResponse> {
@@ -33,6 +36,8 @@ pub(crate) async fn handle(
     }
     let mut response = CreateTopicsResponse::default();
     let mut created = false;
+    let authz = Authz::new(broker, ctx);
+    let cluster_create = authz.allows_cluster(Operation::Create);
     for t in request.topics {
         let name = t.name.0.to_string();
         let spec = TopicSpec {
@@ -50,7 +55,9 @@ pub(crate) async fn handle(
                 .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
                 .collect::<BTreeMap<_, _>>(),
         };
-        let result = if counts.get(&name).copied().unwrap_or(0) > 1 {
+        let result = if !cluster_create && !authz.allows_topic(Operation::Create, &name) {
+            Err(ApiError::new(ErrorCode::TopicAuthorizationFailed, "Authorization failed."))
+        } else if counts.get(&name).copied().unwrap_or(0) > 1 {
             Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!("Topic '{name}' appears more than once in the request."),

@@ -11,12 +11,15 @@ use super::{apply_metadata_now, message_of, topic_name};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
 use crate::error_code::{ApiError, ErrorCode};
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(1, 6);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: DeleteTopicsRequest,
 ) -> Option<DeleteTopicsResponse> {
@@ -41,6 +44,9 @@ pub(crate) async fn handle(
         };
         let topic_id = resolved.as_ref().ok().and_then(|n| image.topic(n)).map_or(id, |t| t.id);
         let result = match &resolved {
+            Ok(n) if !Authz::new(broker, ctx).allows_topic(Operation::Delete, n) => {
+                Err(ApiError::new(ErrorCode::TopicAuthorizationFailed, "Authorization failed."))
+            }
             Ok(n) => broker
                 .controller
                 .execute(ControllerRequest::DeleteTopic { name: n.clone() })

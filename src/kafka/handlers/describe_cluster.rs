@@ -6,9 +6,11 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{OpsResource, authorized_operations, sb};
+use super::{Authz, sb};
 use crate::broker::Broker;
+use crate::error_code::ErrorCode;
 use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
 
@@ -20,10 +22,19 @@ pub(crate) async fn handle(
 ) -> Option<DescribeClusterResponse> {
     let image = broker.metadata.image();
     let mut r = DescribeClusterResponse::default();
+    let authz = Authz::new(broker, ctx);
+    if !authz.allows_cluster(Operation::Describe) {
+        r.error_code = ErrorCode::ClusterAuthorizationFailed.code();
+        r.error_message = Some(sb("Cluster authorization failed."));
+        return Some(r);
+    }
     r.cluster_id = sb(image.cluster_id.clone().unwrap_or_default());
     r.controller_id = BrokerId(super::controller_id(broker));
-    r.cluster_authorized_operations =
-        authorized_operations(OpsResource::Cluster, request.include_cluster_authorized_operations);
+    r.cluster_authorized_operations = authz.operations(
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+        request.include_cluster_authorized_operations,
+    );
     let include_fenced = version >= 2 && request.include_fenced_brokers;
     r.brokers = image
         .brokers

@@ -1,5 +1,6 @@
 //! DescribeConfigs (key 32): a topic's effective configs (override or broker default, with the
-//! source, synonyms from v1 and type and documentation from v3), or this broker's static configs.
+//! source, synonyms from v1 and type and documentation from v3), or this broker's static configs
+//! (the `ssl.*`/`sasl.*` keys too, a sensitive one with a null value and `is_sensitive`, as Kafka).
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
 use crate::config::topic::{ConfigType, TOPIC_CONFIGS};
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(1, 4);
 
@@ -24,6 +27,7 @@ pub(crate) const SOURCE_DEFAULT: i8 = 5;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: DescribeConfigsRequest,
 ) -> Option<DescribeConfigsResponse> {
@@ -37,7 +41,16 @@ pub(crate) async fn handle(
         // Null or empty: every key (as Kafka treats both).
         let wanted =
             |k: &str| keys.as_ref().is_none_or(|ks| ks.is_empty() || ks.iter().any(|x| x == k));
+        let authz = Authz::new(broker, ctx);
         let described = match res.resource_type {
+            RESOURCE_TOPIC
+                if !authz.allows_topic(Operation::DescribeConfigs, &res.resource_name) =>
+            {
+                Err((ErrorCode::TopicAuthorizationFailed, "Topic authorization failed.".into()))
+            }
+            RESOURCE_BROKER if !authz.allows_cluster(Operation::DescribeConfigs) => {
+                Err((ErrorCode::ClusterAuthorizationFailed, "Cluster authorization failed.".into()))
+            }
             RESOURCE_TOPIC => {
                 describe_topic(broker, &res.resource_name, &wanted, &request, version)
             }
@@ -89,6 +102,15 @@ fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -
             format!("this is broker {}, not {name}", broker.config.node_id),
         ));
     }
+    let security = broker.config.security_props.shown().filter(|(k, _)| wanted(k)).map(|(k, v)| {
+        let mut c = DescribeConfigsResourceResult::default();
+        c.name = sb(k.to_string());
+        c.value = v.map(|v| sb(v.to_string()));
+        c.is_sensitive = crate::security::props::is_sensitive(k);
+        c.read_only = true;
+        c.config_source = SOURCE_STATIC_BROKER;
+        c
+    });
     Ok(broker
         .config
         .describe()
@@ -109,6 +131,7 @@ fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -
             c.config_source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
             c
         })
+        .chain(security)
         .collect())
 }
 

@@ -7,24 +7,33 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use super::{OpsResource, authorized_operations, sb};
+use super::{Authz, sb};
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 6);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: DescribeGroupsRequest,
 ) -> Option<DescribeGroupsResponse> {
     let mut r = DescribeGroupsResponse::default();
+    let authz = Authz::new(broker, ctx);
     for id in &request.groups {
         let mut d = DescribedGroup::default();
         d.group_id = id.clone();
+        if !authz.allows_group(Operation::Describe, &id.0) {
+            d.error_code = ErrorCode::GroupAuthorizationFailed.code();
+            d.authorized_operations = super::AUTHORIZED_OPERATIONS_OMITTED;
+            r.groups.push(d);
+            continue;
+        }
         d.authorized_operations =
-            authorized_operations(OpsResource::Group, request.include_authorized_operations);
+            authz.operations(ResourceType::Group, &id.0, request.include_authorized_operations);
         match broker.groups.describe(&id.0) {
             Err(code) => d.error_code = code.code(),
             Ok(None) if version >= 6 => {

@@ -17,15 +17,23 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
 use crate::kafka::extensions;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(1, 4);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: DescribeLogDirsRequest,
 ) -> Option<DescribeLogDirsResponse> {
+    if !Authz::new(broker, ctx).allows_cluster(Operation::Describe) {
+        let mut r = DescribeLogDirsResponse::default();
+        r.error_code = ErrorCode::ClusterAuthorizationFailed.code();
+        return Some(r);
+    }
     let broker = broker.clone();
     let dir = broker.config.data_dir.clone();
     let topics = tokio::task::spawn_blocking(move || {

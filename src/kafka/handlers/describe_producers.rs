@@ -11,12 +11,15 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 0);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: DescribeProducersRequest,
 ) -> Option<DescribeProducersResponse> {
@@ -27,6 +30,11 @@ pub(crate) async fn handle(
         for &p in &t.partition_indexes {
             let mut rp = PartitionResponse::default();
             rp.partition_index = p;
+            if !Authz::new(broker, ctx).allows_topic(Operation::Read, &t.name.0) {
+                rp.error_code = crate::error_code::ErrorCode::TopicAuthorizationFailed.code();
+                rt.partitions.push(rp);
+                continue;
+            }
             match broker.replicas.lookup(&t.name.0, p) {
                 Ok(part) if part.is_leader() => {
                     rp.active_producers = part

@@ -13,8 +13,10 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 use super::sb;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
 use crate::metadata::QuorumMember;
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
 
@@ -32,11 +34,17 @@ fn replica(m: &QuorumMember) -> ReplicaState {
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: DescribeQuorumRequest,
 ) -> Option<DescribeQuorumResponse> {
     let q = broker.metadata.quorum();
     let mut response = DescribeQuorumResponse::default();
+    if !Authz::new(broker, ctx).allows_cluster(Operation::Describe) {
+        response.error_code = ErrorCode::ClusterAuthorizationFailed.code();
+        response.error_message = Some(crate::kafka::handlers::sb("Cluster authorization failed."));
+        return Some(response);
+    }
     for t in request.topics {
         let mut td = TopicData::default();
         td.topic_name = t.topic_name.clone();

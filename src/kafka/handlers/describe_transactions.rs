@@ -11,12 +11,16 @@ use kafka_protocol::messages::{
 
 use super::{sb, topic_name};
 use crate::broker::Broker;
-use crate::kafka::router::Versions;
+use crate::error_code::ErrorCode;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 0);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: DescribeTransactionsRequest,
 ) -> Option<DescribeTransactionsResponse> {
@@ -27,6 +31,15 @@ pub(crate) async fn handle(
         s.producer_id = ProducerId(-1);
         s.producer_epoch = -1;
         s.transaction_start_time_ms = -1;
+        if !Authz::new(broker, ctx).allows(
+            Operation::Describe,
+            ResourceType::TransactionalId,
+            &id.0,
+        ) {
+            s.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+            r.transaction_states.push(s);
+            continue;
+        }
         match broker.txns.describe(&id.0) {
             Ok(d) => {
                 s.transaction_state = sb(d.value.state.name());

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use crate::broker::Broker;
-use crate::kafka::router::Versions;
+use crate::error_code::ErrorCode;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
@@ -17,12 +20,21 @@ const FENCED_SINCE: i16 = 2;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: EndTxnRequest,
 ) -> Option<EndTxnResponse> {
     let mut r = EndTxnResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
+    if !Authz::new(broker, ctx).allows(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id.0,
+    ) {
+        r.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+        return Some(r);
+    }
     let id = request.transactional_id.0.to_string();
     let ended = broker
         .txns

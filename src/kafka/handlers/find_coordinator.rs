@@ -14,7 +14,9 @@ use crate::config::group::OFFSETS_TOPIC;
 use crate::config::txn::TRANSACTION_STATE_TOPIC;
 use crate::error_code::ErrorCode;
 use crate::group::records::partition_for;
+use crate::kafka::handlers::Authz;
 use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 6);
 
@@ -33,7 +35,23 @@ pub(crate) async fn handle(
         vec![request.key.to_string()]
     };
     let mut found = Vec::with_capacity(keys.len());
+    let authz = Authz::new(broker, ctx);
     for key in keys {
+        // DESCRIBE on the group or transactional id, as Kafka checks.
+        let (resource, code) = if request.key_type == 1 {
+            (ResourceType::TransactionalId, ErrorCode::TransactionalIdAuthorizationFailed)
+        } else {
+            (ResourceType::Group, ErrorCode::GroupAuthorizationFailed)
+        };
+        if !authz.allows(Operation::Describe, resource, &key) {
+            let mut c = Coordinator::default();
+            c.key = sb(key);
+            c.node_id = BrokerId(-1);
+            c.port = -1;
+            c.error_code = code.code();
+            found.push(c);
+            continue;
+        }
         found.push(find(broker, &ctx.listener, request.key_type, key).await);
     }
     let mut r = FindCoordinatorResponse::default();

@@ -7,15 +7,23 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: HeartbeatRequest,
 ) -> Option<HeartbeatResponse> {
+    if !Authz::new(broker, ctx).allows_group(Operation::Read, &request.group_id.0) {
+        let mut refused = HeartbeatResponse::default();
+        refused.error_code = ErrorCode::GroupAuthorizationFailed.code();
+        return Some(refused);
+    }
     let group = request.group_id.0.to_string();
     let code = if group.is_empty() {
         ErrorCode::InvalidGroupId

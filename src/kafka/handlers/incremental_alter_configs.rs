@@ -11,20 +11,36 @@ use super::{RESOURCE_BROKER, RESOURCE_TOPIC, apply_metadata_now, message_of};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
 use crate::error_code::{ApiError, ErrorCode};
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
 use crate::metadata::decide::ConfigOp;
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 1);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let mut response = IncrementalAlterConfigsResponse::default();
     let mut changed = false;
+    let authz = Authz::new(broker, ctx);
     for res in request.resources {
         let result = match res.resource_type {
+            RESOURCE_TOPIC if !authz.allows_topic(Operation::AlterConfigs, &res.resource_name) => {
+                Err(ApiError::new(
+                    ErrorCode::TopicAuthorizationFailed,
+                    "Topic authorization failed.",
+                ))
+            }
+            RESOURCE_BROKER if !authz.allows_cluster(Operation::AlterConfigs) => {
+                Err(ApiError::new(
+                    ErrorCode::ClusterAuthorizationFailed,
+                    "Cluster authorization failed.",
+                ))
+            }
             RESOURCE_TOPIC => {
                 let ops = res
                     .configs

@@ -11,7 +11,9 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 use crate::txn::metadata::{InitError, ProducerIdAndEpoch};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
@@ -21,6 +23,7 @@ const FENCED_SINCE: i16 = 4;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: InitProducerIdRequest,
 ) -> Option<InitProducerIdResponse> {
@@ -28,8 +31,19 @@ pub(crate) async fn handle(
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
     let txn_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
+    let authz = Authz::new(broker, ctx);
     let result = match txn_id.filter(|t| !t.is_empty()) {
+        // KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on
+        // some topic.
+        None if !authz.allows_cluster(Operation::IdempotentWrite)
+            && !authz.allows_any(Operation::Write, ResourceType::Topic) =>
+        {
+            Err(ErrorCode::ClusterAuthorizationFailed)
+        }
         None => broker.next_producer_id().await.map(|id| (id, 0)).map_err(|e| e.code),
+        Some(id) if !authz.allows(Operation::Write, ResourceType::TransactionalId, &id) => {
+            Err(ErrorCode::TransactionalIdAuthorizationFailed)
+        }
         Some(id) => transactional(broker, &id, &request).await,
     };
     match result {

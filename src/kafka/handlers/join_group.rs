@@ -12,7 +12,9 @@ use super::sb;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::group::member::{JoinOutcome, JoinRequest};
+use crate::kafka::handlers::Authz;
 use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 9);
 
@@ -22,6 +24,11 @@ pub(crate) async fn handle(
     version: i16,
     request: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
+    if !Authz::new(broker, ctx).allows_group(Operation::Read, &request.group_id.0) {
+        let mut refused = JoinGroupResponse::default();
+        refused.error_code = ErrorCode::GroupAuthorizationFailed.code();
+        return Some(refused);
+    }
     let group = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let session_timeout_ms = request.session_timeout_ms;

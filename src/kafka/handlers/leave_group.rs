@@ -10,15 +10,23 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use super::sb;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: LeaveGroupRequest,
 ) -> Option<LeaveGroupResponse> {
+    if !Authz::new(broker, ctx).allows_group(Operation::Read, &request.group_id.0) {
+        let mut refused = LeaveGroupResponse::default();
+        refused.error_code = ErrorCode::GroupAuthorizationFailed.code();
+        return Some(refused);
+    }
     let group = request.group_id.0.to_string();
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request

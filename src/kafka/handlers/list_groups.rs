@@ -9,7 +9,9 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::sb;
 use crate::broker::Broker;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
@@ -17,6 +19,7 @@ const GROUP_TYPE: &str = "classic";
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: ListGroupsRequest,
 ) -> Option<ListGroupsResponse> {
@@ -25,8 +28,13 @@ pub(crate) async fn handle(
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut r = ListGroupsResponse::default();
     r.error_code = code.code();
+    // DESCRIBE on the cluster lists every group; otherwise only the groups the principal may
+    // DESCRIBE (Kafka's behaviour).
+    let authz = Authz::new(broker, ctx);
+    let all = authz.allows_cluster(Operation::Describe);
     r.groups = groups
         .into_iter()
+        .filter(|g| all || authz.allows(Operation::Describe, ResourceType::Group, &g.group_id))
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == GROUP_TYPE))
         .map(|g| {

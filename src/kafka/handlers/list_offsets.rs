@@ -13,8 +13,10 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::check_leader_epoch;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
 use crate::replica::Isolation;
+use crate::security::acl::Operation;
 
 /// Who asks, which decides what "latest" means.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +39,7 @@ const LATEST_TIERED: i64 = -5;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
@@ -46,8 +49,10 @@ pub(crate) async fn handle(
     } else {
         Reader::Consumer(Isolation::from_wire(request.isolation_level))
     };
+    let authz = Authz::new(broker, ctx);
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        let allowed = authz.allows_topic(Operation::Describe, &name);
         let mut t = ListOffsetsTopicResponse::default();
         t.name = topic.name.clone();
         for lp in topic.partitions {
@@ -55,6 +60,11 @@ pub(crate) async fn handle(
             p.partition_index = lp.partition_index;
             p.timestamp = -1;
             p.offset = -1;
+            if !allowed {
+                p.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                t.partitions.push(p);
+                continue;
+            }
             match lookup(
                 broker,
                 &name,

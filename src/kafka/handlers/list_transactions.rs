@@ -12,13 +12,16 @@ use kafka_protocol::messages::{
 
 use super::sb;
 use crate::broker::Broker;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::{Operation, ResourceType};
 use crate::txn::metadata::TxnState;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 1);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: ListTransactionsRequest,
 ) -> Option<ListTransactionsResponse> {
@@ -38,6 +41,14 @@ pub(crate) async fn handle(
     let pids: BTreeSet<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let duration = if version >= 1 { request.duration_filter } else { -1 };
     let (code, txns) = broker.txns.list(&states, &pids, duration);
+    // Only the transactional ids the principal may DESCRIBE are listed.
+    let authz = Authz::new(broker, ctx);
+    let txns: Vec<_> = txns
+        .into_iter()
+        .filter(|t| {
+            authz.allows(Operation::Describe, ResourceType::TransactionalId, &t.transactional_id)
+        })
+        .collect();
     r.error_code = code.code();
     for t in txns {
         let mut s = TransactionState::default();

@@ -10,16 +10,14 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use uuid::Uuid;
 
-use super::{
-    AUTHORIZED_OPERATIONS_OMITTED, OpsResource, apply_metadata_now, authorized_operations, sb,
-    topic_name,
-};
+use super::{AUTHORIZED_OPERATIONS_OMITTED, Authz, apply_metadata_now, sb, topic_name};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::{RequestContext, Versions};
 use crate::metadata::decide::{TopicSpec, validate_topic_name};
 use crate::metadata::image::{MetadataImage, TopicImage};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 12);
 
@@ -51,8 +49,21 @@ pub(crate) async fn handle(
         && allow_create
         && broker.config.auto_create_topics_enable
     {
-        auto_create(broker, list).await;
+        // Auto-creation needs CREATE on the cluster or on the topic, as in Kafka.
+        let authz = Authz::new(broker, ctx);
+        let creatable: Vec<(Option<String>, Uuid)> = list
+            .iter()
+            .filter(|(name, _)| {
+                name.as_ref().is_some_and(|n| {
+                    authz.allows_cluster(Operation::Create)
+                        || authz.allows_topic(Operation::Create, n)
+                })
+            })
+            .cloned()
+            .collect();
+        auto_create(broker, &creatable).await;
     }
+    let authz = Authz::new(broker, ctx);
     let image = broker.metadata.image();
     let mut r = MetadataResponse::default();
     r.brokers = image
@@ -72,16 +83,36 @@ pub(crate) async fn handle(
     // KIP-430: asked for in v8+ (the cluster's only up to v10).
     let cluster_asked =
         (8..=10).contains(&version) && request.include_cluster_authorized_operations;
-    r.cluster_authorized_operations = authorized_operations(OpsResource::Cluster, cluster_asked);
+    r.cluster_authorized_operations =
+        authz.operations(ResourceType::Cluster, CLUSTER_NAME, cluster_asked);
+    // Topics the principal may not DESCRIBE are left out of an all-topics answer and answered
+    // TOPIC_AUTHORIZATION_FAILED when named (Kafka's behaviour).
+    let visible = |name: &str| authz.allows_topic(Operation::Describe, name);
     r.topics = match wanted {
-        Wanted::All => image.topics.values().map(|t| describe(&image, t, version)).collect(),
-        Wanted::Some(list) => {
-            list.iter().map(|(name, id)| lookup(&image, name, id, version)).collect()
-        }
+        Wanted::All => image
+            .topics
+            .values()
+            .filter(|t| visible(&t.name))
+            .map(|t| describe(&image, t, version))
+            .collect(),
+        Wanted::Some(list) => list
+            .iter()
+            .map(|(name, id)| {
+                let known = match name {
+                    Some(n) => Some(n.clone()),
+                    None => image.topic_by_id(id).map(|t| t.name.clone()),
+                };
+                match known {
+                    Some(n) if !visible(&n) => denied(name, id, version),
+                    _ => lookup(&image, name, id, version),
+                }
+            })
+            .collect(),
     };
     let topics_asked = version >= 8 && request.include_topic_authorized_operations;
     for t in r.topics.iter_mut().filter(|t| t.error_code == 0) {
-        t.topic_authorized_operations = authorized_operations(OpsResource::Topic, topics_asked);
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        t.topic_authorized_operations = authz.operations(ResourceType::Topic, &name, topics_asked);
     }
     Some(r)
 }
@@ -113,6 +144,18 @@ async fn auto_create(broker: &Arc<Broker>, list: &[(Option<String>, Uuid)]) {
     if created {
         apply_metadata_now(broker).await;
     }
+}
+
+/// A named topic the principal may not describe.
+fn denied(name: &Option<String>, id: &Uuid, version: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t.name = name.as_deref().map(topic_name);
+    if version >= 10 {
+        t.topic_id = if name.is_some() { Uuid::nil() } else { *id };
+    }
+    t.error_code = ErrorCode::TopicAuthorizationFailed.code();
+    t
 }
 
 fn lookup(

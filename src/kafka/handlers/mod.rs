@@ -5,11 +5,15 @@
 pub(crate) mod add_offsets_to_txn;
 pub(crate) mod add_partitions_to_txn;
 pub(crate) mod alter_configs;
+pub(crate) mod alter_user_scram_credentials;
 pub(crate) mod api_versions;
+pub(crate) mod create_acls;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
+pub(crate) mod delete_acls;
 pub(crate) mod delete_groups;
 pub(crate) mod delete_topics;
+pub(crate) mod describe_acls;
 pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
@@ -17,6 +21,7 @@ pub(crate) mod describe_log_dirs;
 pub(crate) mod describe_producers;
 pub(crate) mod describe_quorum;
 pub(crate) mod describe_transactions;
+pub(crate) mod describe_user_scram_credentials;
 pub(crate) mod end_txn;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
@@ -34,6 +39,8 @@ pub(crate) mod offset_delete;
 pub(crate) mod offset_fetch;
 pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
+pub(crate) mod sasl_authenticate;
+pub(crate) mod sasl_handshake;
 pub(crate) mod sync_group;
 pub(crate) mod txn_offset_commit;
 pub(crate) mod write_txn_markers;
@@ -45,6 +52,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::error_code::{ApiError, ErrorCode};
+use crate::kafka::router::RequestContext;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 use crate::types::LeaderEpoch;
 
 /// A protocol string from a Rust string.
@@ -71,58 +80,6 @@ pub(crate) fn controller_id(broker: &Broker) -> i32 {
 
 /// The "not requested" value of authorized-operations fields.
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// Kafka's `AclOperation` codes, the bit numbers of authorized-operations fields.
-const OP_READ: u32 = 3;
-const OP_WRITE: u32 = 4;
-const OP_CREATE: u32 = 5;
-const OP_DELETE: u32 = 6;
-const OP_ALTER: u32 = 7;
-const OP_DESCRIBE: u32 = 8;
-const OP_CLUSTER_ACTION: u32 = 9;
-const OP_DESCRIBE_CONFIGS: u32 = 10;
-const OP_ALTER_CONFIGS: u32 = 11;
-const OP_IDEMPOTENT_WRITE: u32 = 12;
-
-/// A resource type whose operations clients ask about (KIP-430).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OpsResource {
-    Topic,
-    Group,
-    Cluster,
-}
-
-/// The authorized-operations bitfield when `asked`: without an authorizer every operation the
-/// resource type supports is allowed, as Kafka's `AuthHelper` answers (its
-/// `AclEntry.supportedOperations`); not asked, the "omitted" value.
-pub(crate) fn authorized_operations(resource: OpsResource, asked: bool) -> i32 {
-    if !asked {
-        return AUTHORIZED_OPERATIONS_OMITTED;
-    }
-    let ops: &[u32] = match resource {
-        OpsResource::Topic => &[
-            OP_READ,
-            OP_WRITE,
-            OP_CREATE,
-            OP_DELETE,
-            OP_ALTER,
-            OP_DESCRIBE,
-            OP_DESCRIBE_CONFIGS,
-            OP_ALTER_CONFIGS,
-        ],
-        OpsResource::Group => &[OP_READ, OP_DELETE, OP_DESCRIBE],
-        OpsResource::Cluster => &[
-            OP_CREATE,
-            OP_ALTER,
-            OP_DESCRIBE,
-            OP_CLUSTER_ACTION,
-            OP_DESCRIBE_CONFIGS,
-            OP_ALTER_CONFIGS,
-            OP_IDEMPOTENT_WRITE,
-        ],
-    };
-    ops.iter().fold(0i32, |acc, op| acc | (1 << op))
-}
 
 /// Config resource types (DescribeConfigs / AlterConfigs).
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
@@ -151,5 +108,83 @@ pub(crate) fn message_of(r: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
     match r {
         Ok(()) => (ErrorCode::None.code(), None),
         Err(e) => (e.code.code(), Some(sb(e.message.clone()))),
+    }
+}
+
+/// What the request's principal may do, decided by the StandardAuthorizer against one image
+/// (every request is allowed when no authorizer is configured).
+pub(crate) struct Authz<'a> {
+    authorizer: Option<&'a crate::security::authorizer::Authorizer>,
+    image: Arc<crate::metadata::image::MetadataImage>,
+    ctx: &'a RequestContext,
+}
+
+impl<'a> Authz<'a> {
+    pub(crate) fn new(broker: &'a Broker, ctx: &'a RequestContext) -> Self {
+        Authz { authorizer: broker.config.authorizer.as_ref(), image: broker.metadata.image(), ctx }
+    }
+
+    /// Whether an authorizer is configured.
+    pub(crate) fn enabled(&self) -> bool {
+        self.authorizer.is_some()
+    }
+
+    pub(crate) fn allows(&self, op: Operation, resource: ResourceType, name: &str) -> bool {
+        match self.authorizer {
+            None => true,
+            Some(a) => a.authorize(
+                self.image.acls.values(),
+                &self.ctx.principal,
+                self.ctx.ip(),
+                op,
+                resource,
+                name,
+            ),
+        }
+    }
+
+    pub(crate) fn allows_cluster(&self, op: Operation) -> bool {
+        self.allows(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    pub(crate) fn allows_topic(&self, op: Operation, topic: &str) -> bool {
+        self.allows(op, ResourceType::Topic, topic)
+    }
+
+    pub(crate) fn allows_group(&self, op: Operation, group: &str) -> bool {
+        self.allows(op, ResourceType::Group, group)
+    }
+
+    /// Whether the principal may do `op` on some resource of the type (KIP-679).
+    pub(crate) fn allows_any(&self, op: Operation, resource: ResourceType) -> bool {
+        match self.authorizer {
+            None => true,
+            Some(a) => a.authorize_any(
+                self.image.acls.values(),
+                &self.ctx.principal,
+                self.ctx.ip(),
+                op,
+                resource,
+            ),
+        }
+    }
+
+    /// Kafka's `authorized_operations` bits for a resource when `asked` (KIP-430): every
+    /// operation of the type without an authorizer, as Kafka's `AuthHelper` answers; not asked,
+    /// the "omitted" value.
+    pub(crate) fn operations(&self, resource: ResourceType, name: &str, asked: bool) -> i32 {
+        if !asked {
+            return AUTHORIZED_OPERATIONS_OMITTED;
+        }
+        match self.authorizer {
+            None => crate::security::authorizer::all_operations(resource),
+            Some(a) => a.operations(
+                self.image.acls.values(),
+                &self.ctx.principal,
+                self.ctx.ip(),
+                resource,
+                name,
+            ),
+        }
     }
 }

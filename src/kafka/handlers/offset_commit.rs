@@ -14,16 +14,21 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
 use crate::group::records::OffsetValue;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(2, 9);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: OffsetCommitRequest,
 ) -> Option<OffsetCommitResponse> {
     let group = request.group_id.0.to_string();
+    let authz = Authz::new(broker, ctx);
+    let group_allowed = authz.allows_group(Operation::Read, &group);
     let image = broker.metadata.image();
     let metadata_max = broker.groups.config().offset_metadata_max_bytes as usize;
     let now = now_ms();
@@ -33,10 +38,15 @@ pub(crate) async fn handle(
     for t in &request.topics {
         let name = t.name.0.to_string();
         let count = image.topic(&name).map_or(0, |t| t.partitions.len() as i32);
+        let topic_allowed = authz.allows_topic(Operation::Read, &name);
         let mut row = Vec::new();
         for p in &t.partitions {
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
-            let slot = if !(0..count).contains(&p.partition_index) {
+            let slot = if !group_allowed {
+                Err(ErrorCode::GroupAuthorizationFailed)
+            } else if !topic_allowed {
+                Err(ErrorCode::TopicAuthorizationFailed)
+            } else if !(0..count).contains(&p.partition_index) {
                 Err(ErrorCode::UnknownTopicOrPartition)
             } else if metadata.len() > metadata_max {
                 Err(ErrorCode::OffsetMetadataTooLarge)

@@ -12,12 +12,15 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 0);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: OffsetDeleteRequest,
 ) -> Option<OffsetDeleteResponse> {
@@ -30,6 +33,10 @@ pub(crate) async fn handle(
         }
     }
     let mut r = OffsetDeleteResponse::default();
+    if !Authz::new(broker, ctx).allows_group(Operation::Delete, &group) {
+        r.error_code = ErrorCode::GroupAuthorizationFailed.code();
+        return Some(r);
+    }
     let codes = match delete(broker, &group, &asked, &image).await {
         Ok(codes) => codes,
         Err(code) => {

@@ -15,7 +15,9 @@ use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::group::OffsetFilter;
 use crate::group::records::OffsetValue;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(1, 9);
 
@@ -35,16 +37,21 @@ type Row = (i32, Option<OffsetValue>, ErrorCode);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: OffsetFetchRequest,
 ) -> Option<OffsetFetchResponse> {
     let mut r = OffsetFetchResponse::default();
+    let authz = Authz::new(broker, ctx);
+    let fetch = |group: &str, filter: &OffsetFilter, stable: bool| {
+        fetch_authorized(broker, &authz, group, filter, stable)
+    };
     if version >= 8 {
         for g in &request.groups {
             let filter: OffsetFilter = g.topics.as_ref().map(|ts| {
                 ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
             });
-            let (code, topics) = fetch(broker, &g.group_id.0, &filter, request.require_stable);
+            let (code, topics) = fetch(&g.group_id.0, &filter, request.require_stable);
             let mut rg = OffsetFetchResponseGroup::default();
             rg.group_id = g.group_id.clone();
             rg.error_code = code.code();
@@ -73,7 +80,7 @@ pub(crate) async fn handle(
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
     let stable = version >= 7 && request.require_stable;
-    let (code, topics) = fetch(broker, &request.group_id.0, &filter, stable);
+    let (code, topics) = fetch(&request.group_id.0, &filter, stable);
     if version >= 2 {
         r.error_code = code.code();
     }
@@ -96,6 +103,35 @@ pub(crate) async fn handle(
         })
         .collect();
     Some(r)
+}
+
+/// [`fetch`] as the principal may see it: GROUP_AUTHORIZATION_FAILED without DESCRIBE on the
+/// group; topics without DESCRIBE are left out when all were asked for, and answered
+/// TOPIC_AUTHORIZATION_FAILED when named (Kafka's behaviour).
+fn fetch_authorized(
+    broker: &Broker,
+    authz: &Authz<'_>,
+    group: &str,
+    filter: &OffsetFilter,
+    require_stable: bool,
+) -> (ErrorCode, Vec<(String, Vec<Row>)>) {
+    if !authz.allows_group(Operation::Describe, group) {
+        return (ErrorCode::GroupAuthorizationFailed, Vec::new());
+    }
+    let (code, topics) = fetch(broker, group, filter, require_stable);
+    let topics = topics
+        .into_iter()
+        .filter_map(|(name, rows)| {
+            if authz.allows_topic(Operation::Describe, &name) {
+                return Some((name, rows));
+            }
+            filter.as_ref()?;
+            let denied =
+                rows.into_iter().map(|(p, _, _)| (p, None, ErrorCode::TopicAuthorizationFailed));
+            Some((name, denied.collect()))
+        })
+        .collect();
+    (code, topics)
 }
 
 /// A group's offsets grouped by topic, with the group-level error. With `require_stable`

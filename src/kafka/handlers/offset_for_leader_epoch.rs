@@ -15,13 +15,16 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use super::check_leader_epoch;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 use crate::types::LeaderEpoch;
 
 pub(crate) const VERSIONS: Versions = Versions::new(2, 4);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: OffsetForLeaderEpochRequest,
 ) -> Option<OffsetForLeaderEpochResponse> {
@@ -35,7 +38,12 @@ pub(crate) async fn handle(
             e.partition = p.partition;
             e.leader_epoch = -1;
             e.end_offset = -1;
-            match lookup(broker, &name, p.partition, p.current_leader_epoch, p.leader_epoch) {
+            let looked = if Authz::new(broker, ctx).allows_topic(Operation::Describe, &name) {
+                lookup(broker, &name, p.partition, p.current_leader_epoch, p.leader_epoch)
+            } else {
+                Err(crate::error_code::ErrorCode::TopicAuthorizationFailed)
+            };
+            match looked {
                 Ok(Some((epoch, end))) => {
                     e.leader_epoch = epoch;
                     e.end_offset = end;

@@ -19,11 +19,13 @@ use super::sb;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::{Reply, Versions};
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{Reply, RequestContext, Versions};
 use crate::log::AppendError;
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
 use crate::replication::pb::{MarkerPartition, VerifyTxnRequest};
+use crate::security::acl::{Operation, ResourceType};
 use crate::types::LeaderEpoch;
 
 pub(crate) const VERSIONS: Versions = Versions::new(3, 11);
@@ -87,10 +89,38 @@ struct Waiter {
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
-    handle_refusing(broker, version, request, HashMap::new()).await
+    handle_refusing(broker, ctx, version, request, HashMap::new()).await
+}
+
+/// Refuses what the principal may not write: every partition when the transactional id lacks
+/// WRITE (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), a topic's partitions when the topic lacks
+/// WRITE (TOPIC_AUTHORIZATION_FAILED).
+fn authorize(authz: &Authz<'_>, request: &ProduceRequest, refused: &mut Refused) {
+    let txn = request.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty());
+    let txn_denied =
+        txn.is_some_and(|t| !authz.allows(Operation::Write, ResourceType::TransactionalId, &t));
+    for topic in &request.topic_data {
+        let name = topic.name.0.to_string();
+        let refusal = if txn_denied {
+            Some((
+                ErrorCode::TransactionalIdAuthorizationFailed,
+                "Transactional Id authorization failed.",
+            ))
+        } else if !authz.allows_topic(Operation::Write, &name) {
+            Some((ErrorCode::TopicAuthorizationFailed, "Topic authorization failed."))
+        } else {
+            None
+        };
+        if let Some((code, why)) = refusal {
+            for pd in &topic.partition_data {
+                refused.insert((name.clone(), pd.index), (code, why.to_string()));
+            }
+        }
+    }
 }
 
 /// A partition refused before its append: its code and message.
@@ -100,10 +130,12 @@ pub(crate) type Refused = HashMap<(String, i32), (ErrorCode, String)>;
 /// could not be up-converted) answered with their refusal.
 pub(crate) async fn handle_refusing(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: ProduceRequest,
     mut refused: Refused,
 ) -> Reply<ProduceResponse> {
+    authorize(&Authz::new(broker, ctx), &request, &mut refused);
     let acks = request.acks;
     let timeout_ms = request.timeout_ms;
     for (tp, code) in verify_transactions(broker, &request).await {

@@ -11,15 +11,23 @@ use super::sb;
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::group::member::{SyncOutcome, SyncRequest};
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: SyncGroupRequest,
 ) -> Option<SyncGroupResponse> {
+    if !Authz::new(broker, ctx).allows_group(Operation::Read, &request.group_id.0) {
+        let mut refused = SyncGroupResponse::default();
+        refused.error_code = ErrorCode::GroupAuthorizationFailed.code();
+        return Some(refused);
+    }
     let group = request.group_id.0.to_string();
     let outcome = if group.is_empty() {
         SyncOutcome::error(ErrorCode::InvalidGroupId)

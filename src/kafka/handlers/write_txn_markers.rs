@@ -14,17 +14,21 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use super::topic_name;
 use crate::broker::Broker;
-use crate::kafka::router::Versions;
+use crate::kafka::handlers::Authz;
+use crate::kafka::router::{RequestContext, Versions};
 use crate::replication::pb;
+use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(1, 1);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     _version: i16,
     request: WriteTxnMarkersRequest,
 ) -> Option<WriteTxnMarkersResponse> {
     let mut r = WriteTxnMarkersResponse::default();
+    let allowed = Authz::new(broker, ctx).allows_cluster(Operation::ClusterAction);
     for m in request.markers {
         let marker = pb::TxnMarker {
             producer_id: m.producer_id.0,
@@ -41,13 +45,30 @@ pub(crate) async fn handle(
                 })
                 .collect(),
         };
-        let ctx = broker.replication.context();
-        let written = crate::replication::markers::write_markers(
-            &broker.replicas,
-            ctx.markers.as_ref(),
-            pb::WriteTxnMarkersRequest { markers: vec![marker] },
-        )
-        .await;
+        let written = if allowed {
+            let replication = broker.replication.context();
+            crate::replication::markers::write_markers(
+                &broker.replicas,
+                replication.markers.as_ref(),
+                pb::WriteTxnMarkersRequest { markers: vec![marker] },
+            )
+            .await
+        } else {
+            // Only brokers write markers: CLUSTER_ACTION on the cluster, as Kafka checks.
+            let code = crate::error_code::ErrorCode::ClusterAuthorizationFailed.code();
+            pb::WriteTxnMarkersResponse {
+                results: marker
+                    .partitions
+                    .iter()
+                    .map(|p| pb::MarkerResult {
+                        producer_id: marker.producer_id,
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                        error_code: i32::from(code),
+                    })
+                    .collect(),
+            }
+        };
         let mut res = WritableTxnMarkerResult::default();
         res.producer_id = m.producer_id;
         for result in written.results {

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::Decodable;
 use crate::broker::Broker;
 use crate::kafka::handlers::describe_configs;
 use crate::kafka::response::Body;
+use crate::kafka::router::RequestContext;
 
 /// `config_source` of a value that is the default (Kafka's DEFAULT_CONFIG).
 const DEFAULT_CONFIG: i8 = 5;
@@ -30,14 +31,19 @@ fn put_string(out: &mut BytesMut, s: Option<&str>) {
     }
 }
 
-pub(super) async fn handle(broker: &Arc<Broker>, raw: Bytes) -> Result<Body, String> {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    raw: Bytes,
+) -> Result<Body, String> {
     let mut b = BytesMut::from(&raw[..]);
     b.put_u8(0); // include_synonyms = false
     let mut b = b.freeze();
     let req = DescribeConfigsRequest::decode(&mut b, 1)
         .map_err(|e| format!("undecodable DescribeConfigs v0 request: {e}"))?;
-    let resp =
-        describe_configs::handle(broker, 1, req).await.ok_or("DescribeConfigs gave no answer")?;
+    let resp = describe_configs::handle(broker, ctx, 1, req)
+        .await
+        .ok_or("DescribeConfigs gave no answer")?;
     let mut out = BytesMut::new();
     out.put_i32(resp.throttle_time_ms);
     out.put_i32(resp.results.len() as i32);

@@ -23,6 +23,7 @@ use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::handlers::fetch;
 use crate::kafka::response::Body;
+use crate::kafka::router::RequestContext;
 use crate::log::message_set::{self, DownConvertError};
 
 /// The modern version the request is answered at.
@@ -35,6 +36,7 @@ fn magic_for(version: i16) -> i8 {
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     raw: Bytes,
 ) -> Result<Option<Body>, String> {
@@ -44,7 +46,8 @@ pub(super) async fn handle(
         .iter()
         .map(|t| t.partitions.iter().map(|p| (p.fetch_offset, p.partition_max_bytes)).collect())
         .collect();
-    let reply = fetch::handle(broker, ANSWERED_AT, request).await.ok_or("Fetch gave no answer")?;
+    let reply =
+        fetch::handle(broker, ctx, ANSWERED_AT, request).await.ok_or("Fetch gave no answer")?;
     let magic = magic_for(version);
     let mut out = BytesMut::new();
     if version >= 1 {

@@ -14,6 +14,7 @@ use super::Reader;
 use crate::broker::Broker;
 use crate::kafka::handlers::list_offsets;
 use crate::kafka::response::Body;
+use crate::kafka::router::RequestContext;
 
 /// The request, decoded: the v1 request and each partition's `max_num_offsets`.
 pub(super) fn decode(body: Bytes) -> Result<(ListOffsetsRequest, Vec<Vec<i32>>), String> {
@@ -39,9 +40,13 @@ pub(super) fn decode(body: Bytes) -> Result<(ListOffsetsRequest, Vec<Vec<i32>>),
     Ok((req, limits))
 }
 
-pub(super) async fn handle(broker: &Arc<Broker>, body: Bytes) -> Result<Body, String> {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    body: Bytes,
+) -> Result<Body, String> {
     let (req, limits) = decode(body)?;
-    let resp = list_offsets::handle(broker, 1, req)
+    let resp = list_offsets::handle(broker, ctx, 1, req)
         .await
         .ok_or_else(|| "ListOffsets gave no answer".to_string())?;
     let mut out = BytesMut::new();

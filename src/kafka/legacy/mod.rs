@@ -33,6 +33,7 @@ use kafka_protocol::messages::ApiKey;
 
 use super::response::Body;
 use crate::broker::Broker;
+use crate::kafka::router::RequestContext;
 
 /// The legacy versions served here, per API: (api, lowest legacy version, highest).
 pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
@@ -57,29 +58,36 @@ pub(crate) fn handles(api: ApiKey, version: i16) -> bool {
 /// Answers a legacy request (the body after its header).
 pub(crate) async fn dispatch(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     api: ApiKey,
     version: i16,
     body: Bytes,
 ) -> Result<Option<Body>, String> {
     match (api, version) {
-        (ApiKey::Produce, 0..=2) => produce_v0_v2::handle(broker, version, body).await,
-        (ApiKey::Fetch, 0..=3) => fetch_v0_v3::handle(broker, version, body).await,
-        (ApiKey::ListOffsets, 0) => list_offsets_v0::handle(broker, body).await.map(Some),
+        (ApiKey::Produce, 0..=2) => produce_v0_v2::handle(broker, ctx, version, body).await,
+        (ApiKey::Fetch, 0..=3) => fetch_v0_v3::handle(broker, ctx, version, body).await,
+        (ApiKey::ListOffsets, 0) => list_offsets_v0::handle(broker, ctx, body).await.map(Some),
         (ApiKey::OffsetCommit, 0 | 1) => {
-            offset_commit_v0_v1::handle(broker, version, body).await.map(Some)
+            offset_commit_v0_v1::handle(broker, ctx, version, body).await.map(Some)
         }
-        (ApiKey::OffsetFetch, 0) => same_layout::offset_fetch_v0(broker, body).await.map(Some),
+        (ApiKey::OffsetFetch, 0) => same_layout::offset_fetch_v0(broker, ctx, body).await.map(Some),
         (ApiKey::CreateTopics, 0 | 1) => {
-            same_layout::create_topics_v0_v1(broker, version, body).await.map(Some)
+            same_layout::create_topics_v0_v1(broker, ctx, version, body).await.map(Some)
         }
-        (ApiKey::DeleteTopics, 0) => same_layout::delete_topics_v0(broker, body).await.map(Some),
-        (ApiKey::DescribeConfigs, 0) => describe_configs_v0::handle(broker, body).await.map(Some),
+        (ApiKey::DeleteTopics, 0) => {
+            same_layout::delete_topics_v0(broker, ctx, body).await.map(Some)
+        }
+        (ApiKey::DescribeConfigs, 0) => {
+            describe_configs_v0::handle(broker, ctx, body).await.map(Some)
+        }
         (ApiKey::DescribeLogDirs, 0) => {
-            same_layout::describe_log_dirs_v0(broker, body).await.map(Some)
+            same_layout::describe_log_dirs_v0(broker, ctx, body).await.map(Some)
         }
-        (ApiKey::WriteTxnMarkers, 0) => write_txn_markers_v0::handle(broker, body).await.map(Some),
+        (ApiKey::WriteTxnMarkers, 0) => {
+            write_txn_markers_v0::handle(broker, ctx, body).await.map(Some)
+        }
         (ApiKey::OffsetForLeaderEpoch, 0 | 1) => {
-            offset_for_leader_epoch_v0_v1::handle(broker, version, body).await.map(Some)
+            offset_for_leader_epoch_v0_v1::handle(broker, ctx, version, body).await.map(Some)
         }
         _ => Err(format!("{api:?} v{version} is not a legacy version samsa decodes")),
     }

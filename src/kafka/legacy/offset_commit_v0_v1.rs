@@ -22,6 +22,7 @@ use super::Reader;
 use crate::broker::Broker;
 use crate::kafka::handlers::offset_commit;
 use crate::kafka::response::Body;
+use crate::kafka::router::RequestContext;
 
 pub(super) fn decode(body: Bytes, version: i16) -> Result<OffsetCommitRequest, String> {
     let mut r = Reader(body);
@@ -53,9 +54,15 @@ pub(super) fn decode(body: Bytes, version: i16) -> Result<OffsetCommitRequest, S
     Ok(req)
 }
 
-pub(super) async fn handle(broker: &Arc<Broker>, version: i16, raw: Bytes) -> Result<Body, String> {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    version: i16,
+    raw: Bytes,
+) -> Result<Body, String> {
     let req = decode(raw, version)?;
-    let resp = offset_commit::handle(broker, 2, req).await.ok_or("OffsetCommit gave no answer")?;
+    let resp =
+        offset_commit::handle(broker, ctx, 2, req).await.ok_or("OffsetCommit gave no answer")?;
     let mut out = BytesMut::new();
     resp.encode(&mut out, 2).map_err(|e| format!("cannot encode the response: {e}"))?;
     let mut b = Body::default();

@@ -19,6 +19,7 @@ use super::Reader;
 use crate::broker::Broker;
 use crate::kafka::handlers::offset_for_leader_epoch;
 use crate::kafka::response::Body;
+use crate::kafka::router::RequestContext;
 
 pub(super) fn decode(body: Bytes) -> Result<OffsetForLeaderEpochRequest, String> {
     let mut r = Reader(body);
@@ -39,9 +40,14 @@ pub(super) fn decode(body: Bytes) -> Result<OffsetForLeaderEpochRequest, String>
     Ok(req)
 }
 
-pub(super) async fn handle(broker: &Arc<Broker>, version: i16, raw: Bytes) -> Result<Body, String> {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    version: i16,
+    raw: Bytes,
+) -> Result<Body, String> {
     let req = decode(raw)?;
-    let resp = offset_for_leader_epoch::handle(broker, 2, req)
+    let resp = offset_for_leader_epoch::handle(broker, ctx, 2, req)
         .await
         .ok_or("OffsetForLeaderEpoch gave no answer")?;
     let mut out = BytesMut::new();

@@ -21,6 +21,7 @@ use crate::error_code::ErrorCode;
 use crate::kafka::handlers::produce;
 use crate::kafka::response::Body;
 use crate::kafka::router::Reply;
+use crate::kafka::router::RequestContext;
 use crate::log::message_set::{self, MessageSetError};
 
 /// The modern version the request is answered at (v3: v2's fields plus `transactional_id`).
@@ -28,6 +29,7 @@ const ANSWERED_AT: i16 = 3;
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     raw: Bytes,
 ) -> Result<Option<Body>, String> {
@@ -54,7 +56,7 @@ pub(super) async fn handle(
         }
     }
     broker.metrics.add_produce_conversions(converted);
-    match produce::handle_refusing(broker, ANSWERED_AT, request, refused).await {
+    match produce::handle_refusing(broker, ctx, ANSWERED_AT, request, refused).await {
         Reply::Send(response) => Ok(Some(encode(&response, version))),
         Reply::Nothing => Ok(None),
         Reply::Close(why) => Err(why),

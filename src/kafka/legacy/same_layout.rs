@@ -19,6 +19,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::broker::Broker;
 use crate::kafka::handlers::{create_topics, delete_topics, describe_log_dirs, offset_fetch};
 use crate::kafka::response::Body;
+use crate::kafka::router::RequestContext;
 
 fn decode<T: Decodable>(mut body: Bytes, version: i16, what: &str) -> Result<T, String> {
     T::decode(&mut body, version).map_err(|e| format!("undecodable {what}: {e}"))
@@ -36,14 +37,20 @@ fn body(bytes: impl Into<Bytes>) -> Body {
     b
 }
 
-pub(super) async fn offset_fetch_v0(broker: &Arc<Broker>, raw: Bytes) -> Result<Body, String> {
+pub(super) async fn offset_fetch_v0(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    raw: Bytes,
+) -> Result<Body, String> {
     let req: OffsetFetchRequest = decode(raw, 1, "OffsetFetch v0 request")?;
-    let resp = offset_fetch::handle(broker, 1, req).await.ok_or("OffsetFetch gave no answer")?;
+    let resp =
+        offset_fetch::handle(broker, ctx, 1, req).await.ok_or("OffsetFetch gave no answer")?;
     Ok(body(encode(&resp, 1)?.freeze()))
 }
 
 pub(super) async fn create_topics_v0_v1(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     raw: Bytes,
 ) -> Result<Body, String> {
@@ -55,7 +62,8 @@ pub(super) async fn create_topics_v0_v1(
         raw
     };
     let req: CreateTopicsRequest = decode(raw, 2, "CreateTopics v0/v1 request")?;
-    let resp = create_topics::handle(broker, 2, req).await.ok_or("CreateTopics gave no answer")?;
+    let resp =
+        create_topics::handle(broker, ctx, 2, req).await.ok_or("CreateTopics gave no answer")?;
     if version == 1 {
         let v2 = encode(&resp, 2)?;
         return Ok(body(v2.freeze().slice(4..)));
@@ -71,16 +79,26 @@ pub(super) async fn create_topics_v0_v1(
     Ok(body(out.freeze()))
 }
 
-pub(super) async fn delete_topics_v0(broker: &Arc<Broker>, raw: Bytes) -> Result<Body, String> {
+pub(super) async fn delete_topics_v0(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    raw: Bytes,
+) -> Result<Body, String> {
     let req: DeleteTopicsRequest = decode(raw, 1, "DeleteTopics v0 request")?;
-    let resp = delete_topics::handle(broker, 1, req).await.ok_or("DeleteTopics gave no answer")?;
+    let resp =
+        delete_topics::handle(broker, ctx, 1, req).await.ok_or("DeleteTopics gave no answer")?;
     let v1 = encode(&resp, 1)?;
     Ok(body(v1.freeze().slice(4..)))
 }
 
-pub(super) async fn describe_log_dirs_v0(broker: &Arc<Broker>, raw: Bytes) -> Result<Body, String> {
+pub(super) async fn describe_log_dirs_v0(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    raw: Bytes,
+) -> Result<Body, String> {
     let req: DescribeLogDirsRequest = decode(raw, 1, "DescribeLogDirs v0 request")?;
-    let resp =
-        describe_log_dirs::handle(broker, 1, req).await.ok_or("DescribeLogDirs gave no answer")?;
+    let resp = describe_log_dirs::handle(broker, ctx, 1, req)
+        .await
+        .ok_or("DescribeLogDirs gave no answer")?;
     Ok(body(encode(&resp, 1)?.freeze()))
 }

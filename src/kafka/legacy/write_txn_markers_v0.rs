@@ -19,6 +19,7 @@ use super::Reader;
 use crate::broker::Broker;
 use crate::kafka::handlers::write_txn_markers;
 use crate::kafka::response::Body;
+use crate::kafka::router::RequestContext;
 
 fn decode(body: Bytes) -> Result<WriteTxnMarkersRequest, String> {
     let mut r = Reader(body);
@@ -45,10 +46,15 @@ fn decode(body: Bytes) -> Result<WriteTxnMarkersRequest, String> {
     Ok(req)
 }
 
-pub(super) async fn handle(broker: &Arc<Broker>, raw: Bytes) -> Result<Body, String> {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    raw: Bytes,
+) -> Result<Body, String> {
     let req = decode(raw)?;
-    let resp =
-        write_txn_markers::handle(broker, 1, req).await.ok_or("WriteTxnMarkers gave no answer")?;
+    let resp = write_txn_markers::handle(broker, ctx, 1, req)
+        .await
+        .ok_or("WriteTxnMarkers gave no answer")?;
     let mut out = BytesMut::new();
     out.put_i32(resp.markers.len() as i32);
     for m in &resp.markers {

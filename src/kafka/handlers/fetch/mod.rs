@@ -21,6 +21,7 @@
 //! Records are located under each partition's log lock and sent after it: the answer carries
 //! file slices, not copies, and [`encode`] frames them so the connection can `sendfile` them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,13 +33,14 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use tokio::time::Instant;
 
-use super::check_leader_epoch;
+use super::{Authz, check_leader_epoch};
 use crate::broker::Broker;
 use crate::error_code::ErrorCode;
-use crate::kafka::router::Versions;
+use crate::kafka::router::{RequestContext, Versions};
 use crate::log::{FileSlice, ReadError};
 use crate::replica::Isolation;
 use crate::replica::partition::ConsumerRead;
+use crate::security::acl::Operation;
 use crate::types::Offset;
 
 mod encode;
@@ -54,9 +56,11 @@ pub(crate) const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     request: FetchRequest,
 ) -> Option<FetchReply> {
+    let denied = unreadable_topics(broker, ctx, version, &request);
     let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX));
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -69,7 +73,7 @@ pub(crate) async fn handle(
         for w in watches.iter_mut().flatten() {
             w.borrow_and_update();
         }
-        let (reply, bytes, errors) = read_all(broker, version, &request);
+        let (reply, bytes, errors) = read_all(broker, version, &request, &denied);
         if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline || *stop.borrow() {
             return Some(reply);
         }
@@ -103,9 +107,34 @@ fn high_watermarks(
     out
 }
 
+/// The requested topics the principal may not READ (answered TOPIC_AUTHORIZATION_FAILED).
+fn unreadable_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    version: i16,
+    request: &FetchRequest,
+) -> HashSet<String> {
+    let authz = Authz::new(broker, ctx);
+    if !authz.enabled() {
+        return HashSet::new();
+    }
+    let image = broker.metadata.image();
+    request
+        .topics
+        .iter()
+        .filter_map(|t| resolve_name(&image, version, t))
+        .filter(|name| !authz.allows_topic(Operation::Read, name))
+        .collect()
+}
+
 /// One pass over every requested partition: the answer, the bytes it carries and whether any
 /// partition had an error (which answers at once, as in Kafka).
-fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchReply, usize, bool) {
+fn read_all(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+    denied: &HashSet<String>,
+) -> (FetchReply, usize, bool) {
     let image = broker.metadata.image();
     let mut total = 0usize;
     let mut errors = false;
@@ -137,7 +166,11 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchRepl
             let client_rack = (version >= 11).then_some(request.rack_id.as_str());
             let args =
                 ReadArgs { version, limit, first_with_data: total == 0, isolation, client_rack };
-            match read_partition(broker, &image, name.as_deref(), fp, &args) {
+            let served = match name.as_deref() {
+                Some(n) if denied.contains(n) => Err(ErrorCode::TopicAuthorizationFailed),
+                _ => read_partition(broker, &image, name.as_deref(), fp, &args),
+            };
+            match served {
                 Ok(Served { read, preferred, as_follower }) => {
                     if let Some(replica) = preferred {
                         p.preferred_read_replica = BrokerId(replica.0);
