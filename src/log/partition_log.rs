@@ -480,6 +480,11 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Where `epoch` begins in this log, if the epoch cache has it.
+    pub(crate) fn epoch_start_offset(&self, epoch: LeaderEpoch) -> Option<Offset> {
+        self.epochs.entries().iter().find(|(e, _)| *e == epoch).map(|(_, start)| *start)
+    }
+
     /// The epoch whose range holds `offset` (per the epoch cache), with that range's start.
     #[cfg(test)]
     pub(crate) fn epochs_covering(&self, offset: Offset) -> Option<(LeaderEpoch, Offset)> {

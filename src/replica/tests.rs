@@ -180,7 +180,7 @@ async fn a_write_waiting_for_its_commit_fails_when_leadership_moves() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     // ISR [1, 2]: node 2 must confirm first.
     assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Err(CommitWait::TimedOut));
-    part.record_follower_fetch(NodeId(2), 1, Offset(1), 0);
+    part.record_follower_fetch(NodeId(2), 1, Offset(1), Offset(0), 0);
     part.advance_high_watermark(Offset(1));
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     assert_eq!(part.wait_for_commit(1, epoch, deadline).await, Ok(()));
@@ -332,7 +332,7 @@ fn the_preferred_read_replica_is_an_in_sync_follower_in_the_consumers_rack() {
     let rack_b = |n: NodeId| n == NodeId(2);
     // Node 2 has not fetched yet: its progress is unknown, so the leader serves.
     assert_eq!(part.preferred_read_replica(0, rack_b), None);
-    part.record_follower_fetch(NodeId(2), 5, Offset(5), 0);
+    part.record_follower_fetch(NodeId(2), 5, Offset(5), Offset(0), 0);
     assert_eq!(part.preferred_read_replica(5, rack_b), Some(NodeId(2)));
     assert_eq!(part.preferred_read_replica(6, rack_b), None, "node 2 does not have offset 6");
     assert_eq!(part.preferred_read_replica(5, |n| n == NodeId(1)), None, "the leader's rack");
@@ -342,4 +342,94 @@ fn the_preferred_read_replica_is_an_in_sync_follower_in_the_consumers_rack() {
     rm.reconcile(&img, &broker).expect("follower");
     assert_eq!(part.preferred_read_replica(0, |_| true), None, "only a leader names one");
     assert!(part.in_isr());
+}
+
+/// t-0 on replicas 1, 2 and 3, led by `leader` with `isr`.
+fn three_replicas(leader: i32, isr: &[i32]) -> MetadataImage {
+    let mut img = MetadataImage::default();
+    apply(
+        &mut img,
+        &MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::from_u128(1),
+            assignments: vec![vec![NodeId(1), NodeId(2), NodeId(3)]],
+            configs: Default::default(),
+        },
+    );
+    apply(
+        &mut img,
+        &MetadataCommand::ChangePartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: Some(NodeId(leader)),
+            isr: isr.iter().map(|n| NodeId(*n)).collect(),
+        },
+    );
+    img
+}
+
+fn records(n: usize) -> bytes::Bytes {
+    let recs: Vec<_> = (0..n).map(|_| (None, Some(bytes::Bytes::from_static(b"v")))).collect();
+    encode_batch(&recs, 0, Compression::None).expect("batch")
+}
+
+/// Kafka's maximal ISR: once the leader proposes adding a follower, the controller may commit
+/// it and elect that follower before the leader hears back, so until the answer the high
+/// watermark waits for the follower too. Counting only the old ISR acknowledged records the
+/// newly added member lacked.
+#[test]
+fn the_high_watermark_counts_a_member_an_expansion_in_flight_adds() {
+    let (dir, broker) = node_dir();
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    rm.reconcile(&three_replicas(1, &[1, 3]), &broker).expect("leader");
+    let part = rm.get("t", 0).expect("replica");
+    let epoch = part.leader_epoch().0;
+    part.append_as_leader(&records(5), Acks::All, 0).expect("append");
+    part.read_for_follower(NodeId(3), 5, epoch, 1 << 20, 0).expect("3 fetches");
+    assert_eq!(part.high_watermark(), Offset(5));
+    let joined = part.read_for_follower(NodeId(2), 5, epoch, 1 << 20, 0).expect("2 fetches");
+    assert_eq!(joined.isr_expansion, Some(vec![NodeId(1), NodeId(3), NodeId(2)]));
+    part.append_as_leader(&records(5), Acks::All, 0).expect("append");
+    let read = part.read_for_follower(NodeId(3), 10, epoch, 1 << 20, 0).expect("3 fetches");
+    assert_eq!(read.high_watermark, Offset(5), "node 2 may already be in the ISR: wait for it");
+    let read = part.read_for_follower(NodeId(2), 10, epoch, 1 << 20, 0).expect("2 fetches");
+    assert_eq!(read.high_watermark, Offset(10));
+    // Refused (or answered by metadata): the old ISR alone counts again.
+    part.clear_isr_change();
+    part.append_as_leader(&records(1), Acks::All, 0).expect("append");
+    let read = part.read_for_follower(NodeId(3), 11, epoch, 1 << 20, 0).expect("3 fetches");
+    assert_eq!(read.high_watermark, Offset(11));
+}
+
+/// Kafka's `isFollowerInSync`: a follower rejoins the ISR only once it reached the offset this
+/// leadership began at, not merely the high watermark. A new leader's HW can lag what the old
+/// leader acknowledged; a follower admitted at that HW could be elected next and lose those
+/// records.
+#[test]
+fn a_follower_rejoins_the_isr_only_past_the_start_of_the_leaders_epoch() {
+    let (dir, broker) = node_dir();
+    let rm = ReplicaManager::new(NodeId(1), dir.path().to_path_buf());
+    let mut img = three_replicas(2, &[1, 2]);
+    rm.reconcile(&img, &broker).expect("follower of 2");
+    let part = rm.get("t", 0).expect("replica");
+    let old_epoch = part.leader_epoch();
+    part.log().append_as_leader(&records(10), old_epoch, 0).expect("replicated from 2");
+    part.set_follower_high_watermark(5, Offset(10));
+    // Node 2 fails: node 1 leads from offset 10 with the HW it had copied, 5.
+    apply(
+        &mut img,
+        &MetadataCommand::ChangePartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: Some(NodeId(1)),
+            isr: vec![NodeId(1)],
+        },
+    );
+    rm.reconcile(&img, &broker).expect("leader");
+    assert!(part.is_leader());
+    let read = part.read_for_follower(NodeId(3), 7, old_epoch.0, 1 << 20, 0).expect("fetch");
+    assert_eq!(read.diverging, None, "node 3's log is a prefix of the leader's");
+    assert_eq!(read.isr_expansion, None, "offset 7 is past the HW but before the epoch start");
+    let read = part.read_for_follower(NodeId(3), 10, old_epoch.0, 1 << 20, 0).expect("fetch");
+    assert_eq!(read.isr_expansion, Some(vec![NodeId(1), NodeId(3)]));
 }

@@ -76,9 +76,13 @@ impl Replication {
 /// A connection to one leader's replication service, rebuilt when its address changes.
 type Client = Option<(String, ReplicationClient<Channel>)>;
 
-fn connect<'a>(client: &'a mut Client, addr: &str) -> Option<&'a mut ReplicationClient<Channel>> {
+fn connect<'a>(
+    client: &'a mut Client,
+    dialer: &crate::raft::network::Dialer,
+    addr: &str,
+) -> Option<&'a mut ReplicationClient<Channel>> {
     if client.as_ref().is_none_or(|(a, _)| a != addr) {
-        *client = crate::raft::network::channel(addr).ok().map(|ch| {
+        *client = dialer.channel(addr).ok().map(|ch| {
             let c = ReplicationClient::new(ch)
                 .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(REPLICATION_MESSAGE_BYTES_MAX);
@@ -100,20 +104,25 @@ async fn fetch_loop(weak: Weak<Replication>, leader: NodeId) {
         let ctx = replication.ctx.clone();
         drop(replication);
         let addr = ctx.metadata.image().brokers.get(&leader).map(|b| b.replication_addr.clone());
-        let Some(c) = addr.filter(|a| !a.is_empty()).and_then(|a| connect(&mut client, &a)) else {
+        let Some(c) =
+            addr.filter(|a| !a.is_empty()).and_then(|a| connect(&mut client, &ctx.dialer, &a))
+        else {
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
         let request = build_request(ctx.node_id, &parts);
-        // Each partition's leader epoch as the request was built: the answer only counts for a
-        // partition still following this leader in that epoch.
-        let epochs: Vec<LeaderEpoch> =
-            request.partitions.iter().map(|p| LeaderEpoch(p.current_leader_epoch)).collect();
+        // Each partition's leader epoch and fetch offset as the request was built: the answer
+        // only counts for a partition still following this leader in that epoch, at that offset.
+        let asked: Vec<(LeaderEpoch, i64)> = request
+            .partitions
+            .iter()
+            .map(|p| (LeaderEpoch(p.current_leader_epoch), p.fetch_offset))
+            .collect();
         let mut req = tonic::Request::new(request);
         req.set_timeout(Duration::from_millis(FETCH_WAIT_MS as u64) + FETCH_SLACK);
         let keep_going = match c.fetch(req).await {
             Ok(resp) => {
-                let applied = apply_response(leader, &parts, &epochs, resp.into_inner());
+                let applied = apply_response(leader, &parts, &asked, resp.into_inner());
                 tracing::trace!(leader = %leader, appended = applied.appended, "fetch answer applied");
                 // `flush.messages`: the next fetch acknowledges this data, so it is fsynced
                 // first (on a blocking thread).
@@ -168,20 +177,21 @@ struct Applied {
     keep_going: bool,
 }
 
-/// Applies a fetch answer from `leader` to `parts`, each asked for in leader epoch `epochs[i]`.
+/// Applies a fetch answer from `leader` to `parts`, each asked for in leader epoch `asked[i].0`
+/// from offset `asked[i].1`.
 fn apply_response(
     leader: NodeId,
     parts: &[Arc<Partition>],
-    epochs: &[LeaderEpoch],
+    asked: &[(LeaderEpoch, i64)],
     resp: super::pb::FetchResponse,
 ) -> Applied {
     let mut any_ok = false;
     let mut stuck = false;
     let mut flushes = Vec::new();
     for pd in resp.partitions {
-        let Some((part, epoch)) = parts
+        let Some((part, (epoch, fetch_offset))) = parts
             .iter()
-            .zip(epochs)
+            .zip(asked)
             .find(|(p, _)| p.tp.topic == pd.topic && p.tp.partition.0 == pd.partition)
         else {
             continue;
@@ -191,6 +201,7 @@ fn apply_response(
             continue;
         }
         let data = LeaderData {
+            fetch_offset: *fetch_offset,
             diverging: pd.diverging.as_ref().map(|d| (d.epoch, d.end_offset)),
             records: &pd.records,
             high_watermark: pd.high_watermark,
@@ -276,7 +287,7 @@ mod tests {
         let applied = apply_response(
             NodeId(2),
             std::slice::from_ref(&part),
-            &[LeaderEpoch(asked_in)],
+            &[(LeaderEpoch(asked_in), 0)],
             answer(),
         );
         assert!(!applied.appended);
@@ -284,17 +295,26 @@ mod tests {
         // Following node 2 again, in a newer epoch than the answer was asked in: still stale.
         led_by(&mut img, 2);
         rm.reconcile(&img, &config).expect("follower again");
-        apply_response(NodeId(2), std::slice::from_ref(&part), &[LeaderEpoch(asked_in)], answer());
+        apply_response(NodeId(2), std::slice::from_ref(&part), &[(LeaderEpoch(asked_in), 0)], answer());
         assert_eq!(part.offsets().log_end_offset, Offset(0));
         // An answer to a request of the current epoch is applied.
         let current = part.leader_epoch().0;
         let applied = apply_response(
             NodeId(2),
             std::slice::from_ref(&part),
-            &[LeaderEpoch(current)],
+            &[(LeaderEpoch(current), 0)],
             answer(),
         );
         assert!(applied.appended);
         assert_eq!(part.offsets().log_end_offset, Offset(1));
+        // An answer asked from offset 0 arriving when the log ends at 1 is not appended (a
+        // record past the log end would leave a hole).
+        let mut later = answer();
+        crate::log::batch::assign_offset(&mut batch, Offset(2), LeaderEpoch(current));
+        later.partitions[0].records = batch.clone().into();
+        let applied =
+            apply_response(NodeId(2), std::slice::from_ref(&part), &[(LeaderEpoch(current), 0)], later);
+        assert!(!applied.appended);
+        assert_eq!(part.offsets().log_end_offset, Offset(1), "no hole at offset 1");
     }
 }

@@ -122,8 +122,11 @@ pub(crate) struct ReplicaState {
     pub(crate) followers: HashMap<NodeId, FollowerProgress>,
     /// Leader only: when this leadership began (lag is measured from it for silent followers).
     pub(crate) leader_since_ms: i64,
-    /// An AlterPartition is in flight; no other is sent until metadata answers.
-    pub(crate) isr_change_pending: bool,
+    /// The ISR of the AlterPartition in flight; no other is sent until metadata answers. While
+    /// it is in flight the high watermark counts its members too (Kafka's maximal ISR): the
+    /// controller may already have committed it, and a member it adds may be elected leader
+    /// before this leader hears of the change, so it must hold everything acknowledged.
+    pub(crate) pending_isr: Option<Vec<NodeId>>,
 }
 
 /// The offsets a reader sees.
@@ -180,6 +183,8 @@ pub(crate) struct FollowerRead {
 /// A leader's answer to this replica's fetch, for [`Partition::apply_as_follower`].
 #[derive(Debug)]
 pub(crate) struct LeaderData<'a> {
+    /// The offset the fetch asked from: this replica's log end offset when it asked.
+    pub(crate) fetch_offset: i64,
     pub(crate) diverging: Option<(i32, i64)>,
     pub(crate) records: &'a [u8],
     pub(crate) high_watermark: i64,
@@ -460,16 +465,19 @@ impl Partition {
             .map(|(r, _)| r)
     }
 
-    /// Leader: recomputes HW = min log end offset over the ISR (the leader's is `leader_leo`)
-    /// and raises it if it grew. Returns the HW.
+    /// Leader: recomputes HW = min log end offset over the maximal ISR (the ISR and the members
+    /// an AlterPartition in flight adds; the leader's is `leader_leo`) and raises it if it
+    /// grew. Returns the HW.
     pub(crate) fn advance_high_watermark(&self, leader_leo: Offset) -> Offset {
         let st = self.state();
         if st.leader != Some(self.local) {
             return self.high_watermark();
         }
+        let adding = st.pending_isr.iter().flatten().filter(|r| !st.isr.contains(r));
         let min = st
             .isr
             .iter()
+            .chain(adding)
             .map(|r| {
                 if *r == self.local {
                     leader_leo.0
@@ -503,12 +511,17 @@ impl Partition {
     }
 
     /// Leader: records a follower fetch at `fetch_offset`. Returns the ISR to propose when the
-    /// follower should (re)join it: it is a replica outside the ISR whose fetch reached the HW.
+    /// follower should (re)join it: it is a replica outside the ISR whose fetch reached both
+    /// the HW and `epoch_start`, the offset this leadership began at (as Kafka's
+    /// `isFollowerInSync`). A new leader's HW can lag what its predecessor acknowledged; the
+    /// epoch start is past all of that, so a member admitted here holds every acknowledged
+    /// record and may be elected safely.
     pub(crate) fn record_follower_fetch(
         &self,
         follower: NodeId,
         fetch_offset: i64,
         leader_leo: Offset,
+        epoch_start: Offset,
         now_ms: i64,
     ) -> Option<Vec<NodeId>> {
         let mut st = self.state();
@@ -520,13 +533,14 @@ impl Partition {
         let expand = !st.isr.contains(&follower)
             && st.replicas.contains(&follower)
             && fetch_offset >= hw
-            && !st.isr_change_pending;
+            && fetch_offset >= epoch_start.0
+            && st.pending_isr.is_none();
         if !expand {
             return None;
         }
-        st.isr_change_pending = true;
         let mut isr = st.isr.clone();
         isr.push(follower);
+        st.pending_isr = Some(isr.clone());
         Some(isr)
     }
 
@@ -534,7 +548,7 @@ impl Partition {
     /// go. Never drops the leader itself.
     pub(crate) fn shrink_candidates(&self, now_ms: i64, lag_max_ms: i64) -> Option<Vec<NodeId>> {
         let mut st = self.state();
-        if st.leader != Some(self.local) || st.isr_change_pending {
+        if st.leader != Some(self.local) || st.pending_isr.is_some() {
             return None;
         }
         let since = st.leader_since_ms;
@@ -550,7 +564,7 @@ impl Partition {
         if keep.len() == st.isr.len() {
             return None;
         }
-        st.isr_change_pending = true;
+        st.pending_isr = Some(keep.clone());
         Some(keep)
     }
 
@@ -570,7 +584,7 @@ impl Partition {
 
     /// Lets the next ISR change be proposed (the previous one was answered or failed).
     pub(crate) fn clear_isr_change(&self) {
-        self.state().isr_change_pending = false;
+        self.state().pending_isr = None;
     }
 
     /// Applies this partition's metadata. A new leader epoch resets follower progress; a
@@ -607,7 +621,7 @@ impl Partition {
             st.leader_since_ms = now_ms;
         }
         if st.partition_epoch != p.partition_epoch || new_epoch {
-            st.isr_change_pending = false;
+            st.pending_isr = None;
         }
         st.leader = p.leader;
         st.leader_epoch = p.leader_epoch;

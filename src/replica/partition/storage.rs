@@ -121,9 +121,17 @@ impl Partition {
             return Ok(out);
         }
         out.records = log.read(Offset(fetch_offset), out.log_end_offset, max_bytes, true)?;
+        // Where this leadership began (its log end offset then); unknown counts as the log end.
+        let epoch_start =
+            log.epoch_start_offset(self.leader_epoch()).unwrap_or(out.log_end_offset);
         drop(log);
-        out.isr_expansion =
-            self.record_follower_fetch(follower, fetch_offset, out.log_end_offset, now_ms);
+        out.isr_expansion = self.record_follower_fetch(
+            follower,
+            fetch_offset,
+            out.log_end_offset,
+            epoch_start,
+            now_ms,
+        );
         out.high_watermark = self.advance_high_watermark(out.log_end_offset);
         Ok(out)
     }
@@ -138,9 +146,10 @@ impl Partition {
         }
     }
 
-    /// Follower: applies `leader`'s answer to a fetch asked in leader epoch `asked_in`:
-    /// truncates to a divergence point, or appends the batches verbatim; then adopts the
-    /// leader's high watermark.
+    /// Follower: applies `leader`'s answer to a fetch asked in leader epoch `asked_in` at this
+    /// replica's log end offset (`data.fetch_offset`; an answer for another offset is
+    /// stale): truncates to a divergence point, or appends the batches verbatim; then adopts
+    /// the leader's high watermark.
     ///
     /// Checked under the log lock, which a new leadership takes to record its epoch: an answer
     /// that arrives after this replica stopped following `leader` in `asked_in` (it became
@@ -158,6 +167,13 @@ impl Partition {
         if self.is_leader() || self.leader() != Some(leader) || self.leader_epoch() != asked_in {
             tracing::info!(partition = %self.tp, %leader, epoch = %asked_in,
                 "ignoring a fetch answer from before a leadership change");
+            return (FollowerApplied::Stale, None);
+        }
+        if log.log_end_offset().0 != data.fetch_offset {
+            // Answers are applied in the order asked, so this cannot happen; appending it would
+            // leave a hole before its first batch (Kafka refuses the same mismatch).
+            tracing::error!(partition = %self.tp, fetch_offset = data.fetch_offset,
+                log_end_offset = %log.log_end_offset(), "ignoring a fetch answer for another offset");
             return (FollowerApplied::Stale, None);
         }
         let mut applied = FollowerApplied::Applied;
