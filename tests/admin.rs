@@ -36,7 +36,7 @@ async fn health_readiness_and_metrics_are_served_and_metrics_follow_traffic() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let admin = listener.local_addr().expect("addr").to_string();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(samsa::admin::serve(listener, b.broker.clone(), async {
+    tokio::spawn(samsa::admin::serve(listener, b.broker.clone(), Default::default(), async {
         let _ = stop_rx.await;
     }));
 

@@ -4,8 +4,10 @@
 //!   has applied the metadata log up to what it holds (readiness); 503 with the reason before;
 //! * `GET /metrics`: Prometheus text format.
 //!
-//! It only reads broker state; nothing here can change it.
+//! It only reads broker state; nothing here can change it. It may serve TLS and require a
+//! bearer token on everything but `/healthz` (see [`auth`]).
 
+pub mod auth;
 pub(crate) mod metrics;
 
 use std::future::Future;
@@ -21,6 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use self::auth::{ADMIN_TLS_HANDSHAKE_TIMEOUT, AdminSecurity, AdminToken};
 use self::metrics::{LagLabels, Sample};
 use crate::broker::Broker;
 
@@ -32,12 +35,13 @@ pub const REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// How long a client may take to send its request head before the connection is dropped.
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The admin endpoints.
-fn router(broker: Arc<Broker>) -> Router {
+/// The admin endpoints; all but `/healthz` behind the bearer token, when one is set.
+fn router(broker: Arc<Broker>, token: Option<AdminToken>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(prometheus))
+        .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token))
+        .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { (StatusCode::NOT_FOUND, "endpoints: /healthz /readyz /metrics\n") })
         .with_state(broker)
 }
@@ -56,33 +60,56 @@ async fn prometheus(State(broker): State<Arc<Broker>>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], render(&broker)).into_response()
 }
 
-/// Serves the admin endpoints (HTTP/1.1, hyper) until `shutdown` resolves. Each connection is
-/// bounded: a request head over [`REQUEST_HEAD_BYTES_MAX`] or slower than
-/// [`REQUEST_READ_TIMEOUT`] ends it.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
-    let service = TowerToHyperService::new(router(broker));
+/// Serves the admin endpoints (HTTP/1.1, hyper; over TLS when `security` says so) until
+/// `shutdown` resolves. Each connection is bounded: a TLS handshake slower than
+/// [`ADMIN_TLS_HANDSHAKE_TIMEOUT`], a request head over [`REQUEST_HEAD_BYTES_MAX`] or slower
+/// than [`REQUEST_READ_TIMEOUT`] ends it.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    security: AdminSecurity,
+    shutdown: impl Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router(broker, security.token));
+    let tls = security.tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let service = service.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let served = hyper::server::conn::http1::Builder::new()
-                        // One response per connection, as the probes and scrapers expect.
-                        .keep_alive(false)
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(REQUEST_READ_TIMEOUT)
-                        .max_buf_size(REQUEST_HEAD_BYTES_MAX)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                    if let Err(e) = served {
-                        tracing::debug!(error = %e, "admin connection ended");
+                    let Some(tls) = tls else {
+                        serve_connection(TokioIo::new(stream), service).await;
+                        return;
+                    };
+                    match tokio::time::timeout(ADMIN_TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(TokioIo::new(stream), service).await,
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "admin TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "admin TLS handshake timed out"),
                     }
                 });
             }
         }
+    }
+}
+
+async fn serve_connection<S>(io: TokioIo<S>, service: TowerToHyperService<Router>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let served = hyper::server::conn::http1::Builder::new()
+        // One response per connection, as the probes and scrapers expect.
+        .keep_alive(false)
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_READ_TIMEOUT)
+        .max_buf_size(REQUEST_HEAD_BYTES_MAX)
+        .serve_connection(io, service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "admin connection ended");
     }
 }
 

@@ -116,11 +116,17 @@ async fn bind_listeners(config: &mut BrokerConfig) -> anyhow::Result<Listeners> 
 async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
     let listeners = bind_listeners(&mut config).await?;
     let data_dir = config.data_dir.clone();
+    let admin_security = crate::admin::auth::AdminSecurity::build(
+        config.admin_listener_security_protocol,
+        config.admin_listener_auth_token_file.as_deref(),
+        &config.security_props,
+    )?;
+    let admin_scheme = if admin_security.tls.is_some() { "https" } else { "http" };
     let broker = Broker::start(config, listeners.controller).await?;
     let admin_addr = listeners.admin.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(listener) = listeners.admin {
         let mut stop = broker.shutdown_signal();
-        tokio::spawn(crate::admin::serve(listener, broker.clone(), async move {
+        tokio::spawn(crate::admin::serve(listener, broker.clone(), admin_security, async move {
             let _ = stop.wait_for(|s| *s).await;
         }));
     }
@@ -130,7 +136,7 @@ async fn run_node(mut config: BrokerConfig, what: &str) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .map_or("none".to_string(), |a| a.to_string());
-    let admin_note = admin_addr.map_or(String::new(), |a| format!(", admin http://{a}"));
+    let admin_note = admin_addr.map_or(String::new(), |a| format!(", admin {admin_scheme}://{a}"));
     outln!(
         "{what} ready: Kafka listener {kafka_addr}, node {}, cluster {cluster_id}, data in {}{admin_note}",
         broker.config.node_id,

@@ -139,6 +139,12 @@ pub struct BrokerConfig {
     /// `admin.listener` (samsa's own key): where `/healthz`, `/readyz` and `/metrics` are
     /// served over HTTP, as `host:port`; none when unset.
     pub admin_listener: Option<SocketAddr>,
+    /// `admin.listener.security.protocol`: PLAINTEXT, or SSL with the `listener.name.admin.ssl.*`
+    /// keys (see `admin::auth`).
+    pub admin_listener_security_protocol: crate::security::SecurityProtocol,
+    /// `admin.listener.auth.token.file`: the bearer token every admin endpoint but `/healthz`
+    /// requires, when set.
+    pub admin_listener_auth_token_file: Option<PathBuf>,
     /// `group.*` and `offsets.*`: the consumer-group coordinator.
     pub group: super::group::GroupConfig,
     /// `log.cleaner.*` and `log.cleanup.policy`.
@@ -202,6 +208,8 @@ impl BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             unclean_leader_election_enable: false,
             admin_listener: None,
+            admin_listener_security_protocol: crate::security::SecurityProtocol::Plaintext,
+            admin_listener_auth_token_file: None,
             group: super::group::GroupConfig::dev(),
             cleaner: super::cleaner::CleanerConfig::default(),
             txn: super::txn::TxnConfig::default(),
@@ -329,6 +337,17 @@ impl BrokerConfig {
             }
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = boolean()?,
+            "admin.listener.security.protocol" => {
+                self.admin_listener_security_protocol =
+                    crate::security::SecurityProtocol::parse(value.trim())
+                        .ok_or_else(|| invalid(key, value, "must be PLAINTEXT or SSL"))?
+            }
+            "admin.listener.auth.token.file" => {
+                self.admin_listener_auth_token_file = match value.trim() {
+                    "" => None,
+                    v => Some(PathBuf::from(v)),
+                }
+            }
             "admin.listener" => {
                 self.admin_listener = match value.trim() {
                     "" => None,

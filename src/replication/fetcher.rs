@@ -295,7 +295,12 @@ mod tests {
         // Following node 2 again, in a newer epoch than the answer was asked in: still stale.
         led_by(&mut img, 2);
         rm.reconcile(&img, &config).expect("follower again");
-        apply_response(NodeId(2), std::slice::from_ref(&part), &[(LeaderEpoch(asked_in), 0)], answer());
+        apply_response(
+            NodeId(2),
+            std::slice::from_ref(&part),
+            &[(LeaderEpoch(asked_in), 0)],
+            answer(),
+        );
         assert_eq!(part.offsets().log_end_offset, Offset(0));
         // An answer to a request of the current epoch is applied.
         let current = part.leader_epoch().0;
@@ -312,8 +317,12 @@ mod tests {
         let mut later = answer();
         crate::log::batch::assign_offset(&mut batch, Offset(2), LeaderEpoch(current));
         later.partitions[0].records = batch.clone().into();
-        let applied =
-            apply_response(NodeId(2), std::slice::from_ref(&part), &[(LeaderEpoch(current), 0)], later);
+        let applied = apply_response(
+            NodeId(2),
+            std::slice::from_ref(&part),
+            &[(LeaderEpoch(current), 0)],
+            later,
+        );
         assert!(!applied.appended);
         assert_eq!(part.offsets().log_end_offset, Offset(1), "no hole at offset 1");
     }

@@ -1,12 +1,13 @@
 """TLS and SASL listeners, configured with Kafka's own keys, against real clients.
 
-One node serves four Kafka listeners: SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; a SCRAM
+One node serves four Kafka listeners and an admin HTTP listener over TLS with a bearer token: SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; a SCRAM
 user given at creation with --add-scram, others managed with AlterUserScramCredentials), SSL with required client certificates
 mapped to principals by ssl.principal.mapping.rules (its key encrypted, opened with
 ssl.key.password), SASL_PLAINTEXT (PLAIN, other users), and PLAINTEXT. Certificates come from
 scripts/gen-certs.sh. Each refusal is checked for the client-visible error, and after each the
 node still serves a well-behaved client; at the end the broker log holds no secret.
 """
+import http.client
 import os
 import shutil
 import signal
@@ -28,7 +29,8 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 GEN_CERTS = os.path.join(ROOT, "scripts", "gen-certs.sh")
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 SECRETS = ["admin-secret", "alice-secret", "bob-secret", "localhost-key-password", "not-the-password",
-           "root-secret", "carol-secret", "dora-secret"]
+           "root-secret", "carol-secret", "dora-secret", "admin-http-token-0123"]
+ADMIN_TOKEN = "admin-http-token-0123"
 
 
 class SecureNode:
@@ -40,6 +42,10 @@ class SecureNode:
         self.rogue = os.path.join(self.dir, "rogue-ca")
         subprocess.run([GEN_CERTS, self.rogue, "rogue", "--client", "mallory"], check=True, capture_output=True)
         self.ports = {name: free_port() for name in ("SASL_SSL", "SSL", "SASL_PLAINTEXT", "PLAINTEXT", "CONTROLLER")}
+        self.admin_port = free_port()
+        self.token_file = os.path.join(self.dir, "admin-token")
+        with open(self.token_file, "w") as f:
+            f.write(ADMIN_TOKEN + "\n")
         listeners = ",".join(f"{n}://127.0.0.1:{p}" for n, p in self.ports.items())
         c = self.certs
         self.props = os.path.join(self.dir, "node.properties")
@@ -62,6 +68,9 @@ class SecureNode:
                 f'listener.name.sasl_ssl.plain.sasl.jaas.config={PLAIN} required username="admin" '
                 'password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";\n'
                 f'listener.name.sasl_plaintext.plain.sasl.jaas.config={PLAIN} required user_bob="bob-secret";\n'
+                f"admin.listener=127.0.0.1:{self.admin_port}\n"
+                "admin.listener.security.protocol=SSL\n"
+                f"admin.listener.auth.token.file={self.token_file}\n"
                 f"log.dirs={self.dir}/data\n")
         self.log = os.path.join(self.dir, "node.log")
         self.start()
@@ -510,6 +519,10 @@ def test_misconfigured_tls_stops_the_node_with_a_message_and_no_secret(node):
          f"listener.name.ssl.ssl.keystore.location={node.certs}/missing.pem", "missing.pem"),
         ("ssl.keystore.type=PEM", "ssl.keystore.type=JKS", "keytool"),
         ("sasl.enabled.mechanisms=PLAIN", "sasl.enabled.mechanisms=GSSAPI", "GSSAPI"),
+        ("admin.listener.security.protocol=SSL", "admin.listener.security.protocol=SASL_SSL",
+         "PLAINTEXT or SSL"),
+        (f"admin.listener.auth.token.file={node.token_file}",
+         f"admin.listener.auth.token.file={node.dir}/no-token", "no-token"),
     ]
     for old, new, expected in cases:
         assert old in base, old
@@ -517,7 +530,7 @@ def test_misconfigured_tls_stops_the_node_with_a_message_and_no_secret(node):
         with open(path, "w") as f:
             # Other ports, so the running node is not disturbed.
             text = base.replace(old, new)
-            for p in node.ports.values():
+            for p in [*node.ports.values(), node.admin_port]:
                 text = text.replace(f":{p}", f":{free_port()}")
             f.write(text.replace(f"log.dirs={node.dir}/data", f"log.dirs={node.dir}/bad-data"))
         r = subprocess.run([SAMSA_BIN, "server", path], capture_output=True, text=True, timeout=30)
@@ -525,6 +538,61 @@ def test_misconfigured_tls_stops_the_node_with_a_message_and_no_secret(node):
         assert expected in r.stderr, r.stderr
         for secret in SECRETS:
             assert secret not in r.stderr, (secret, r.stderr)
+
+
+def admin_get(node, path, token=None, cafile=None):
+    """GET `path` from the admin listener over TLS: (status, body, WWW-Authenticate)."""
+    ctx = ssl.create_default_context(cafile=cafile or f"{node.certs}/ca.pem")
+    conn = http.client.HTTPSConnection("localhost", node.admin_port, context=ctx, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        r = conn.getresponse()
+        return r.status, r.read().decode(), r.getheader("WWW-Authenticate")
+    finally:
+        conn.close()
+
+
+def test_the_admin_listener_serves_tls_and_wants_the_token_everywhere_but_healthz(node):
+    assert admin_get(node, "/healthz")[:2] == (200, "ok\n"), "liveness needs no token"
+    status, body, challenge = admin_get(node, "/readyz")
+    assert status == 401 and challenge.startswith("Bearer"), (status, body, challenge)
+    assert ADMIN_TOKEN not in body
+    assert admin_get(node, "/metrics")[0] == 401
+    assert admin_get(node, "/metrics", token="wrong-token")[0] == 401
+    assert admin_get(node, "/metrics", token=ADMIN_TOKEN[:-1])[0] == 401, "a prefix is refused"
+    assert admin_get(node, "/readyz", token=ADMIN_TOKEN)[:2] == (200, "ready\n")
+    status, body, _ = admin_get(node, "/metrics", token=ADMIN_TOKEN)
+    assert status == 200 and "samsa_raft_term" in body
+    # A CA that did not sign the listener's certificate: the client refuses the handshake.
+    with pytest.raises(ssl.SSLError):
+        admin_get(node, "/healthz", cafile=f"{node.rogue}/ca.pem")
+    # Plain HTTP on the TLS port gets no HTTP answer, and the listener goes on serving.
+    with socket.create_connection(("127.0.0.1", node.admin_port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = s.recv(64)
+        except ConnectionResetError:
+            answer = b""
+        assert not answer.startswith(b"HTTP/"), answer
+    assert admin_get(node, "/healthz")[0] == 200
+
+
+def test_samsa_health_speaks_tls_and_sends_the_token(node):
+    health = [SAMSA_BIN, "health", "--admin", f"localhost:{node.admin_port}"]
+    ca = ["--cacert", f"{node.certs}/ca.pem"]
+    r = subprocess.run(health + ca + ["--token-file", node.token_file], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ready" in r.stdout, (r.stdout, r.stderr)
+    r = subprocess.run(health + ca + ["--live"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ok" in r.stdout, (r.stdout, r.stderr)
+    r = subprocess.run(health + ca, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "--token-file" in r.stderr, (r.stdout, r.stderr)
+    r = subprocess.run(health + ["--token-file", node.token_file], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "--cacert" in r.stderr, (r.stdout, r.stderr)
+    r = subprocess.run(health + ["--cacert", f"{node.rogue}/ca.pem", "--token-file", node.token_file],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "TLS" in r.stderr, (r.stdout, r.stderr)
+    for out in (r.stdout, r.stderr):
+        assert ADMIN_TOKEN not in out
 
 
 def test_zz_no_secret_reached_the_broker_log(node):

@@ -122,8 +122,7 @@ impl Partition {
         }
         out.records = log.read(Offset(fetch_offset), out.log_end_offset, max_bytes, true)?;
         // Where this leadership began (its log end offset then); unknown counts as the log end.
-        let epoch_start =
-            log.epoch_start_offset(self.leader_epoch()).unwrap_or(out.log_end_offset);
+        let epoch_start = log.epoch_start_offset(self.leader_epoch()).unwrap_or(out.log_end_offset);
         drop(log);
         out.isr_expansion = self.record_follower_fetch(
             follower,
