@@ -23,13 +23,19 @@ fn node_dir() -> (tempfile::TempDir, BrokerConfig) {
 }
 
 fn image(leader: i32) -> MetadataImage {
+    replicated(&[1, 2], leader, &[1, 2])
+}
+
+/// t-0 on `replicas`, led by `leader` with `isr`.
+fn replicated(replicas: &[i32], leader: i32, isr: &[i32]) -> MetadataImage {
+    let nodes = |ids: &[i32]| ids.iter().map(|n| NodeId(*n)).collect::<Vec<_>>();
     let mut img = MetadataImage::default();
     apply(
         &mut img,
         &MetadataCommand::CreateTopic {
             name: "t".into(),
             id: Uuid::from_u128(1),
-            assignments: vec![vec![NodeId(1), NodeId(2)]],
+            assignments: vec![nodes(replicas)],
             configs: Default::default(),
         },
     );
@@ -39,7 +45,7 @@ fn image(leader: i32) -> MetadataImage {
             topic: "t".into(),
             partition: 0,
             leader: Some(NodeId(leader)),
-            isr: vec![NodeId(1), NodeId(2)],
+            isr: nodes(isr),
         },
     );
     img
@@ -346,26 +352,7 @@ fn the_preferred_read_replica_is_an_in_sync_follower_in_the_consumers_rack() {
 
 /// t-0 on replicas 1, 2 and 3, led by `leader` with `isr`.
 fn three_replicas(leader: i32, isr: &[i32]) -> MetadataImage {
-    let mut img = MetadataImage::default();
-    apply(
-        &mut img,
-        &MetadataCommand::CreateTopic {
-            name: "t".into(),
-            id: Uuid::from_u128(1),
-            assignments: vec![vec![NodeId(1), NodeId(2), NodeId(3)]],
-            configs: Default::default(),
-        },
-    );
-    apply(
-        &mut img,
-        &MetadataCommand::ChangePartition {
-            topic: "t".into(),
-            partition: 0,
-            leader: Some(NodeId(leader)),
-            isr: isr.iter().map(|n| NodeId(*n)).collect(),
-        },
-    );
-    img
+    replicated(&[1, 2, 3], leader, isr)
 }
 
 fn records(n: usize) -> bytes::Bytes {
