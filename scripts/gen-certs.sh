@@ -2,7 +2,7 @@
 # Makes a throwaway certificate authority and PEM certificates for samsa's TLS listeners, for
 # tests and examples (never for production: the CA key sits next to the certificates).
 #
-#   scripts/gen-certs.sh DIR [NODE_NAME...] [--client NAME...]
+#   scripts/gen-certs.sh DIR [NODE_NAME...] [--san NAME...] [--client NAME...]
 #
 # DIR/ca.pem                 the CA certificate (ssl.truststore.location for nodes and clients)
 # DIR/<name>.pem             private key + certificate chain in one file (ssl.keystore.location)
@@ -10,7 +10,9 @@
 #                            ssl.certificate.location)
 # DIR/<name>.enc.pem         the key encrypted with the password in DIR/<name>.password (PKCS#8,
 #                            PBES2 AES-256), then the chain: ssl.keystore.location + ssl.key.password
-# Node certificates name localhost, 127.0.0.1 and the node name as subjectAltNames; client
+# Node certificates name localhost, 127.0.0.1 and the node name as subjectAltNames, plus every
+# --san NAME, in which {node} stands for the node name (Kubernetes:
+# `--san '{node}.samsa-headless' --san samsa` for the pods' DNS names and the client Service); client
 # certificates have the subject CN=<name>,OU=clients,O=samsa. Default: node "localhost", no
 # clients. Idempotent per DIR: an existing CA is reused.
 set -euo pipefail
@@ -19,10 +21,17 @@ if [ $# -lt 1 ]; then
   exit 2
 fi
 dir=$1; shift
-nodes=(); clients=(); into=nodes
+nodes=(); clients=(); sans=(); into=nodes
 for a in "$@"; do
-  if [ "$a" = "--client" ]; then into=clients; continue; fi
-  if [ "$into" = nodes ]; then nodes+=("$a"); else clients+=("$a"); fi
+  case "$a" in
+    --client) into=clients; continue ;;
+    --san) into=sans; continue ;;
+  esac
+  case "$into" in
+    nodes) nodes+=("$a") ;;
+    clients) clients+=("$a") ;;
+    sans) sans+=("$a"); into=nodes ;;
+  esac
 done
 [ ${#nodes[@]} -eq 0 ] && nodes=(localhost)
 mkdir -p "$dir"
@@ -52,8 +61,10 @@ issue() {
 }
 
 for n in "${nodes[@]}"; do
+  extra=""
+  for s in "${sans[@]+"${sans[@]}"}"; do extra+=",DNS:${s//\{node\}/$n}"; done
   issue "$n" "/O=samsa/OU=nodes/CN=$n" \
-    "subjectAltName=DNS:$n,DNS:localhost,IP:127.0.0.1
+    "subjectAltName=DNS:$n$extra,DNS:localhost,IP:127.0.0.1
 extendedKeyUsage=serverAuth,clientAuth
 basicConstraints=CA:FALSE"
 done

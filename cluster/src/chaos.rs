@@ -48,8 +48,9 @@ const CHAOS_SEGMENT_BYTES: &str = "65536";
 const WARM_UP: Duration = Duration::from_secs(3);
 
 /// Broker settings of a chaos cluster: short sessions so faults are noticed within seconds, RF 3
-/// with min.insync.replicas 2 everywhere, preferred-leader elections during the run.
-pub const CHAOS_SETTINGS: [&str; 10] = [
+/// with min.insync.replicas 2 everywhere, preferred-leader elections during the run, an
+/// authorizer.
+pub const CHAOS_SETTINGS: [&str; 13] = [
     "broker.session.timeout.ms=3000",
     "broker.heartbeat.interval.ms=500",
     "replica.lag.time.max.ms=5000",
@@ -61,6 +62,11 @@ pub const CHAOS_SETTINGS: [&str; 10] = [
     "leader.imbalance.check.interval.seconds=30",
     // The cleaner looks for work every second, so compaction runs under every fault kind.
     "log.cleaner.backoff.ms=1000",
+    // Every request passes the StandardAuthorizer; the workload's PLAINTEXT clients and the
+    // nodes (User:ANONYMOUS) are super users, and the admin worker's ACLs are state to check.
+    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users=User:ANONYMOUS",
+    "allow.everyone.if.no.acl.found=false",
 ];
 
 /// Where the cluster runs.

@@ -313,6 +313,7 @@ pub fn check(events: &[Event]) -> Report {
     check_commits(events, &mut r);
     check_admin(events, &mut r);
     check_scram(events, &mut r);
+    check_acls(events, &mut r);
     check_stalls(events, &mut r);
     check_run(events, &mut r);
     check_compacted(events, &mut r);
@@ -581,7 +582,7 @@ fn check_admin(events: &[Event], r: &mut Report) {
     let mut ops: BTreeMap<&str, Vec<AdminOp<'_>>> = BTreeMap::new();
     for e in events {
         if let Event::Admin { op, topic, partitions, ok, .. } = e {
-            if op.starts_with("scram_") {
+            if op.starts_with("scram_") || op.starts_with("acl_") {
                 continue;
             }
             if *ok {
@@ -676,6 +677,58 @@ fn check_scram(events: &[Event], r: &mut Report) {
         }
         if upserted && !delete_tried && !exists {
             r.violations.push(lost("scram_upsert", "the user has no credential"));
+        }
+    }
+}
+
+/// ACL bindings in the metadata log, on every node: an acknowledged creation never deleted
+/// must be served by each node after the run, and an acknowledged deletion by none (each
+/// binding has a principal of its own, never reused).
+fn check_acls(events: &[Event], r: &mut Report) {
+    let mut ops: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
+    for e in events {
+        if let Event::Admin { op, topic, ok, .. } = e
+            && op.starts_with("acl_")
+        {
+            if *ok {
+                r.stats.admin_ok += 1;
+            } else {
+                r.stats.admin_failed += 1;
+            }
+            ops.entry(topic).or_default().push((op, *ok));
+        }
+    }
+    if ops.is_empty() {
+        return;
+    }
+    // The last list from each node.
+    let mut lists: BTreeMap<i32, &std::collections::BTreeSet<String>> = BTreeMap::new();
+    for e in events {
+        if let Event::AclPrincipals { node, principals, .. } = e {
+            lists.insert(*node, principals);
+        }
+    }
+    if lists.is_empty() {
+        r.violations.push(Violation::Incomplete { detail: "no ACL list after the run".into() });
+        return;
+    }
+    for (principal, list) in ops {
+        let delete_tried = list.iter().any(|(op, _)| *op == "acl_delete");
+        let deleted = list.iter().any(|(op, ok)| *op == "acl_delete" && *ok);
+        let created = list.iter().any(|(op, ok)| *op == "acl_create" && *ok);
+        for (node, principals) in &lists {
+            let exists = principals.contains(principal);
+            let lost = |op: &str, detail: &str| Violation::AdminLost {
+                op: op.to_string(),
+                topic: format!("ACL binding of {principal} on node {node}"),
+                detail: detail.to_string(),
+            };
+            if deleted && exists {
+                r.violations.push(lost("acl_delete", "the binding is still served"));
+            }
+            if created && !delete_tried && !exists {
+                r.violations.push(lost("acl_create", "the binding is not served"));
+            }
         }
     }
 }
@@ -975,15 +1028,7 @@ mod tests {
 
     #[test]
     fn acknowledged_scram_users_must_be_in_the_final_list_and_deleted_ones_gone() {
-        let admin = |op: &str, user: &str, ok: bool| Event::Admin {
-            t: 5,
-            w: "admin".into(),
-            op: op.into(),
-            topic: user.into(),
-            partitions: None,
-            ok,
-            err: None,
-        };
+        let admin = named_admin_op;
         let mut h = clean();
         h.push(admin("scram_upsert", "kept", true));
         h.push(admin("scram_upsert", "gone", true));
@@ -1003,6 +1048,45 @@ mod tests {
             "kept lost, gone still there: {:?}",
             r.violations
         );
+    }
+
+    /// An admin worker's operation on a named thing (a SCRAM user, an ACL principal).
+    fn named_admin_op(op: &str, name: &str, ok: bool) -> Event {
+        Event::Admin {
+            t: 5,
+            w: "admin".into(),
+            op: op.into(),
+            topic: name.into(),
+            partitions: None,
+            ok,
+            err: None,
+        }
+    }
+
+    #[test]
+    fn acknowledged_acl_bindings_must_be_served_by_every_node_and_deleted_ones_by_none() {
+        let admin = named_admin_op;
+        let served = |node: i32, principals: &[&str]| Event::AclPrincipals {
+            t: 100,
+            node,
+            principals: principals.iter().map(|p| p.to_string()).collect(),
+        };
+        let mut h = clean();
+        h.push(admin("acl_create", "User:kept", true));
+        h.push(admin("acl_create", "User:gone", true));
+        h.push(admin("acl_delete", "User:gone", true));
+        h.push(admin("acl_create", "User:maybe", false));
+        h.push(admin("acl_create", "User:tried", true));
+        h.push(admin("acl_delete", "User:tried", false));
+        let r = check(&h);
+        assert_eq!(r.count("history incomplete"), 1, "no final list: {:?}", r.violations);
+        h.push(served(1, &["User:kept", "User:tried"]));
+        h.push(served(2, &["User:kept", "User:maybe"]));
+        assert!(check(&h).passed(), "{:?}", check(&h).violations);
+        // Node 3 lags: it lacks an acknowledged binding and still serves a deleted one.
+        h.push(served(3, &["User:gone"]));
+        let r = check(&h);
+        assert_eq!(r.count("admin operation lost"), 2, "{:?}", r.violations);
     }
 
     #[test]

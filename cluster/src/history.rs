@@ -218,6 +218,13 @@ pub enum Event {
         t: i64,
         users: std::collections::BTreeSet<String>,
     },
+    /// The principals of the ACL bindings node `node` serves (DescribeAcls, from its own
+    /// metadata image) after the run.
+    AclPrincipals {
+        t: i64,
+        node: i32,
+        principals: std::collections::BTreeSet<String>,
+    },
     /// Topics and partition counts after the run.
     Topics {
         t: i64,

@@ -16,8 +16,9 @@ use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeQuorumRequest, DescribeUserScramCredentialsRequest,
-    FindCoordinatorRequest, GroupId, MetadataRequest, OffsetFetchRequest, TopicName,
+    CreateTopicsRequest, DescribeAclsRequest, DescribeQuorumRequest,
+    DescribeUserScramCredentialsRequest, FindCoordinatorRequest, GroupId, MetadataRequest,
+    OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use samsa::client::KafkaClient;
@@ -327,6 +328,31 @@ impl Probe {
             }
         }
         None
+    }
+
+    /// The principals of every ACL binding node `id` serves, answered from that node's own
+    /// metadata image (so asking each node shows whether the bindings reached it).
+    pub async fn acl_principals(&mut self, id: i32) -> Option<std::collections::BTreeSet<String>> {
+        // Kafka's ANY (1) for the resource type, pattern type, operation and permission.
+        const ANY: i8 = 1;
+        let mut req = DescribeAclsRequest::default();
+        req.resource_type_filter = ANY;
+        req.resource_name_filter = None;
+        req.pattern_type_filter = ANY;
+        req.principal_filter = None;
+        req.host_filter = None;
+        req.operation = ANY;
+        req.permission_type = ANY;
+        let resp = self.ask(id, &req, 1).await?;
+        if resp.error_code != 0 {
+            return None;
+        }
+        Some(
+            resp.resources
+                .iter()
+                .flat_map(|r| r.acls.iter().map(|a| a.principal.to_string()))
+                .collect(),
+        )
     }
 
     /// Every SCRAM user with a credential, from the first node that answers.

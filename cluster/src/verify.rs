@@ -283,6 +283,17 @@ pub(crate) fn final_checks(
             detail: "no SCRAM user list at the end".into(),
         }),
     }
+    for id in target.ids() {
+        match rt.block_on(probe.acl_principals(id)) {
+            Some(principals) => {
+                rec.record(&Event::AclPrincipals { t: now_ms(), node: id, principals })
+            }
+            None => rec.record(&Event::Incomplete {
+                t: now_ms(),
+                detail: format!("no ACL list from node {id} at the end"),
+            }),
+        }
+    }
     match rt.block_on(probe.topics()) {
         Some(topics) => rec.record(&Event::Topics { t: now_ms(), topics }),
         None => rec

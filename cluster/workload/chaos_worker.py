@@ -21,7 +21,10 @@ cluster/src/history.rs for every field):
   admin     every 2 s creates a topic, grows the previous one to 2 partitions, deletes the oldest
             beyond 5 and lists topics: {"e":"admin",op,topic,partitions,ok,err}; ok=false is "unknown".
             It also creates a SCRAM user (AlterUserScramCredentials, op scram_upsert) and deletes the
-            oldest beyond 5 (op scram_delete); "topic" then holds the user name.
+            oldest beyond 5 (op scram_delete); "topic" then holds the user name. And an ACL
+            binding (CreateAcls, op acl_create: READ on a topic for a principal of its own) and
+            deletes the oldest beyond 5 (DeleteAcls, op acl_delete); "topic" then holds the
+            binding's principal.
   txn       transactions (KIP-98) of 1-4 unique values "<name>-t<n>-<i>" over the partitions,
             one in four aborted on purpose: {"e":"txn_commit"|"txn_abort",txn,vs:[[p,v],..]} once
             the end is acknowledged, {"e":"txn_fail",txn,vs,err} when it is unknown.
@@ -215,11 +218,19 @@ def run_consumer(a, h):
 
 
 def run_admin(a, h):
-    from confluent_kafka.admin import (AdminClient, NewPartitions, NewTopic, ScramCredentialInfo, ScramMechanism,
-                                       UserScramCredentialDeletion, UserScramCredentialUpsertion)
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       NewPartitions, NewTopic, ResourcePatternType, ResourceType,
+                                       ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
     admin = AdminClient({"bootstrap.servers": a.bootstrap})
     created = []  # topics whose creation was acknowledged and that were not deleted
     users = []    # SCRAM users whose creation was acknowledged and that were not deleted
+    bindings = []  # ACL principals whose binding's creation was acknowledged and not deleted
+
+    def binding(principal):
+        name = principal.split(":", 1)[1]
+        return AclBinding(ResourceType.TOPIC, name, ResourcePatternType.LITERAL, principal, "*",
+                          AclOperation.READ, AclPermissionType.ALLOW)
 
     def outcome(op, topic, future, partitions=None):
         try:
@@ -256,6 +267,17 @@ def run_admin(a, h):
             f = admin.alter_user_scram_credentials(
                 [UserScramCredentialDeletion(old, ScramMechanism.SCRAM_SHA_256)])[old]
             outcome("scram_delete", old, f)
+        principal = f"User:{a.prefix}-acl-{k}"
+        (f,) = admin.create_acls([binding(principal)], request_timeout=ADMIN_TIMEOUT_S).values()
+        if outcome("acl_create", principal, f):
+            bindings.append(principal)
+        if len(bindings) > ADMIN_TOPICS_MAX:
+            old = bindings.pop(0)
+            b = binding(old)
+            flt = AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
+                                   b.permission_type)
+            (f,) = admin.delete_acls([flt], request_timeout=ADMIN_TIMEOUT_S).values()
+            outcome("acl_delete", old, f)
         try:
             admin.list_topics(timeout=5)
             h.emit("admin", op="list", topic="*", ok=True)

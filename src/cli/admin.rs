@@ -69,13 +69,17 @@ pub(super) async fn partition_count(
 ) -> anyhow::Result<i32> {
     let md = cluster.refresh(Some(&[topic.to_string()])).await?;
     let t = md.topics.first().context("empty Metadata response")?;
-    if t.error_code != 0 {
-        bail!(
-            "topic '{topic}' is not available (error {}); create it with `samsa topic create {topic}`",
-            t.error_code
-        );
+    match t.error_code {
+        0 => Ok(t.partitions.len() as i32),
+        code if code == crate::error_code::ErrorCode::TopicAuthorizationFailed.code() => bail!(
+            "not authorized to access topic '{topic}' ({}); an admin can allow it with `samsa acl add --allow-principal User:NAME --producer|--consumer --topic {topic}`",
+            super::topic::error_name(t.error_code)
+        ),
+        code => bail!(
+            "topic '{topic}' is not available ({}); create it with `samsa topic create {topic}`",
+            super::topic::error_name(code)
+        ),
     }
-    Ok(t.partitions.len() as i32)
 }
 
 /// ListOffsets for one partition at `timestamp` (-1 latest, -2 earliest).

@@ -26,13 +26,15 @@ const BATCH_RECORDS_MAX: usize = 1000;
 /// How long an incomplete batch waits for more lines (interactive typing).
 const LINGER: Duration = Duration::from_millis(20);
 /// How long a batch is retried while its partition is not served yet (a topic just created,
-/// a leader moving), as a Kafka producer retries within `delivery.timeout.ms`.
-const RETRY_WAIT_MAX: Duration = Duration::from_secs(10);
+/// a leader moving or killed and not yet replaced), as a Kafka producer retries within
+/// `delivery.timeout.ms`.
+const RETRY_WAIT_MAX: Duration = Duration::from_secs(30);
 /// Pause between retries; metadata is refreshed before each.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Errors that mean the broker wrote nothing, so a retry cannot duplicate records:
-/// UNKNOWN_TOPIC_OR_PARTITION (3), LEADER_NOT_AVAILABLE (5), NOT_ENOUGH_REPLICAS (19).
-const RETRY_WITHOUT_DUPLICATES: [i16; 3] = [3, 5, 19];
+/// UNKNOWN_TOPIC_OR_PARTITION (3), LEADER_NOT_AVAILABLE (5), NOT_LEADER_OR_FOLLOWER (6),
+/// NOT_ENOUGH_REPLICAS (19). (So is a leader that cannot be connected to: nothing was sent.)
+const RETRY_WITHOUT_DUPLICATES: [i16; 4] = [3, 5, 6, 19];
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -129,7 +131,16 @@ async fn send_all(
         let req = produce_request(topic, partition, batch, acks);
         let deadline = tokio::time::Instant::now() + RETRY_WAIT_MAX;
         loop {
-            let client = cluster.leader(topic, partition).await?;
+            let client = match cluster.leader(topic, partition).await {
+                Ok(client) => client,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    // The leader is unreachable (killed, say): wait for the next one.
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    let _ = cluster.refresh(Some(&[topic.to_string()])).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if acks == 0 {
                 client.queue(&req, version)?;
                 client.flush().await?;

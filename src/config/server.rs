@@ -269,7 +269,7 @@ fn security_protocols(
     Ok(out)
 }
 
-/// The `ssl.*` / `sasl.*` keys samsa reads or accepts; `listener.name.<l>.` and
+/// The `ssl.*` / `sasl.*` keys (and `connections.max.reauth.ms`) samsa reads or accepts; `listener.name.<l>.` and
 /// `listener.name.<l>.<mechanism>.` prefixes are stripped before the check.
 const SECURITY_KEYS: &[&str] = &[
     "ssl.keystore.type",
@@ -286,6 +286,7 @@ const SECURITY_KEYS: &[&str] = &[
     "ssl.principal.mapping.rules",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
+    "connections.max.reauth.ms",
 ];
 
 /// Keys Kafka defines that change nothing for samsa's TLS (JVM provider and manager choices,
@@ -313,6 +314,7 @@ fn check_security_key(key: &str) -> anyhow::Result<()> {
         // listener.name.<l>.<mechanism>.sasl.jaas.config and friends.
         if let Some((mechanism, tail)) = base.split_once('.')
             && !matches!(mechanism, "ssl" | "sasl")
+            && !SECURITY_KEYS.contains(&base)
         {
             base = tail;
         }

@@ -11,7 +11,10 @@ use std::fmt;
 
 /// Whether `key` holds a security setting this module keeps (rather than `BrokerConfig`).
 pub fn is_security_key(key: &str) -> bool {
-    key.starts_with("ssl.") || key.starts_with("sasl.") || key.starts_with("listener.name.")
+    key.starts_with("ssl.")
+        || key.starts_with("sasl.")
+        || key.starts_with("listener.name.")
+        || key == "connections.max.reauth.ms"
 }
 
 /// Whether `key`'s value is a secret, as Kafka's `ConfigDef.Type.PASSWORD` keys are:
@@ -47,6 +50,17 @@ impl SecurityProps {
             .get(&format!("{}{key}", prefix(listener)))
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
+    }
+
+    /// `key` for SASL `mechanism` on `listener`: `listener.name.<l>.<mechanism>.<key>`, else
+    /// the listener's or the node-wide `key`.
+    pub fn get_for_mechanism(&self, listener: &str, mechanism: &str, key: &str) -> Option<&str> {
+        let specific = format!("{}{}.{key}", prefix(listener), mechanism.to_lowercase());
+        self.values
+            .get(&specific)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.get(listener, key))
     }
 
     /// The JAAS line for SASL `mechanism` on `listener`:
@@ -106,6 +120,11 @@ mod tests {
         assert_eq!(p.get("INTERNAL", "ssl.client.auth"), Some("none"));
         assert!(p.jaas("SASL_SSL", "PLAIN").is_some());
         assert!(p.jaas("SASL_SSL", "SCRAM-SHA-256").is_none());
+        p.insert("connections.max.reauth.ms", "60000");
+        p.insert("listener.name.external.scram-sha-512.connections.max.reauth.ms", "1000");
+        let reauth = |l, m| p.get_for_mechanism(l, m, "connections.max.reauth.ms");
+        assert_eq!(reauth("EXTERNAL", "SCRAM-SHA-512"), Some("1000"));
+        assert_eq!(reauth("EXTERNAL", "PLAIN"), Some("60000"));
         let shown = format!("{p:?}");
         assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
     }

@@ -306,6 +306,43 @@ def test_kafka_python_sees_kafkas_authorization_errors(node):
     p.close()
 
 
+def test_kafka_python_as_a_1_0_client_manages_acls_with_the_v0_layouts(node):
+    """CreateAcls, DescribeAcls and DeleteAcls v0 (before KIP-290's pattern types, clients older
+    than Kafka 2.0): kafka-python told the broker is 1.0 sends them; v0 means LITERAL, so a
+    PREFIXED binding of the same name is neither described nor deleted by a v0 filter."""
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             KafkaAdminClient, ResourcePattern, ResourcePatternFilter)
+    from kafka.admin import ResourceType as KResourceType
+    from kafka.errors import NoError
+    t = new_topic(node, prefix="v0acl-")
+    prefixed = acl(ResourceType.TOPIC, t, "User:bob", AclOperation.WRITE, pattern=ResourcePatternType.PREFIXED)
+    create(node, prefixed)
+    a = KafkaAdminClient(bootstrap_servers=node.conf("admin")["bootstrap.servers"], security_protocol="SASL_PLAINTEXT",
+                         sasl_mechanism="PLAIN", sasl_plain_username="admin", sasl_plain_password="admin-pw",
+                         api_version=(1, 0))
+    try:
+        literal = ResourcePattern(KResourceType.TOPIC, t, ACLResourcePatternType.LITERAL)
+        binding = ACL("User:bob", "*", ACLOperation.READ, ACLPermissionType.ALLOW, literal)
+        assert a.create_acls([binding]) == {"succeeded": [binding], "failed": []}
+        flt = ACLFilter("User:bob", None, ACLOperation.ANY, ACLPermissionType.ANY,
+                        ResourcePatternFilter(KResourceType.TOPIC, t, ACLResourcePatternType.LITERAL))
+        found, error = a.describe_acls(flt)
+        assert error is NoError
+        assert [(x.principal, x.host, x.operation, x.resource_pattern.resource_name) for x in found] == \
+            [("User:bob", "*", ACLOperation.READ, t)]
+        ((_, matched, error),) = a.delete_acls([flt])
+        assert error is NoError and [(x.principal, x.operation) for x in matched] == [("User:bob", ACLOperation.READ)]
+        assert a.describe_acls(flt)[0] == []
+    finally:
+        a.close()
+    # The PREFIXED binding outlived the v0 delete; current clients still see it.
+    left = node.admin().describe_acls(AclBindingFilter(ResourceType.TOPIC, t, ResourcePatternType.ANY, None, None,
+                                                       AclOperation.ANY, AclPermissionType.ANY)).result(timeout=10)
+    assert [(b.principal, b.operation, b.resource_pattern_type) for b in left] == \
+        [("User:bob", AclOperation.WRITE, ResourcePatternType.PREFIXED)]
+    delete(node, prefixed)
+
+
 def samsa_acl(node, user, *args):
     """`samsa acl ...` as `user`, through --command-config (Kafka client properties)."""
     path = os.path.join(node.dir, f"{user}.properties")

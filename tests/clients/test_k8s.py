@@ -35,16 +35,22 @@ def test_manifests_pass_strict_validation_and_the_kustomization_lists_them_all()
     assert sorted(load("kustomization.yaml")["resources"]) == sorted(RESOURCES)
 
 
-def pod_env(container, configmap, ordinal):
+def pod_env(container, configmap, ordinal, secrets=None):
     """The environment Kubernetes would give pod `samsa-<ordinal>`: envFrom the ConfigMap, then env
-    with fieldRefs resolved and $(VAR) references expanded, in order."""
+    with fieldRefs and secretKeyRefs (`secrets`: name -> {key: value}) resolved and $(VAR)
+    references expanded, in order: a reference to a variable not defined above it fails, as it
+    would stay unexpanded in Kubernetes."""
     env = dict(configmap["data"])
     fields = {"metadata.name": f"samsa-{ordinal}",
               "metadata.labels['apps.kubernetes.io/pod-index']": str(ordinal),
               "metadata.namespace": "default"}
     for e in container["env"]:
-        if "valueFrom" in e:
-            env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        source = e.get("valueFrom", {})
+        if "fieldRef" in source:
+            env[e["name"]] = fields[source["fieldRef"]["fieldPath"]]
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[e["name"]] = secrets[ref["name"]][ref["key"]]
         else:
             env[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], e["value"])
     return env

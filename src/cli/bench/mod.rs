@@ -26,6 +26,7 @@ use crate::log::batch;
 use std::collections::BTreeMap;
 
 mod clean;
+mod connect;
 mod latency;
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +42,8 @@ pub enum BenchCommand {
     /// with `--max-wait-ms`, and fetches again when answered. Run it beside a produce or consume
     /// benchmark to measure what waiting consumers cost the broker.
     IdleConsumers(IdleConsumersBench),
+    /// The connection set-up rate: TCP, TLS and SASL as `--command-config` asks, ApiVersions.
+    Connect(connect::ConnectBench),
     /// The log cleaner's throughput and peak memory on a scratch compacted log (no broker).
     Clean(clean::CleanBench),
 }
@@ -129,6 +132,7 @@ pub(super) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::E2e(b) => latency::e2e(b).await,
         BenchCommand::Consume(b) => consume(b).await,
         BenchCommand::IdleConsumers(b) => idle_consumers(b).await,
+        BenchCommand::Connect(b) => connect::run(b).await,
         BenchCommand::Clean(b) => tokio::task::spawn_blocking(move || clean::run(b)).await?,
     }
 }

@@ -11,12 +11,14 @@
 //! * Produce v0–2 and Fetch v0–3: message formats v0/v1, up-converted to v2 batches on append
 //!   and down-converted from them for the fetch (`log::message_set`).
 //! * WriteTxnMarkers v0 (Kafka 2.x brokers' layout of v1's fields, not flexible).
+//! * CreateAcls, DescribeAcls and DeleteAcls v0 (before KIP-290's pattern types): LITERAL.
 //! * OffsetFetch v0, CreateTopics v0–1, DeleteTopics v0, DescribeLogDirs v0: the layouts of a
 //!   modern version, give or take a field at one end (see `same_layout.rs`).
 //!
 //! Invariant: total over arbitrary input — a malformed body is an error (the connection closes,
 //! as for any undecodable request), never a panic.
 
+mod acls_v0;
 mod describe_configs_v0;
 mod fetch_v0_v3;
 mod list_offsets_v0;
@@ -48,6 +50,9 @@ pub(crate) const LEGACY: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 0, 1),
     (ApiKey::DescribeLogDirs, 0, 0),
     (ApiKey::WriteTxnMarkers, 0, 0),
+    (ApiKey::CreateAcls, 0, 0),
+    (ApiKey::DescribeAcls, 0, 0),
+    (ApiKey::DeleteAcls, 0, 0),
 ];
 
 /// Whether `version` of `api` is decoded here rather than by kafka-protocol.
@@ -89,6 +94,9 @@ pub(crate) async fn dispatch(
         (ApiKey::OffsetForLeaderEpoch, 0 | 1) => {
             offset_for_leader_epoch_v0_v1::handle(broker, ctx, version, body).await.map(Some)
         }
+        (ApiKey::CreateAcls, 0) => acls_v0::create(broker, ctx, body).await.map(Some),
+        (ApiKey::DescribeAcls, 0) => acls_v0::describe(broker, ctx, body).await.map(Some),
+        (ApiKey::DeleteAcls, 0) => acls_v0::delete(broker, ctx, body).await.map(Some),
         _ => Err(format!("{api:?} v{version} is not a legacy version samsa decodes")),
     }
 }
@@ -102,6 +110,9 @@ impl Reader {
             return Err(format!("truncated request: need {n} more bytes, have {}", self.0.len()));
         }
         Ok(self.0.split_to(n))
+    }
+    pub(super) fn i8(&mut self) -> Result<i8, String> {
+        Ok(self.take(1)?[0] as i8)
     }
     /// A boolean: one byte, non-zero is true.
     pub(super) fn bool(&mut self) -> Result<bool, String> {
@@ -127,6 +138,14 @@ impl Reader {
         let len = usize::try_from(len).map_err(|_| "null or negative string length".to_string())?;
         let b = self.take(len)?;
         String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".to_string())
+    }
+    /// An i16-length string, where length -1 is null.
+    pub(super) fn nullable_string(&mut self) -> Result<Option<String>, String> {
+        if self.0.len() >= 2 && self.0[..2] == [0xff, 0xff] {
+            self.take(2)?;
+            return Ok(None);
+        }
+        self.string().map(Some)
     }
     /// An i32-count array length, bounded by what the remaining bytes can hold.
     pub(super) fn array_len(&mut self, min_entry_bytes: usize) -> Result<usize, String> {

@@ -16,6 +16,7 @@ mod proptests;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use thiserror::Error;
@@ -72,6 +73,9 @@ pub struct SaslConfig {
     /// In `sasl.enabled.mechanisms` order.
     pub enabled: Vec<Mechanism>,
     pub plain: plain::PlainUsers,
+    /// `connections.max.reauth.ms` per enabled mechanism (KIP-368): how long a session lasts
+    /// before the client must re-authenticate; `None` (0, Kafka's default) for no limit.
+    pub max_reauth: Vec<(Mechanism, Option<Duration>)>,
 }
 
 impl SaslConfig {
@@ -109,7 +113,26 @@ impl SaslConfig {
         } else {
             plain::PlainUsers::default()
         };
-        Ok(SaslConfig { enabled, plain })
+        let mut max_reauth = Vec::new();
+        for m in &enabled {
+            let key = "connections.max.reauth.ms";
+            let ms = match props.get_for_mechanism(listener, m.name(), key) {
+                None => 0,
+                Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{key} for SASL/{} on listener {listener} is not a number of milliseconds (0 for no re-authentication)",
+                        m.name()
+                    )
+                })?,
+            };
+            max_reauth.push((*m, (ms > 0).then(|| Duration::from_millis(ms))));
+        }
+        Ok(SaslConfig { enabled, plain, max_reauth })
+    }
+
+    /// How long a session authenticated with `mechanism` lasts (`connections.max.reauth.ms`).
+    pub fn session_lifetime(&self, mechanism: Mechanism) -> Option<Duration> {
+        self.max_reauth.iter().find(|(m, _)| *m == mechanism).and_then(|(_, d)| *d)
     }
 
     /// The enabled mechanism called `name`, if any.
