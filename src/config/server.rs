@@ -444,6 +444,39 @@ mod tests {
                 .contains("Java classes")
         );
         assert!(err(&["inter.broker.listener.name=NOPE"]).contains("not one of the listeners"));
+        let sasl = [
+            "listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-256",
+        ];
+        assert!(
+            err(&[&sasl[..], &["listener.name.plaintext.connections.max.reauth.ms=soon"]].concat())
+                .contains("not a number of milliseconds")
+        );
+    }
+
+    #[test]
+    fn connections_max_reauth_ms_is_read_per_node_listener_and_mechanism() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("server.properties");
+        std::fs::write(&f, props()).expect("write");
+        let o: Vec<String> = [
+            "listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+            "connections.max.reauth.ms=60000",
+            "listener.name.plaintext.scram-sha-512.connections.max.reauth.ms=1000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = load(Some(&f), Vec::new(), &o).expect("loads");
+        let sasl = crate::security::sasl::SaslConfig::build("PLAINTEXT", &c.security_props)
+            .expect("sasl config");
+        let lifetime = |name| {
+            let m = crate::security::sasl::Mechanism::parse(name).expect("mechanism");
+            sasl.session_lifetime(m)
+        };
+        assert_eq!(lifetime("SCRAM-SHA-256"), Some(std::time::Duration::from_secs(60)));
+        assert_eq!(lifetime("SCRAM-SHA-512"), Some(std::time::Duration::from_secs(1)));
     }
 
     #[test]
