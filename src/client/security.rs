@@ -1,7 +1,8 @@
 //! How samsa's own tools reach a secured cluster: Kafka's client properties from
 //! `--command-config FILE` (`security.protocol`, `sasl.mechanism`, `sasl.username` /
 //! `sasl.password` or `sasl.jaas.config`, `ssl.truststore.location` or `ssl.ca.location`,
-//! `ssl.keystore.location` or `ssl.certificate.location` + `ssl.key.location` (unencrypted),
+//! `ssl.keystore.location` or `ssl.certificate.location` + `ssl.key.location` (an encrypted
+//! PKCS#8 key opened with `ssl.key.password`),
 //! `ssl.endpoint.identification.algorithm`), installed once per process.
 //!
 //! Invariant: passwords are held only here and never formatted into an error.
@@ -10,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, anyhow, bail};
 use rustls::pki_types::ServerName;
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::security::SecurityProtocol;
 use crate::security::jaas;
@@ -175,13 +176,8 @@ fn tls_config(props: &Props<'_>) -> anyhow::Result<rustls::ClientConfig> {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
                 .collect::<Result<_, _>>()
                 .map_err(|e| anyhow!("malformed client certificate: {e}"))?;
-            if get("ssl.key.password").is_some() {
-                bail!(
-                    "encrypted client keys are not read by samsa's tools yet: decrypt it with `openssl pkcs8 -in key.pem -out plain.pem`"
-                );
-            }
-            let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                .map_err(|_| anyhow!("no private key in the client key file"))?;
+            let key = crate::security::tls::private_key(&key_pem, get("ssl.key.password"))
+                .context("the client key (ssl.keystore.location or ssl.key.location)")?;
             builder
                 .with_client_auth_cert(chain, key)
                 .context("the client key does not fit its certificate")

@@ -130,8 +130,11 @@ const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
 
 /// The private key in `pem`: PKCS#8, PKCS#1 (RSA) or SEC1 (EC), or an encrypted PKCS#8 key
-/// opened with `password`.
-fn private_key(pem: &[u8], password: Option<&str>) -> anyhow::Result<PrivateKeyDer<'static>> {
+/// opened with `password` (the listeners' and the tools' key stores alike).
+pub(crate) fn private_key(
+    pem: &[u8],
+    password: Option<&str>,
+) -> anyhow::Result<PrivateKeyDer<'static>> {
     let text = String::from_utf8_lossy(pem);
     if let Some(start) = text.find(ENCRYPTED_BEGIN) {
         let end = text[start..].find(ENCRYPTED_END).context("unterminated encrypted key block")?

@@ -491,6 +491,20 @@ def test_samsa_tools_manage_scram_users_over_sasl_ssl_with_command_config(node):
     assert r.returncode != 0 and "ResourceNotFound (91)" in r.stderr, r.stderr
 
 
+def test_samsa_tools_open_an_encrypted_client_key_with_ssl_key_password(node):
+    # alice's certificate with its key encrypted (PKCS#8, PBES2), as a Kafka client's key store.
+    conf = {"security.protocol": "SSL", "ssl.truststore.type": "PEM", "ssl.truststore.location": f"{node.certs}/ca.pem",
+            "ssl.keystore.type": "PEM", "ssl.keystore.location": f"{node.certs}/alice.enc.pem",
+            "ssl.key.password": "alice-key-password"}
+    r = samsa_cli(node, conf, "topic", "list", "--bootstrap-server", node.addr("SSL"))
+    assert r.returncode == 0, r.stderr
+    for wrong, says in (({**conf, "ssl.key.password": "not-the-password"}, "is ssl.key.password right?"),
+                        ({k: v for k, v in conf.items() if k != "ssl.key.password"}, "set ssl.key.password")):
+        r = samsa_cli(node, wrong, "topic", "list", "--bootstrap-server", node.addr("SSL"))
+        assert r.returncode != 0 and says in r.stderr, r.stderr
+        assert "not-the-password" not in r.stderr + r.stdout
+
+
 def test_describe_configs_shows_security_keys_and_hides_secrets(node):
     """As Kafka: a PASSWORD key (ssl.key.password, sasl.jaas.config) is described with a null value and
     is_sensitive; the other ssl.*/sasl.* keys are shown."""
