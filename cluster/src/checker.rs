@@ -635,22 +635,33 @@ fn check_admin(events: &[Event], r: &mut Report) {
     }
 }
 
-/// SCRAM users in the metadata log: an acknowledged upsert of a user never deleted must be in
-/// the final list, and an acknowledged deletion must not (user names are never reused).
-fn check_scram(events: &[Event], r: &mut Report) {
+/// The admin worker's operations whose op starts with `prefix` (`scram_`, `acl_`), by the
+/// name they act on (the history's `topic` field), counted into the stats.
+fn named_admin_ops<'a>(
+    events: &'a [Event],
+    prefix: &str,
+    r: &mut Report,
+) -> BTreeMap<&'a str, Vec<(&'a str, bool)>> {
     let mut ops: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
     for e in events {
         if let Event::Admin { op, topic, ok, .. } = e
-            && op.starts_with("scram_")
+            && op.starts_with(prefix)
         {
             if *ok {
                 r.stats.admin_ok += 1;
             } else {
                 r.stats.admin_failed += 1;
             }
-            ops.entry(topic).or_default().push((op, *ok));
+            ops.entry(topic.as_str()).or_default().push((op.as_str(), *ok));
         }
     }
+    ops
+}
+
+/// SCRAM users in the metadata log: an acknowledged upsert of a user never deleted must be in
+/// the final list, and an acknowledged deletion must not (user names are never reused).
+fn check_scram(events: &[Event], r: &mut Report) {
+    let ops = named_admin_ops(events, "scram_", r);
     if ops.is_empty() {
         return;
     }
@@ -685,19 +696,7 @@ fn check_scram(events: &[Event], r: &mut Report) {
 /// must be served by each node after the run, and an acknowledged deletion by none (each
 /// binding has a principal of its own, never reused).
 fn check_acls(events: &[Event], r: &mut Report) {
-    let mut ops: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
-    for e in events {
-        if let Event::Admin { op, topic, ok, .. } = e
-            && op.starts_with("acl_")
-        {
-            if *ok {
-                r.stats.admin_ok += 1;
-            } else {
-                r.stats.admin_failed += 1;
-            }
-            ops.entry(topic).or_default().push((op, *ok));
-        }
-    }
+    let ops = named_admin_ops(events, "acl_", r);
     if ops.is_empty() {
         return;
     }

@@ -283,6 +283,21 @@ def diagnose(workers, broker=None, lines=60):
         print("broker log tail:\n" + "".join(tail))
 
 
+def start_server(props, log_path, *args, env=None):
+    """`samsa server PROPS ARGS...` with its log appended to `log_path`; returns the process once
+    it says it is ready (fails with the log's tail if it exits first)."""
+    proc = subprocess.Popen([SAMSA_BIN, "server", props, *args], stdout=subprocess.PIPE,
+                            stderr=open(log_path, "a"), text=True, env=env)
+    deadline = time.time() + READY_TIMEOUT_S
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"samsa exited: {open(log_path).read()[-3000:]}")
+        if "ready" in line:
+            return proc
+    raise RuntimeError("samsa not ready in time")
+
+
 def wait_for(condition, timeout=60, interval=0.1, what="condition"):
     """Polls `condition` until it is truthy; fails with `what` after `timeout` seconds."""
     deadline = time.time() + timeout

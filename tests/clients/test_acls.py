@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    NewTopic, ResourcePatternType, ResourceType)
 
-from conftest import READY_TIMEOUT_S, SAMSA_BIN, free_port
+from conftest import SAMSA_BIN, free_port, start_server
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
@@ -43,16 +43,7 @@ class AclNode:
                 "group.initial.rebalance.delay.ms=0\n"
                 f"log.dirs={self.dir}/data\n")
         self.log = os.path.join(self.dir, "node.log")
-        self.proc = subprocess.Popen([SAMSA_BIN, "server", props], stdout=subprocess.PIPE,
-                                     stderr=open(self.log, "w"), text=True)
-        deadline = time.time() + READY_TIMEOUT_S
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"samsa exited: {open(self.log).read()[-3000:]}")
-            if "ready" in line:
-                return
-        raise RuntimeError("not ready")
+        self.proc = start_server(props, self.log)
 
     def conf(self, user):
         if user is None:

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import time
 import uuid
@@ -17,7 +16,7 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
-from conftest import READY_TIMEOUT_S, SAMSA_BIN, free_port
+from conftest import free_port, start_server
 from test_security import kstring, read_frame, request
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
@@ -44,17 +43,7 @@ class ReauthNode:
                 f"log.dirs={self.dir}/data\n")
         self.log = os.path.join(self.dir, "node.log")
         env = {**os.environ, "SAMSA_LOG": "info,samsa::kafka::authenticate=debug,samsa::kafka::closed=debug"}
-        self.proc = subprocess.Popen([SAMSA_BIN, "server", props, "--add-scram",
-                                      "SCRAM-SHA-512=[name=root,password=root-pw]"],
-                                     stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True, env=env)
-        deadline = time.time() + READY_TIMEOUT_S
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"samsa exited: {open(self.log).read()[-3000:]}")
-            if "ready" in line:
-                return
-        raise RuntimeError("not ready")
+        self.proc = start_server(props, self.log, "--add-scram", "SCRAM-SHA-512=[name=root,password=root-pw]", env=env)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from conftest import READY_TIMEOUT_S, SAMSA_BIN, free_port, kcat
+from conftest import SAMSA_BIN, free_port, kcat, start_server
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 GEN_CERTS = os.path.join(ROOT, "scripts", "gen-certs.sh")
@@ -76,17 +76,7 @@ class SecureNode:
         self.start()
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [SAMSA_BIN, "server", self.props, "--add-scram", "SCRAM-SHA-512=[name=root,password=root-secret]"],
-            stdout=subprocess.PIPE, stderr=open(self.log, "a"), text=True)
-        deadline = time.time() + READY_TIMEOUT_S
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"samsa exited: {open(self.log).read()[-3000:]}")
-            if "ready" in line:
-                return
-        raise RuntimeError("samsa not ready in time")
+        self.proc = start_server(self.props, self.log, "--add-scram", "SCRAM-SHA-512=[name=root,password=root-secret]")
 
     def addr(self, listener):
         return f"127.0.0.1:{self.ports[listener]}"
