@@ -20,6 +20,9 @@ use crate::kafka::handlers::describe_quorum::METADATA_TOPIC;
 pub enum ClusterCommand {
     /// Show the quorum, brokers and partition leadership.
     Status(StatusArgs),
+    /// Compute a balanced placement of replicas and preferred leaders over the live brokers
+    /// (few moves; racks kept apart), print it, and with `--execute` apply it.
+    Rebalance(super::reassign::RebalanceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -41,7 +44,10 @@ async fn describe_quorum(client: &mut KafkaClient) -> anyhow::Result<DescribeQuo
 }
 
 pub(super) async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
-    let ClusterCommand::Status(a) = cmd;
+    let a = match cmd {
+        ClusterCommand::Status(a) => a,
+        ClusterCommand::Rebalance(a) => return super::reassign::rebalance(a).await,
+    };
     let mut cluster = ClusterClient::connect(&a.client.bootstrap_server).await?;
     let md = cluster.refresh(None).await?;
     let mut req = DescribeClusterRequest::default();

@@ -18,7 +18,9 @@ mod consume;
 mod dev;
 mod group;
 mod health;
+mod plan;
 mod produce;
+mod reassign;
 mod topic;
 mod transactions;
 mod user;
@@ -59,7 +61,10 @@ pub enum Command {
     Group(group::GroupCommand),
     /// Exit 0 if a node's admin listener says it is ready (`--live`: alive), else 1.
     Health(health::HealthArgs),
-    /// Inspect the cluster: `samsa cluster status`.
+    /// Broker maintenance: `samsa broker drain N`.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+    /// Inspect and balance the cluster: `samsa cluster status|rebalance`.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     /// List, describe and abort transactions, like kafka-transactions.sh.
@@ -115,6 +120,15 @@ pub enum TopicCommand {
     Alter(topic::AlterArgs),
     /// Delete a topic.
     Delete(topic::DeleteArgs),
+    /// Move partitions to the replicas a kafka-reassign-partitions JSON plan names
+    /// (`--verify` reports progress, `--cancel` reverts the ongoing moves).
+    Reassign(reassign::ReassignArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokerCommand {
+    /// Move every replica and leadership off a broker (before maintenance or removal).
+    Drain(reassign::DrainArgs),
 }
 
 /// Runs the parsed command.
@@ -130,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Cluster(cmd) => cluster::run(cmd).await,
+        Command::Broker(BrokerCommand::Drain(args)) => reassign::drain(args).await,
         Command::Group(cmd) => group::run(cmd).await,
         Command::Health(args) => health::run(args).await,
         Command::Transactions(cmd) => transactions::run(cmd).await,

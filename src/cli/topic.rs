@@ -77,6 +77,7 @@ pub(super) async fn run(cmd: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::Describe(a) => describe(a).await,
         TopicCommand::Alter(a) => alter(a).await,
         TopicCommand::Delete(a) => delete(a).await,
+        TopicCommand::Reassign(a) => super::reassign::reassign(a).await,
     }
 }
 

@@ -21,7 +21,9 @@ use uuid::Uuid;
 use crate::error_code::{ApiError, ErrorCode};
 use crate::metadata::commands::MetadataCommand;
 use crate::metadata::decide::{self, ConfigOp, TopicDefaults, TopicSpec};
+use crate::metadata::elect::{self, ElectionType};
 use crate::metadata::image::{BrokerRegistration, MetadataImage};
+use crate::metadata::reassign;
 use crate::metadata::scram::{self, ScramAlteration, ScramResult};
 use crate::metadata::{MetadataError, MetadataLog};
 use crate::security::acl::{AclBinding, AclFilter};
@@ -91,6 +93,15 @@ pub enum ControllerRequest {
         partition_epoch: i32,
         isr: Vec<NodeId>,
     },
+    /// AlterPartitionReassignments: per partition, the target replicas, or `None` to cancel.
+    AlterReassignments {
+        partitions: Vec<(String, i32, Option<Vec<NodeId>>)>,
+    },
+    /// ElectLeaders, for the named partitions or (`None`) every partition.
+    ElectLeaders {
+        kind: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    },
     /// AlterUserScramCredentials.
     AlterScramCredentials {
         alterations: Vec<ScramAlteration>,
@@ -104,6 +115,9 @@ pub enum ControllerRequest {
         filters: Vec<AclFilter>,
     },
 }
+
+/// One partition's outcome: topic, index, and the error if it was refused.
+pub type PartitionResult = (String, i32, Option<ApiError>);
 
 /// The controller's answer to a request that succeeded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +143,10 @@ pub enum ControllerReply {
     /// Per binding of a CreateAcls: `None` if stored, else why it is invalid.
     AclsCreated {
         results: Vec<Option<String>>,
+    },
+    /// Per partition of an AlterReassignments or ElectLeaders: `None` if it was carried out.
+    PartitionResults {
+        results: Vec<PartitionResult>,
     },
     /// Per filter of a DeleteAcls: the bindings it removed.
     AclsDeleted {
@@ -401,12 +419,65 @@ impl Controller {
                 };
                 (cmds, ControllerReply::AclsDeleted { matched }, false)
             }
+            R::AlterReassignments { partitions } => {
+                let mut cmds = Vec::new();
+                let mut results = Vec::new();
+                for (topic, index, target) in partitions {
+                    let error = match reassign::alter(image, topic, *index, target.as_deref()) {
+                        Ok(mine) => {
+                            cmds.extend(mine);
+                            None
+                        }
+                        Err(e) => Some(e),
+                    };
+                    results.push((topic.clone(), *index, error));
+                }
+                (cmds, ControllerReply::PartitionResults { results }, false)
+            }
+            R::ElectLeaders { kind, partitions } => {
+                let (cmds, results) = elect_leaders(image, *kind, partitions.as_deref());
+                (cmds, ControllerReply::PartitionResults { results }, false)
+            }
             R::AlterScramCredentials { alterations } => {
                 let (cmds, results) = scram::alter_credentials(image, alterations);
                 (cmds, ControllerReply::ScramAltered { results }, false)
             }
         })
     }
+}
+
+/// Elections for the named partitions, or for every partition (then, as Kafka does, the
+/// partitions that already have the wanted leader are left out of the results).
+fn elect_leaders(
+    image: &MetadataImage,
+    kind: ElectionType,
+    partitions: Option<&[(String, i32)]>,
+) -> (Vec<MetadataCommand>, Vec<PartitionResult>) {
+    let all: Vec<(String, i32)>;
+    let wanted = match partitions {
+        Some(p) => p,
+        None => {
+            all = image
+                .topics
+                .values()
+                .flat_map(|t| (0..t.partitions.len() as i32).map(|i| (t.name.clone(), i)))
+                .collect();
+            &all
+        }
+    };
+    let mut cmds = Vec::new();
+    let mut results = Vec::new();
+    for (topic, index) in wanted {
+        match elect::elect_leader(image, topic, *index, kind) {
+            Ok(cmd) => {
+                cmds.push(cmd);
+                results.push((topic.clone(), *index, None));
+            }
+            Err(e) if partitions.is_none() && e.code == ErrorCode::ElectionNotNeeded => {}
+            Err(e) => results.push((topic.clone(), *index, Some(e))),
+        }
+    }
+    (cmds, results)
 }
 
 /// IncrementalAlterConfigs on a topic: the ops applied to its current configs.

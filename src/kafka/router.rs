@@ -176,6 +176,9 @@ routes! {
     DescribeProducers => describe_producers,
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
+    ElectLeaders => elect_leaders,
+    AlterPartitionReassignments => alter_partition_reassignments,
+    ListPartitionReassignments => list_partition_reassignments,
 }
 
 /// Kafka's name of an API, for metrics labels.
@@ -225,7 +228,10 @@ fn api_name(api: ApiKey) -> &'static str {
         AlterUserScramCredentials,
         DescribeAcls,
         CreateAcls,
-        DeleteAcls
+        DeleteAcls,
+        ElectLeaders,
+        AlterPartitionReassignments,
+        ListPartitionReassignments
     )
 }
 

@@ -46,6 +46,18 @@ pub enum MetadataCommand {
     /// A partition's leader or ISR changes. The partition epoch always grows; the leader epoch
     /// grows when the leader changes (KIP-101/KIP-320 fencing).
     ChangePartition { topic: String, partition: i32, leader: Option<NodeId>, isr: Vec<NodeId> },
+    /// A partition's replica set changes (KIP-455: a reassignment starts, completes or is
+    /// cancelled), with the ISR and leader that go with it. The leader epoch grows when the
+    /// leader changes or a replica leaves, so a removed replica's fetches are fenced.
+    ChangeReplicas {
+        topic: String,
+        partition: i32,
+        replicas: Vec<NodeId>,
+        adding: Vec<NodeId>,
+        removing: Vec<NodeId>,
+        leader: Option<NodeId>,
+        isr: Vec<NodeId>,
+    },
     /// Sets a user's SCRAM credential for one mechanism.
     UpsertScramCredential { user: String, mechanism: ScramMechanism, credential: ScramCredential },
     /// Removes a user's SCRAM credential for one mechanism.
@@ -63,6 +75,8 @@ fn new_partition(replicas: &[NodeId]) -> PartitionImage {
         leader: replicas.first().copied(),
         leader_epoch: LeaderEpoch(0),
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }
 
@@ -98,6 +112,31 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) {
             if p.leader != *leader {
                 p.leader_epoch = LeaderEpoch(p.leader_epoch.0 + 1);
             }
+            p.leader = *leader;
+            p.isr = isr.clone();
+            p.partition_epoch += 1;
+        }
+        MetadataCommand::ChangeReplicas {
+            topic,
+            partition,
+            replicas,
+            adding,
+            removing,
+            leader,
+            isr,
+        } => {
+            let Some(p) =
+                image.topics.get_mut(topic).and_then(|t| t.partitions.get_mut(*partition as usize))
+            else {
+                return;
+            };
+            let replica_left = p.replicas.iter().any(|r| !replicas.contains(r));
+            if p.leader != *leader || replica_left {
+                p.leader_epoch = LeaderEpoch(p.leader_epoch.0 + 1);
+            }
+            p.replicas = replicas.clone();
+            p.adding_replicas = adding.clone();
+            p.removing_replicas = removing.clone();
             p.leader = *leader;
             p.isr = isr.clone();
             p.partition_epoch += 1;

@@ -510,12 +510,7 @@ pub fn alter_partition(
     if isr == p.isr.as_slice() {
         return Ok(Vec::new());
     }
-    Ok(vec![MetadataCommand::ChangePartition {
-        topic: topic.into(),
-        partition,
-        leader: Some(leader),
-        isr: isr.to_vec(),
-    }])
+    Ok(vec![super::reassign::isr_change(image, topic, partition, p, leader, isr)])
 }
 
 /// Whether a topic opted into `unclean.leader.election.enable=true`.

@@ -52,6 +52,26 @@ pub struct PartitionImage {
     pub leader_epoch: LeaderEpoch,
     /// Grows on every change to this partition's state (AlterPartition fencing).
     pub partition_epoch: i32,
+    /// Replicas an ongoing reassignment (KIP-455) is adding; they are in `replicas` already and
+    /// join the ISR once caught up. Empty when no reassignment is in progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<NodeId>,
+    /// Replicas an ongoing reassignment removes once every target replica is in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<NodeId>,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition keeps when its reassignment completes (all of them when none
+    /// is in progress), in placement order: the first is the preferred leader.
+    pub fn target_replicas(&self) -> Vec<NodeId> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
 }
 
 /// A topic: its id, partitions and config overrides.

@@ -8,7 +8,9 @@
 
 pub mod commands;
 pub mod decide;
+pub mod elect;
 pub mod image;
+pub mod reassign;
 pub mod scram;
 
 use std::future::Future;

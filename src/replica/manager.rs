@@ -144,6 +144,8 @@ impl ReplicaManager {
                 }
             }
         }
+        let wanted_dirs: std::collections::HashSet<String> =
+            wanted.keys().map(TopicPartition::dir_name).collect();
         let mut failed: Vec<(TopicPartition, io::Error)> = Vec::new();
         for part in self.all() {
             match wanted.get(&part.tp) {
@@ -164,7 +166,7 @@ impl ReplicaManager {
             failed.iter().map(|(tp, e)| (tp.clone(), e.to_string())).collect();
         let mut failures: Vec<(String, io::Error)> =
             failed.into_iter().map(|(tp, e)| (tp.to_string(), e)).collect();
-        if let Err(e) = self.remove_strays(image) {
+        if let Err(e) = self.remove_strays(image, &wanted_dirs) {
             failures.push(("deleted topics' directories".to_string(), e));
         }
         if failures.is_empty() { Ok(()) } else { Err(ReconcileFailures(failures)) }
@@ -238,18 +240,29 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Deletes replica directories of topics the metadata no longer has (deleted while down).
-    /// Hosted replicas of such topics were already removed above, so a directory whose topic
-    /// id is unknown to the image is never in use.
-    fn remove_strays(&self, image: &MetadataImage) -> io::Result<()> {
+    /// Deletes replica directories the metadata no longer assigns here: of topics deleted
+    /// while this broker was down, and of partitions moved off it (a reassignment that
+    /// completed while it was down). Hosted replicas of such partitions were already removed
+    /// above, and `wanted` names every directory the metadata assigns here (opened or not), so
+    /// a directory deleted here is never in use.
+    fn remove_strays(
+        &self,
+        image: &MetadataImage,
+        wanted: &std::collections::HashSet<String>,
+    ) -> io::Result<()> {
         let Ok(entries) = fs::read_dir(&self.data_dir) else { return Ok(()) };
         for entry in entries.flatten() {
             let dir = entry.path();
             let Some(id) = read_topic_id(&dir) else { continue };
-            if image.topic_by_id(&id).is_none() {
-                tracing::info!(dir = %dir.display(), "deleting the replica of a deleted topic");
-                fs::remove_dir_all(&dir)?;
-            }
+            let why = if image.topic_by_id(&id).is_none() {
+                "deleting the replica of a deleted topic"
+            } else if !wanted.contains(&entry.file_name().to_string_lossy().into_owned()) {
+                "deleting a replica moved off this broker"
+            } else {
+                continue;
+            };
+            tracing::info!(dir = %dir.display(), "{why}");
+            fs::remove_dir_all(&dir)?;
         }
         Ok(())
     }

@@ -82,15 +82,17 @@ class Broker:
 
 
 class Cluster:
-    """Three `samsa server` nodes (broker+controller) on loopback with fresh data directories."""
+    """`samsa server` nodes on loopback with fresh data directories: `voters` broker+controller
+    nodes (ids 1..voters), then `observers` broker-only nodes."""
 
-    def __init__(self, voters=3, extra="", per_node=None):
+    def __init__(self, voters=3, extra="", per_node=None, observers=0):
         self.dir = tempfile.mkdtemp(prefix="samsa-cluster-test-")
-        self.ports = {i: (free_port(), free_port()) for i in range(1, voters + 1)}
-        voter_list = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self.ports.items())
+        self.ports = {i: (free_port(), free_port()) for i in range(1, voters + observers + 1)}
+        voter_list = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in self.ports.items() if i <= voters)
         for i, (k, c) in self.ports.items():
+            roles = "broker,controller" if i <= voters else "broker"
             with open(self._config(i), "w") as f:
-                f.write(f"node.id={i}\nprocess.roles=broker,controller\ncontroller.quorum.voters={voter_list}\n"
+                f.write(f"node.id={i}\nprocess.roles={roles}\ncontroller.quorum.voters={voter_list}\n"
                         f"listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}\n"
                         f"log.dirs={self.dir}/node{i}\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n"
                         f"{extra}{(per_node or {}).get(i, '')}")
