@@ -176,6 +176,7 @@ routes! {
     DescribeProducers => describe_producers,
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
+    DeleteRecords => delete_records,
     ElectLeaders => elect_leaders,
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
@@ -229,6 +230,7 @@ fn api_name(api: ApiKey) -> &'static str {
         DescribeAcls,
         CreateAcls,
         DeleteAcls,
+        DeleteRecords,
         ElectLeaders,
         AlterPartitionReassignments,
         ListPartitionReassignments

@@ -3,8 +3,9 @@
 //!
 //! Invariants:
 //! * segments are contiguous in offset order; only the last ("active") one is appended to;
-//! * `log_start_offset` is the first segment's base offset, `log_end_offset` the last one's next
-//!   offset; offsets handed out only grow;
+//! * `log_start_offset` is the first segment's base offset, or above it where DeleteRecords or
+//!   the leader moved it (see `partition_log_start.rs`); `log_end_offset` is the last segment's
+//!   next offset; offsets handed out only grow;
 //! * an append is in the OS page cache before `append_as_leader` returns, so every acknowledged
 //!   write survives a process kill; what survives power loss depends on the flush policy
 //!   (`flush.messages`, `flush.ms`; at shutdown everything). A roll fsyncs nothing under the
@@ -41,6 +42,8 @@ use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId};
 
 #[path = "partition_log_compaction.rs"]
 mod compaction;
+#[path = "partition_log_start.rs"]
+mod log_start;
 #[cfg(test)]
 #[path = "partition_log_txn_tests.rs"]
 mod txn_tests;
@@ -50,6 +53,9 @@ const PRODUCER_STATE_FILE: &str = "producer-state";
 /// and replay must start at or below it (what recovery revalidates is replayed again).
 const PRODUCER_STATE_PREV_FILE: &str = "producer-state.prev";
 const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+/// The log start offset DeleteRecords (or the leader's) set, when above the first segment's
+/// base (Kafka keeps the same number in `log-start-offset-checkpoint`).
+const LOG_START_FILE: &str = "log-start-offset";
 /// Why an append was refused. Nothing was written when this is returned.
 #[derive(Debug, Error)]
 pub(crate) enum AppendError {
@@ -195,6 +201,9 @@ pub(crate) struct PartitionLog {
     closed: bool,
     /// Where the log cleaner stands (its dirty section starts at `first_dirty`).
     cleaner: CleanerCheckpoint,
+    /// The log start offset DeleteRecords or the leader set; the log starts at the larger of
+    /// this and the first segment's base.
+    start_floor: Offset,
 }
 
 /// How much of a compacted log the cleaner could take now (see [`PartitionLog::cleanable`]).
@@ -296,6 +305,7 @@ impl PartitionLog {
             rolls: 0,
             closed: false,
             cleaner,
+            start_floor: Self::read_log_start(dir),
         };
         log.recovery_point = if clean {
             log.log_end_offset()
@@ -444,6 +454,11 @@ impl PartitionLog {
     }
 
     pub(crate) fn log_start_offset(&self) -> Offset {
+        self.first_base().max(self.start_floor).min(self.log_end_offset())
+    }
+
+    /// The first segment's base offset.
+    fn first_base(&self) -> Offset {
         self.segments.first_key_value().map_or(Offset(0), |(base, _)| *base)
     }
 
@@ -962,6 +977,10 @@ impl PartitionLog {
             }
             crate::fsutil::sync_dir(&self.dir)?;
         }
+        // An active segment DeleteRecords passed has rolled since: it goes too.
+        if self.start_floor > self.first_base() {
+            deleted += self.delete_segments_below_start()?;
+        }
         Ok(deleted)
     }
 
@@ -977,10 +996,10 @@ impl PartitionLog {
             }
             return Ok(());
         }
-        let offset = offset.max(self.log_start_offset());
+        let offset = offset.max(self.first_base());
         let doomed: Vec<Offset> = self.segments.range(offset..).map(|(k, _)| *k).collect();
         for base in doomed {
-            if base == self.log_start_offset() {
+            if base == self.first_base() {
                 continue; // keep one segment; it is truncated below
             }
             if let Some(seg) = self.segments.remove(&base) {

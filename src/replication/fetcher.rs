@@ -15,6 +15,7 @@ use super::pb::replication_client::ReplicationClient;
 use super::pb::{FetchPartition, FetchRequest};
 use super::service::REPLICATION_MESSAGE_BYTES_MAX;
 use crate::clock::now_ms;
+use crate::error_code::ErrorCode;
 use crate::replica::{FollowerApplied, LeaderData, Partition, PendingFlush};
 use crate::types::{LeaderEpoch, NodeId};
 
@@ -196,6 +197,16 @@ fn apply_response(
         else {
             continue;
         };
+        let below_leader_start = pd.error_code == i32::from(ErrorCode::OffsetOutOfRange.code())
+            && *fetch_offset < pd.log_start_offset;
+        if below_leader_start {
+            // Retention or DeleteRecords removed what this replica lacks (a replica a
+            // reassignment just added starts empty): go on from the leader's log start.
+            if part.restart_as_follower_at(leader, *epoch, pd.log_start_offset, pd.high_watermark) {
+                any_ok = true;
+            }
+            continue;
+        }
         if pd.error_code != 0 {
             tracing::debug!(partition = %part.tp, code = pd.error_code, "leader refused the fetch");
             continue;
@@ -205,6 +216,7 @@ fn apply_response(
             diverging: pd.diverging.as_ref().map(|d| (d.epoch, d.end_offset)),
             records: &pd.records,
             high_watermark: pd.high_watermark,
+            log_start_offset: pd.log_start_offset,
         };
         let (applied, flush) = part.apply_as_follower(leader, *epoch, data, now_ms());
         flushes.extend(flush);

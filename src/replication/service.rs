@@ -140,15 +140,26 @@ fn read_partition(
     if fp.current_leader_epoch > epoch.0 {
         return Err(ErrorCode::UnknownLeaderEpoch);
     }
-    let read = part
-        .read_for_follower(follower, fp.fetch_offset, fp.last_fetched_epoch, budget, now_ms())
-        .map_err(|e| match e {
-            ReadError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-            ReadError::Io(e) => {
-                tracing::error!(partition = %part.tp, error = %e, "replication read failed");
-                ErrorCode::KafkaStorageError
-            }
-        })?;
+    let read = match part.read_for_follower(
+        follower,
+        fp.fetch_offset,
+        fp.last_fetched_epoch,
+        budget,
+        now_ms(),
+    ) {
+        Ok(read) => read,
+        Err(ReadError::OffsetOutOfRange { log_start, log_end, .. }) => {
+            // The follower needs the leader's bounds to restart at its log start.
+            pd.log_start_offset = log_start.0;
+            pd.log_end_offset = log_end.0;
+            pd.high_watermark = part.high_watermark().0;
+            return Err(ErrorCode::OffsetOutOfRange);
+        }
+        Err(ReadError::Io(e)) => {
+            tracing::error!(partition = %part.tp, error = %e, "replication read failed");
+            return Err(ErrorCode::KafkaStorageError);
+        }
+    };
     pd.log_start_offset = read.log_start_offset.0;
     pd.log_end_offset = read.log_end_offset.0;
     pd.high_watermark = read.high_watermark.0;

@@ -259,3 +259,38 @@ def test_samsa_topic_reassign_applies_verifies_and_rebalance_plans(four, topic, 
     assert r.stdout.startswith("Balanced placement over brokers [1, 2, 3, 4]"), r.stdout
     assert "Run again with --execute to apply it." in r.stdout or "Nothing to move." in r.stdout
     admin.close()
+
+
+def test_elect_leaders_through_confluent_kafka_and_kafka_python(four, topic):
+    from confluent_kafka import ElectionType
+    from confluent_kafka.admin import AdminClient
+
+    c = four
+    for n in c.procs:
+        if c.procs[n].poll() is not None:
+            c.start(n)
+    kp = KafkaAdminClient(bootstrap_servers=c.bootstrap(1))
+    kp.create_topics([NewTopic(topic, num_partitions=-1, replication_factor=-1,
+                               replica_assignments={0: [3, 1], 1: [4]})])
+    wait_for(lambda: replicas_of(c, topic)[2] == 3, what="broker 3 leads")
+    # A reorder completes at once and moves no leadership: broker 1 is now preferred, 3 leads.
+    kp.alter_partition_reassignments({TopicPartition(topic, 0): [1, 3]})
+    assert replicas_of(c, topic)[0] == [1, 3] and replicas_of(c, topic)[2] == 3
+    ck = AdminClient({"bootstrap.servers": c.all})
+    tp = CkTopicPartition(topic, 0)
+    result = ck.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+    assert list(result.values()) == [None], result
+    wait_for(lambda: replicas_of(c, topic)[2] == 1, what="the preferred leader leads")
+    again = ck.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+    assert "ELECTION_NOT_NEEDED" in str(list(again.values())[0]), again
+    # Unclean election of a partition whose only replica is down: nothing is eligible.
+    c.kill(4)
+    wait_for(lambda: replicas_of(c, topic, 1)[2] == -1, what="partition 1 goes offline")
+    kp.close()
+    kp = KafkaAdminClient(bootstrap_servers=c.bootstrap(2))
+    r = kp.elect_leaders(1, {topic: [1]}, raise_errors=False)
+    (res,) = [p for t in r.replica_election_results for p in t.partition_result]
+    assert res.error_code == Errors.EligibleLeadersNotAvailableError.errno, res
+    c.start(4)
+    wait_for(lambda: replicas_of(c, topic, 1)[2] == 4, what="the replica leads again once back")
+    kp.close()

@@ -52,7 +52,9 @@ pub(crate) async fn handle(
             let mut d = DescribeLogDirsPartition::default();
             d.partition_index = part.tp.partition.0;
             d.partition_size = part.log_size_bytes() as i64;
-            d.offset_lag = (offsets.log_end_offset.0 - offsets.high_watermark.0).max(0);
+            // Kafka's `getLogEndOffsetLag`: how far this replica's log end trails the high
+            // watermark it knows (0 on a leader, whose log end is never below it).
+            d.offset_lag = (offsets.high_watermark.0 - offsets.log_end_offset.0).max(0);
             if version >= 2
                 && let Some(c) = part.cleanable(now)
             {

@@ -188,6 +188,8 @@ pub(crate) struct LeaderData<'a> {
     pub(crate) diverging: Option<(i32, i64)>,
     pub(crate) records: &'a [u8],
     pub(crate) high_watermark: i64,
+    /// The leader's log start offset: the follower's moves up to it (DeleteRecords).
+    pub(crate) log_start_offset: i64,
 }
 
 /// What [`Partition::apply_as_follower`] did.

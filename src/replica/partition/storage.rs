@@ -13,6 +13,7 @@ use super::{
     ConsumerRead, FetchPosition, FollowerApplied, FollowerRead, Isolation, LeaderData, LogOffsets,
     Partition, PendingFlush,
 };
+use crate::error_code::ErrorCode;
 use crate::log::ReadError;
 #[cfg(test)]
 use crate::log::partition_log::FlushJob;
@@ -203,6 +204,11 @@ impl Partition {
         if let Err(e) = result {
             tracing::error!(partition = %self.tp, error = %e, "applying replicated data failed");
         }
+        if data.log_start_offset > log.log_start_offset().0
+            && let Err(e) = log.advance_log_start(Offset(data.log_start_offset))
+        {
+            tracing::error!(partition = %self.tp, error = %e, "adopting the leader's log start failed");
+        }
         let flush = self.flush_to_wait_for(&mut log).unwrap_or_else(|e| {
             tracing::error!(partition = %self.tp, error = %e, "flushing replicated data failed");
             None
@@ -212,6 +218,55 @@ impl Partition {
         self.publish_log_end(leo);
         self.set_follower_high_watermark(data.high_watermark, leo);
         (applied, flush)
+    }
+
+    /// Follower whose next offset lies below `leader`'s log start: empties the log and goes on
+    /// from `log_start` (unless the answer is stale, checked as in
+    /// [`apply_as_follower`](Self::apply_as_follower)). Returns whether it restarted.
+    pub(crate) fn restart_as_follower_at(
+        &self,
+        leader: NodeId,
+        asked_in: LeaderEpoch,
+        log_start: i64,
+        leader_hw: i64,
+    ) -> bool {
+        let mut log = self.lock_log();
+        if self.is_leader() || self.leader() != Some(leader) || self.leader_epoch() != asked_in {
+            return false;
+        }
+        if log.log_end_offset().0 >= log_start {
+            return false;
+        }
+        tracing::warn!(partition = %self.tp, log_end_offset = %log.log_end_offset(), log_start,
+            "behind the leader's log start: restarting the replica there");
+        if let Err(e) = log.truncate_fully_and_start_at(Offset(log_start)) {
+            tracing::error!(partition = %self.tp, error = %e, "restarting the replica failed");
+            return false;
+        }
+        let leo = log.log_end_offset();
+        drop(log);
+        self.publish_log_end(leo);
+        self.set_follower_high_watermark(leader_hw, leo);
+        true
+    }
+
+    /// Leader: DeleteRecords (KIP-107) moves the log start offset to `offset` (-1: the high
+    /// watermark). Refused with OFFSET_OUT_OF_RANGE past the high watermark, as Kafka does.
+    /// Returns the new log start offset (the low watermark).
+    pub(crate) fn delete_records_before(&self, offset: i64) -> Result<Offset, ErrorCode> {
+        let mut log = self.lock_log();
+        if !self.is_leader() {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { Offset(offset) };
+        if target.0 < 0 || target > hw {
+            return Err(ErrorCode::OffsetOutOfRange);
+        }
+        log.advance_log_start(target).map_err(|e| {
+            tracing::error!(partition = %self.tp, error = %e, "DeleteRecords failed");
+            ErrorCode::KafkaStorageError
+        })
     }
 
     /// KIP-320 (OffsetForLeaderEpoch): the largest epoch ≤ `epoch` and where it ends.
