@@ -274,50 +274,44 @@ async fn apply_plan(
     Ok(())
 }
 
-/// `samsa cluster rebalance`.
-pub(super) async fn rebalance(a: RebalanceArgs) -> anyhow::Result<()> {
-    let mut cluster = ClusterClient::connect(&a.client.bootstrap_server).await?;
+/// Computes a plan from the current placement and prints (and with `execute` applies) it.
+async fn plan_and_apply(
+    client: &ClientArgs,
+    execute: bool,
+    timeout_secs: u64,
+    make: impl FnOnce(&[Placement], &[Target]) -> anyhow::Result<(String, Vec<Placement>)>,
+) -> anyhow::Result<()> {
+    let mut cluster = ClusterClient::connect(&client.bootstrap_server).await?;
     let md = cluster.refresh(None).await?;
     let (current, brokers) = placement(&md);
-    let plan = plan::rebalance(&current, &brokers);
-    let title = format!(
-        "Balanced placement over brokers {:?}",
-        brokers.iter().map(|b| b.id.0).collect::<Vec<_>>()
-    );
-    apply_plan(
-        &mut cluster,
-        &title,
-        &current,
-        &plan,
-        a.execute,
-        Duration::from_secs(a.timeout_secs),
-    )
+    let (title, plan) = make(&current, &brokers)?;
+    let timeout = Duration::from_secs(timeout_secs);
+    apply_plan(&mut cluster, &title, &current, &plan, execute, timeout).await
+}
+
+/// `samsa cluster rebalance`.
+pub(super) async fn rebalance(a: RebalanceArgs) -> anyhow::Result<()> {
+    plan_and_apply(&a.client, a.execute, a.timeout_secs, |current, brokers| {
+        let ids: Vec<i32> = brokers.iter().map(|b| b.id.0).collect();
+        Ok((format!("Balanced placement over brokers {ids:?}"), plan::rebalance(current, brokers)))
+    })
     .await
 }
 
 /// `samsa broker drain N`.
 pub(super) async fn drain(a: DrainArgs) -> anyhow::Result<()> {
-    let mut cluster = ClusterClient::connect(&a.client.bootstrap_server).await?;
-    let md = cluster.refresh(None).await?;
-    let (current, brokers) = placement(&md);
-    let hosts_replicas = current.iter().any(|p| p.replicas.contains(&NodeId(a.broker)));
-    if !brokers.iter().any(|b| b.id.0 == a.broker) && !hosts_replicas {
-        bail!(
-            "broker {} is neither a live broker nor a replica of any partition (see `samsa cluster status`)",
-            a.broker
-        );
-    }
-    let plan = plan::drain(&current, &brokers, NodeId(a.broker))
-        .map_err(|why| anyhow::anyhow!("cannot drain broker {}: {why}", a.broker))?;
-    let title = format!("Draining broker {}", a.broker);
-    apply_plan(
-        &mut cluster,
-        &title,
-        &current,
-        &plan,
-        a.execute,
-        Duration::from_secs(a.timeout_secs),
-    )
+    let id = NodeId(a.broker);
+    plan_and_apply(&a.client, a.execute, a.timeout_secs, |current, brokers| {
+        let hosts_replicas = current.iter().any(|p| p.replicas.contains(&id));
+        if !brokers.iter().any(|b| b.id == id) && !hosts_replicas {
+            bail!(
+                "broker {id} is neither a live broker nor a replica of any partition (see `samsa cluster status`)"
+            );
+        }
+        let plan = plan::drain(current, brokers, id)
+            .map_err(|why| anyhow::anyhow!("cannot drain broker {id}: {why}"))?;
+        Ok((format!("Draining broker {id}"), plan))
+    })
     .await
 }
 

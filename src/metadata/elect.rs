@@ -101,42 +101,13 @@ pub fn elect_leader(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::metadata::commands::apply;
     use crate::metadata::decide::fence_broker;
-    use crate::metadata::image::BrokerRegistration;
 
+    /// Three brokers and topic `t` with one partition on 1, 2 (leader 1).
     fn image() -> MetadataImage {
-        let mut img = MetadataImage::default();
-        for id in 1..=3 {
-            apply(
-                &mut img,
-                &MetadataCommand::RegisterBroker(BrokerRegistration {
-                    id: NodeId(id),
-                    host: "h".into(),
-                    port: 9092,
-                    rack: None,
-                    epoch: 0,
-                    fenced: false,
-                    incarnation: uuid::Uuid::nil(),
-                    replication_addr: String::new(),
-                    endpoints: Default::default(),
-                }),
-            );
-            apply(&mut img, &MetadataCommand::UnfenceBroker { id: NodeId(id) });
-        }
-        apply(
-            &mut img,
-            &MetadataCommand::CreateTopic {
-                name: "t".into(),
-                id: uuid::Uuid::from_u128(1),
-                assignments: vec![vec![NodeId(1), NodeId(2)]],
-                configs: BTreeMap::new(),
-            },
-        );
-        img
+        crate::metadata::test_image(3, &[1, 2])
     }
 
     fn code(r: Result<MetadataCommand, ApiError>) -> ErrorCode {

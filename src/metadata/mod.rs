@@ -128,3 +128,35 @@ impl MetadataLog for StaticMetadata {
         QuorumStatus::default()
     }
 }
+
+/// Test support: an image with `brokers` live brokers (ids 1..=brokers) and topic `t` with one
+/// partition on `replicas` (the first leads).
+#[cfg(test)]
+pub(crate) fn test_image(brokers: i32, replicas: &[i32]) -> image::MetadataImage {
+    use commands::{MetadataCommand, apply};
+    let mut img = image::MetadataImage::default();
+    for id in 1..=brokers {
+        let id = crate::types::NodeId(id);
+        let reg = image::BrokerRegistration {
+            id,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            epoch: 0,
+            fenced: false,
+            incarnation: uuid::Uuid::nil(),
+            replication_addr: String::new(),
+            endpoints: Default::default(),
+        };
+        apply(&mut img, &MetadataCommand::RegisterBroker(reg));
+        apply(&mut img, &MetadataCommand::UnfenceBroker { id });
+    }
+    let create = MetadataCommand::CreateTopic {
+        name: "t".into(),
+        id: uuid::Uuid::from_u128(1),
+        assignments: vec![replicas.iter().map(|r| crate::types::NodeId(*r)).collect()],
+        configs: Default::default(),
+    };
+    apply(&mut img, &create);
+    img
+}

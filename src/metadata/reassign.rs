@@ -253,12 +253,9 @@ pub fn ongoing(image: &MetadataImage, only: Option<&[(String, Vec<i32>)]>) -> Ve
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::metadata::commands::apply;
     use crate::metadata::decide;
-    use crate::metadata::image::BrokerRegistration;
     use crate::types::LeaderEpoch;
 
     fn n(ids: &[i32]) -> Vec<NodeId> {
@@ -267,34 +264,7 @@ mod tests {
 
     /// Four brokers and topic `t` with one partition on 1, 2, 3 (leader 1).
     fn image() -> MetadataImage {
-        let mut img = MetadataImage::default();
-        for id in 1..=4 {
-            apply(
-                &mut img,
-                &MetadataCommand::RegisterBroker(BrokerRegistration {
-                    id: NodeId(id),
-                    host: "h".into(),
-                    port: 9092,
-                    rack: None,
-                    epoch: 0,
-                    fenced: false,
-                    incarnation: uuid::Uuid::nil(),
-                    replication_addr: String::new(),
-                    endpoints: Default::default(),
-                }),
-            );
-            apply(&mut img, &MetadataCommand::UnfenceBroker { id: NodeId(id) });
-        }
-        apply(
-            &mut img,
-            &MetadataCommand::CreateTopic {
-                name: "t".into(),
-                id: uuid::Uuid::from_u128(1),
-                assignments: vec![n(&[1, 2, 3])],
-                configs: BTreeMap::new(),
-            },
-        );
-        img
+        crate::metadata::test_image(4, &[1, 2, 3])
     }
 
     fn run(img: &mut MetadataImage, cmds: &[MetadataCommand]) {
