@@ -43,6 +43,7 @@ pub(crate) mod group;
 pub mod kafka;
 pub(crate) mod log;
 pub mod metadata;
+pub(crate) mod quota;
 pub(crate) mod raft;
 pub(crate) mod replica;
 pub(crate) mod replication;

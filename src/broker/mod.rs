@@ -90,6 +90,8 @@ pub struct Broker {
     pub(crate) replication: Arc<Replication>,
     /// What the log cleaner threads did (they run from `tasks`).
     pub(crate) cleaner: Arc<crate::cleaner::CleanerStats>,
+    /// Client-quota usage (`crate::quota::client`).
+    pub(crate) quotas: crate::quota::client::ClientQuotas,
     raft: MetadataRaft,
     /// This node's controller, active when it leads the quorum (runs session expiry).
     pub local_controller: Arc<Controller>,
@@ -209,6 +211,10 @@ impl Broker {
             }),
             shutdown: shutdown.subscribe(),
             replica_lag_time_max_ms: config.replica_lag_time_max_ms,
+            throttle: Arc::new(crate::quota::replication::ReplicationThrottle::new(
+                config.node_id,
+                &config,
+            )),
             markers: marker_observer,
             txn_verifier: Arc::new(txn_markers::LocalVerifier(txns.clone())),
             dialer: peer_dialer(&config),
@@ -224,6 +230,10 @@ impl Broker {
         if is_voter {
             bootstrap_quorum(&quorum.raft, &config).await?;
         }
+        let quotas = crate::quota::client::ClientQuotas::new(
+            config.quota_window_size_seconds,
+            config.quota_window_num,
+        );
         let broker = Arc::new(Broker {
             config,
             metadata: quorum.metadata,
@@ -235,6 +245,7 @@ impl Broker {
             replicas,
             replication,
             cleaner: Default::default(),
+            quotas,
             raft: quorum.raft,
             local_controller: quorum.local,
             incarnation: Uuid::new_v4(),
@@ -262,7 +273,7 @@ impl Broker {
         let image = self.metadata.image();
         // Replicas that cannot be opened (a full disk) answer KAFKA_STORAGE_ERROR and are
         // retried by the reconciler; the rest are served.
-        if let Err(e) = self.replicas.reconcile(&image, &self.config) {
+        if let Err(e) = self.reconcile(&image) {
             tracing::error!(error = %e, "some partition replicas could not be opened; retrying");
         }
         self.follow_replicas();
@@ -278,6 +289,16 @@ impl Broker {
         self.txn_peers.verify(request).await
     }
 
+    /// Brings local replicas in line with `image`, under the broker config the image makes
+    /// effective (dynamic configs over static ones). Blocking.
+    pub(crate) fn reconcile(
+        &self,
+        image: &crate::metadata::image::MetadataImage,
+    ) -> Result<(), crate::replica::ReconcileFailures> {
+        let config = crate::config::dynamic::effective(&self.config, image);
+        self.replicas.reconcile(image, &config)
+    }
+
     /// After replicas changed: fetch for what this node follows, coordinate the groups of the
     /// offsets partitions it leads.
     pub(crate) fn follow_replicas(&self) {
@@ -290,10 +311,7 @@ impl Broker {
     /// that creates a topic can produce to it as soon as the answer arrives.
     pub(crate) async fn apply_metadata_now(self: &Arc<Self>) {
         let b = self.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            b.replicas.reconcile(&b.metadata.image(), &b.config)
-        })
-        .await;
+        let result = tokio::task::spawn_blocking(move || b.reconcile(&b.metadata.image())).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),

@@ -169,8 +169,7 @@ async fn reconcile_loop(weak: Weak<Broker>) {
         let image = images.borrow_and_update().clone();
         let Some(broker) = weak.upgrade() else { break };
         let b = broker.clone();
-        let result =
-            tokio::task::spawn_blocking(move || b.replicas.reconcile(&image, &b.config)).await;
+        let result = tokio::task::spawn_blocking(move || b.reconcile(&image)).await;
         broker.follow_replicas();
         match result {
             Ok(Ok(())) => {

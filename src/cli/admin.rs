@@ -122,3 +122,57 @@ pub(super) async fn list_offset_as(
     }
     Ok(p.offset)
 }
+
+/// IncrementalAlterConfigs operations, as Kafka numbers them.
+pub(super) const OP_SET: i8 = 0;
+pub(super) const OP_DELETE: i8 = 1;
+pub(super) const OP_APPEND: i8 = 2;
+
+/// Config resource types.
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
+
+/// One config change: key, operation, value.
+pub(super) type ConfigChange = (String, i8, Option<String>);
+
+/// Applies `changes` to one config resource with IncrementalAlterConfigs; fails naming the
+/// resource and Kafka's error.
+pub(super) async fn alter_configs(
+    client: &mut KafkaClient,
+    resource_type: i8,
+    resource_name: &str,
+    changes: &[ConfigChange],
+) -> anyhow::Result<()> {
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let mut res = AlterConfigsResource::default();
+    res.resource_type = resource_type;
+    res.resource_name = StrBytes::from_string(resource_name.to_string());
+    for (key, op, value) in changes {
+        let mut c = AlterableConfig::default();
+        c.name = StrBytes::from_string(key.clone());
+        c.config_operation = *op;
+        c.value = value.clone().map(StrBytes::from_string);
+        res.configs.push(c);
+    }
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources = vec![res];
+    let version = client.version::<IncrementalAlterConfigsRequest>(1)?;
+    let resp = client.send(&req, version).await?;
+    let r = resp.responses.first().context("empty IncrementalAlterConfigs response")?;
+    if r.error_code != 0 {
+        let what = match (resource_type, resource_name) {
+            (RESOURCE_BROKER, "") => "the cluster-wide broker default".to_string(),
+            (RESOURCE_BROKER, n) => format!("broker {n}"),
+            (_, n) => format!("topic '{n}'"),
+        };
+        bail!(
+            "cannot alter the configs of {what}: {}{}",
+            super::topic::error_name(r.error_code),
+            r.error_message.as_ref().map_or(String::new(), |m| format!(": {m}"))
+        );
+    }
+    Ok(())
+}

@@ -14,6 +14,7 @@ mod acl;
 mod admin;
 mod bench;
 mod cluster;
+mod configs;
 mod consume;
 mod dev;
 mod group;
@@ -21,6 +22,7 @@ mod health;
 mod plan;
 mod produce;
 mod reassign;
+mod throttle;
 mod topic;
 mod transactions;
 mod user;
@@ -73,6 +75,9 @@ pub enum Command {
     /// Show the producers of a topic's partitions (idempotent and transactional).
     #[command(subcommand)]
     Producers(transactions::ProducersCommand),
+    /// Describe and alter dynamic broker configs, topic overrides and client quotas, like
+    /// kafka-configs.sh.
+    Configs(configs::ConfigsArgs),
     /// Add, list and remove ACLs, like kafka-acls.sh.
     #[command(subcommand)]
     Acl(acl::AclCommand),
@@ -149,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => health::run(args).await,
         Command::Transactions(cmd) => transactions::run(cmd).await,
         Command::Producers(cmd) => transactions::run_producers(cmd).await,
+        Command::Configs(a) => configs::run(a).await,
         Command::Acl(cmd) => acl::run(cmd).await,
         Command::User(cmd) => user::run(cmd).await,
     }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::ClientArgs;
 use super::admin::name;
 use super::plan::{self, Placement, Target};
+use super::throttle;
 use super::topic::error_name;
 use crate::client::KafkaClient;
 use crate::client::cluster::ClusterClient;
@@ -76,6 +77,14 @@ pub struct ReassignArgs {
     /// Cancel the plan's ongoing moves (the partitions go back to their original replicas).
     #[arg(long)]
     pub cancel: bool,
+    /// Throttle the catch-up replication of the moves to this many bytes per second (KIP-73:
+    /// only replicas outside the ISR are slowed); `--verify` removes it once
+    /// every move completed.
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    pub throttle: Option<u64>,
+    /// With --verify: leave the throttles in place.
+    #[arg(long)]
+    pub preserve_throttles: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -88,6 +97,10 @@ pub struct RebalanceArgs {
     /// Give up following progress after this many seconds (the moves go on).
     #[arg(long, default_value_t = 3600)]
     pub timeout_secs: u64,
+    /// Throttle the catch-up replication of the moves to this many bytes per second (KIP-73:
+    /// only replicas outside the ISR are slowed); removed when the moves complete.
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    pub throttle: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -102,6 +115,10 @@ pub struct DrainArgs {
     /// Give up following progress after this many seconds (the moves go on).
     #[arg(long, default_value_t = 3600)]
     pub timeout_secs: u64,
+    /// Throttle the catch-up replication of the moves to this many bytes per second (KIP-73:
+    /// only replicas outside the ISR are slowed); removed when the moves complete.
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    pub throttle: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -250,6 +267,7 @@ async fn apply_plan(
     plan: &[Placement],
     execute: bool,
     timeout: Duration,
+    throttle: Option<u64>,
 ) -> anyhow::Result<()> {
     let changed = plan::changes(current, plan);
     print_plan(title, current, &changed);
@@ -267,9 +285,17 @@ async fn apply_plan(
     }
     let targets: Vec<(String, i32, Option<Vec<i32>>)> =
         changed.iter().map(|p| (p.topic.clone(), p.partition, Some(ids(&p.replicas)))).collect();
+    let moves = moves_of(current, &targets);
+    if let Some(rate) = throttle {
+        throttle::set(cluster.any(), &moves, rate).await?;
+    }
     submit(cluster.any(), &targets).await?;
     let moved = changed.iter().map(|p| (p.topic.clone(), p.partition)).collect();
     follow(cluster.any(), &moved, timeout).await?;
+    if throttle.is_some() {
+        let (brokers, topics) = touched(&moves);
+        throttle::clear(cluster.any(), &brokers, &topics).await?;
+    }
     println!("Done.");
     Ok(())
 }
@@ -279,6 +305,7 @@ async fn plan_and_apply(
     client: &ClientArgs,
     execute: bool,
     timeout_secs: u64,
+    throttle: Option<u64>,
     make: impl FnOnce(&[Placement], &[Target]) -> anyhow::Result<(String, Vec<Placement>)>,
 ) -> anyhow::Result<()> {
     let mut cluster = ClusterClient::connect(&client.bootstrap_server).await?;
@@ -286,12 +313,38 @@ async fn plan_and_apply(
     let (current, brokers) = placement(&md);
     let (title, plan) = make(&current, &brokers)?;
     let timeout = Duration::from_secs(timeout_secs);
-    apply_plan(&mut cluster, &title, &current, &plan, execute, timeout).await
+    apply_plan(&mut cluster, &title, &current, &plan, execute, timeout, throttle).await
+}
+
+/// The moves `targets` make from the `current` placement.
+fn moves_of(
+    current: &[Placement],
+    targets: &[(String, i32, Option<Vec<i32>>)],
+) -> Vec<throttle::Move> {
+    targets
+        .iter()
+        .filter_map(|(topic, partition, to)| {
+            let from = current.iter().find(|c| &c.topic == topic && c.partition == *partition)?;
+            Some(throttle::Move {
+                topic: topic.clone(),
+                partition: *partition,
+                from: ids(&from.replicas),
+                to: to.clone()?,
+            })
+        })
+        .collect()
+}
+
+/// The brokers and topics the moves throttle.
+fn touched(moves: &[throttle::Move]) -> (BTreeSet<i32>, BTreeSet<String>) {
+    let brokers = moves.iter().flat_map(|m| m.from.iter().chain(&m.to)).copied().collect();
+    let topics = moves.iter().map(|m| m.topic.clone()).collect();
+    (brokers, topics)
 }
 
 /// `samsa cluster rebalance`.
 pub(super) async fn rebalance(a: RebalanceArgs) -> anyhow::Result<()> {
-    plan_and_apply(&a.client, a.execute, a.timeout_secs, |current, brokers| {
+    plan_and_apply(&a.client, a.execute, a.timeout_secs, a.throttle, |current, brokers| {
         let ids: Vec<i32> = brokers.iter().map(|b| b.id.0).collect();
         Ok((format!("Balanced placement over brokers {ids:?}"), plan::rebalance(current, brokers)))
     })
@@ -301,7 +354,7 @@ pub(super) async fn rebalance(a: RebalanceArgs) -> anyhow::Result<()> {
 /// `samsa broker drain N`.
 pub(super) async fn drain(a: DrainArgs) -> anyhow::Result<()> {
     let id = NodeId(a.broker);
-    plan_and_apply(&a.client, a.execute, a.timeout_secs, |current, brokers| {
+    plan_and_apply(&a.client, a.execute, a.timeout_secs, a.throttle, |current, brokers| {
         let hosts_replicas = current.iter().any(|p| p.replicas.contains(&id));
         if !brokers.iter().any(|b| b.id == id) && !hosts_replicas {
             bail!(
@@ -361,6 +414,12 @@ pub(super) async fn reassign(a: ReassignArgs) -> anyhow::Result<()> {
         if !all_done {
             bail!("not every partition of the plan is where it says");
         }
+        if !a.preserve_throttles {
+            let brokers: BTreeSet<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
+            let topics: BTreeSet<String> =
+                file.partitions.iter().map(|p| p.topic.clone()).collect();
+            throttle::clear(cluster.any(), &brokers, &topics).await?;
+        }
         return Ok(());
     }
     if a.cancel {
@@ -391,6 +450,12 @@ pub(super) async fn reassign(a: ReassignArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| (p.topic.clone(), p.partition, Some(p.replicas.clone())))
         .collect();
+    if let Some(rate) = a.throttle {
+        throttle::set(cluster.any(), &moves_of(&current, &targets), rate).await?;
+        println!(
+            "Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed."
+        );
+    }
     submit(cluster.any(), &targets).await?;
     let names: Vec<String> = wanted.iter().map(|(t, p)| format!("{t}-{p}")).collect();
     println!("Successfully started partition reassignments for {}", names.join(","));

@@ -5,13 +5,7 @@ use clap::Args;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest,
-};
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{list_offset, list_offset_as, metadata, name};
@@ -252,37 +246,15 @@ async fn topic_overrides(client: &mut KafkaClient, topic: &str) -> anyhow::Resul
 }
 
 async fn alter(a: AlterArgs) -> anyhow::Result<()> {
+    use super::admin::{OP_DELETE, OP_SET, RESOURCE_TOPIC, alter_configs};
     let mut client = KafkaClient::connect(&a.client.bootstrap_server).await?;
-    let mut res = AlterConfigsResource::default();
-    res.resource_type = 2;
-    res.resource_name = StrBytes::from_string(a.topic.clone());
+    let mut changes = Vec::new();
     for kv in &a.configs {
         let (k, v) = split_kv(kv)?;
-        let mut c = AlterableConfig::default();
-        c.name = StrBytes::from_string(k);
-        c.config_operation = 0;
-        c.value = Some(StrBytes::from_string(v));
-        res.configs.push(c);
+        changes.push((k, OP_SET, Some(v)));
     }
-    for k in &a.delete_configs {
-        let mut c = AlterableConfig::default();
-        c.name = StrBytes::from_string(k.clone());
-        c.config_operation = 1;
-        res.configs.push(c);
-    }
-    let mut req = IncrementalAlterConfigsRequest::default();
-    req.resources = vec![res];
-    let version = client.version::<IncrementalAlterConfigsRequest>(1)?;
-    let resp = client.send(&req, version).await?;
-    let r = resp.responses.first().context("empty IncrementalAlterConfigs response")?;
-    if r.error_code != 0 {
-        bail!(
-            "cannot alter topic '{}': {}{}",
-            a.topic,
-            error_name(r.error_code),
-            r.error_message.as_ref().map_or(String::new(), |m| format!(": {m}"))
-        );
-    }
+    changes.extend(a.delete_configs.iter().map(|k| (k.clone(), OP_DELETE, None)));
+    alter_configs(&mut client, RESOURCE_TOPIC, &a.topic, &changes).await?;
     outln!("Altered configs of topic {}.", a.topic);
     Ok(())
 }

@@ -136,6 +136,19 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election_enable: bool,
+    /// `leader.replication.throttled.rate`: bytes per second this broker sends to followers
+    /// (not in the ISR) of the partitions `leader.replication.throttled.replicas` names.
+    pub leader_replication_throttled_rate: i64,
+    /// `follower.replication.throttled.rate`: bytes per second this broker fetches for the
+    /// replicas `follower.replication.throttled.replicas` names (while they are not in the ISR).
+    pub follower_replication_throttled_rate: i64,
+    /// `replication.quota.window.num` and `replication.quota.window.size.seconds`: the samples
+    /// the replication throttles measure their rate over.
+    pub replication_quota_window_num: i64,
+    pub replication_quota_window_size_seconds: i64,
+    /// `quota.window.num` and `quota.window.size.seconds`: the same for client quotas.
+    pub quota_window_num: i64,
+    pub quota_window_size_seconds: i64,
     /// `admin.listener` (samsa's own key): where `/healthz`, `/readyz` and `/metrics` are
     /// served over HTTP, as `host:port`; none when unset.
     pub admin_listener: Option<SocketAddr>,
@@ -207,6 +220,12 @@ impl BrokerConfig {
             min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
             unclean_leader_election_enable: false,
+            leader_replication_throttled_rate: i64::MAX,
+            follower_replication_throttled_rate: i64::MAX,
+            replication_quota_window_num: 11,
+            replication_quota_window_size_seconds: 1,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             admin_listener: None,
             admin_listener_security_protocol: crate::security::SecurityProtocol::Plaintext,
             admin_listener_auth_token_file: None,
@@ -230,6 +249,12 @@ impl BrokerConfig {
         self.set_value(key, value)?;
         self.explicit.insert(key.to_string());
         Ok(())
+    }
+
+    /// Applies a dynamic config from the metadata log (`config::dynamic`): the value changes,
+    /// the key is not recorded as set statically.
+    pub fn set_dynamic(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.set_value(key, value)
     }
 
     fn set_value(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
@@ -337,6 +362,18 @@ impl BrokerConfig {
             }
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = long(1)?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = boolean()?,
+            "leader.replication.throttled.rate" => {
+                self.leader_replication_throttled_rate = long(0)?
+            }
+            "follower.replication.throttled.rate" => {
+                self.follower_replication_throttled_rate = long(0)?
+            }
+            "replication.quota.window.num" => self.replication_quota_window_num = int(1)?,
+            "replication.quota.window.size.seconds" => {
+                self.replication_quota_window_size_seconds = int(1)?
+            }
+            "quota.window.num" => self.quota_window_num = int(1)?,
+            "quota.window.size.seconds" => self.quota_window_size_seconds = int(1)?,
             "admin.listener.security.protocol" => {
                 self.admin_listener_security_protocol =
                     crate::security::SecurityProtocol::parse(value.trim())
@@ -502,6 +539,22 @@ impl BrokerConfig {
             ),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
+            ("unclean.leader.election.enable", self.unclean_leader_election_enable.to_string()),
+            (
+                "leader.replication.throttled.rate",
+                self.leader_replication_throttled_rate.to_string(),
+            ),
+            (
+                "follower.replication.throttled.rate",
+                self.follower_replication_throttled_rate.to_string(),
+            ),
+            ("replication.quota.window.num", self.replication_quota_window_num.to_string()),
+            (
+                "replication.quota.window.size.seconds",
+                self.replication_quota_window_size_seconds.to_string(),
+            ),
+            ("quota.window.num", self.quota_window_num.to_string()),
+            ("quota.window.size.seconds", self.quota_window_size_seconds.to_string()),
         ];
         all.extend(self.group.describe());
         all.extend(self.txn.describe());

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod cleaner;
+pub mod dynamic;
 pub mod group;
 pub mod server;
 pub mod topic;

@@ -162,12 +162,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "follower.replication.throttled.replicas",
         config_type: ConfigType::List,
-        doc: "accepted (partition:broker list or *), not enforced yet: replication is not throttled.",
+        doc: "replicas (partition:broker list, or *) whose replication is throttled to the broker's *.replication.throttled.rate while they are out of the ISR (KIP-73).",
     },
     TopicConfigDef {
         name: "leader.replication.throttled.replicas",
         config_type: ConfigType::List,
-        doc: "accepted (partition:broker list or *), not enforced yet: replication is not throttled.",
+        doc: "replicas (partition:broker list, or *) whose replication is throttled to the broker's *.replication.throttled.rate while they are out of the ISR (KIP-73).",
     },
     TopicConfigDef {
         name: "local.retention.bytes",

@@ -23,6 +23,7 @@ use crate::metadata::commands::MetadataCommand;
 use crate::metadata::decide::{self, ConfigOp, TopicDefaults, TopicSpec};
 use crate::metadata::elect::{self, ElectionType};
 use crate::metadata::image::{BrokerRegistration, MetadataImage};
+use crate::metadata::quotas::{self, QuotaAlteration};
 use crate::metadata::reassign;
 use crate::metadata::scram::{self, ScramAlteration, ScramResult};
 use crate::metadata::{MetadataError, MetadataLog};
@@ -59,6 +60,24 @@ pub enum ControllerRequest {
     AlterTopicConfigs {
         topic: String,
         ops: Vec<ConfigOp>,
+        validate_only: bool,
+    },
+    /// AlterConfigs on a BROKER resource ("" = the cluster default): its dynamic configs
+    /// become exactly `configs`.
+    ReplaceBrokerConfigs {
+        resource: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    /// IncrementalAlterConfigs on a BROKER resource.
+    AlterBrokerConfigs {
+        resource: String,
+        ops: Vec<ConfigOp>,
+        validate_only: bool,
+    },
+    /// AlterClientQuotas.
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
         validate_only: bool,
     },
     AllocateProducerIds {
@@ -147,6 +166,10 @@ pub enum ControllerReply {
     /// Per partition of an AlterReassignments or ElectLeaders: `None` if it was carried out.
     PartitionResults {
         results: Vec<PartitionResult>,
+    },
+    /// Per entry of an AlterClientQuotas: `None` if it was applied.
+    QuotaResults {
+        results: Vec<Option<ApiError>>,
     },
     /// Per filter of a DeleteAcls: the bindings it removed.
     AclsDeleted {
@@ -324,6 +347,22 @@ impl Controller {
             ),
             R::AlterTopicConfigs { topic, ops, validate_only } => {
                 (alter_topic_configs(image, topic, ops)?, ControllerReply::Done, *validate_only)
+            }
+            R::ReplaceBrokerConfigs { resource, configs, validate_only } => (
+                decide::set_broker_configs(resource, configs.clone())?,
+                ControllerReply::Done,
+                *validate_only,
+            ),
+            R::AlterBrokerConfigs { resource, ops, validate_only } => {
+                let entity = crate::config::dynamic::entity(resource)
+                    .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))?;
+                let current = image.broker_configs.get(&entity).cloned().unwrap_or_default();
+                let next = decide::apply_broker_config_ops(&current, ops)?;
+                (decide::set_broker_configs(resource, next)?, ControllerReply::Done, *validate_only)
+            }
+            R::AlterClientQuotas { alterations, validate_only } => {
+                let (cmds, results) = quotas::alter(&image.client_quotas, alterations);
+                (cmds, ControllerReply::QuotaResults { results }, *validate_only)
             }
             R::AllocateProducerIds { broker } => (
                 vec![MetadataCommand::AllocateProducerIds {

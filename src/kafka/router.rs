@@ -8,6 +8,7 @@
 //! undecodable body closes the connection, as Kafka does.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -16,6 +17,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use super::handlers;
 use super::response::{Body, IntoBody};
 use crate::broker::Broker;
+use crate::quota::client::QuotaKind;
 use crate::security::Principal;
 
 /// What the connection does after a request.
@@ -74,9 +76,41 @@ pub struct RequestContext {
     pub listener: Arc<str>,
     /// Who the connection authenticated as (`User:ANONYMOUS` on PLAINTEXT).
     pub principal: Arc<Principal>,
+    /// What client quotas decide during this request (`crate::quota::client`).
+    pub(crate) quota: Arc<RequestQuota>,
+}
+
+/// One request's client-quota state, shared by the router and the handler: the request's size,
+/// the request-time throttle the client already owes, the throttle the handler decided (Produce
+/// and Fetch byte rates) and the time it spent waiting rather than working (a fetch's long
+/// poll, an acks=all produce's wait for the ISR), which does not count as request time.
+#[derive(Debug, Default)]
+pub(crate) struct RequestQuota {
+    pub(crate) request_bytes: usize,
+    pub(crate) owed_ms: i64,
+    handler_throttle_ms: AtomicI64,
+    idle_ns: AtomicU64,
+}
+
+impl RequestQuota {
+    /// The handler's throttle: `throttle_time_ms` of its response, and how long the connection
+    /// is muted after it.
+    pub(crate) fn throttle(&self, ms: i64) {
+        self.handler_throttle_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Time the handler spent waiting, not handling.
+    pub(crate) fn idle(&self, waited: std::time::Duration) {
+        self.idle_ns.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 impl RequestContext {
+    /// Who the client is, as quotas see it.
+    pub(crate) fn quota_client(&self) -> crate::quota::client::Client<'_> {
+        crate::quota::client::Client { user: &self.principal.name, client_id: &self.client_id }
+    }
+
     /// The client's IP address as ACL host filters name it.
     pub fn ip(&self) -> &str {
         self.client_host.trim_start_matches('/')
@@ -180,6 +214,8 @@ routes! {
     ElectLeaders => elect_leaders,
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
+    DescribeClientQuotas => describe_client_quotas,
+    AlterClientQuotas => alter_client_quotas,
 }
 
 /// Kafka's name of an API, for metrics labels.
@@ -233,7 +269,9 @@ fn api_name(api: ApiKey) -> &'static str {
         DeleteRecords,
         ElectLeaders,
         AlterPartitionReassignments,
-        ListPartitionReassignments
+        ListPartitionReassignments,
+        DescribeClientQuotas,
+        AlterClientQuotas
     )
 }
 
@@ -251,7 +289,29 @@ pub fn versions_of(api: ApiKey) -> Option<Versions> {
 }
 
 /// Handles one request frame from an authenticated `session`.
-pub async fn handle(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Outcome {
+pub async fn handle(broker: &Arc<Broker>, session: &Session, frame: Bytes) -> Outcome {
+    handle_muted(broker, session, frame).await.0
+}
+
+/// [`handle`], and how long the connection must then read nothing from this client: the
+/// throttle its quotas impose (Kafka mutes the channel; zero when within its quotas).
+pub async fn handle_muted(
+    broker: &Arc<Broker>,
+    session: &Session,
+    frame: Bytes,
+) -> (Outcome, std::time::Duration) {
+    let mut mute_ms = 0;
+    let outcome = route(broker, session, frame, &mut mute_ms).await;
+    (outcome, std::time::Duration::from_millis(mute_ms.max(0) as u64))
+}
+
+async fn route(
+    broker: &Arc<Broker>,
+    session: &Session,
+    mut frame: Bytes,
+    mute_ms: &mut i64,
+) -> Outcome {
+    let request_bytes = frame.len() + 4;
     if frame.len() < 8 {
         return Outcome::Close(format!("request frame of {} bytes is too short", frame.len()));
     }
@@ -282,11 +342,17 @@ pub async fn handle(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("undecodable request header: {e}")),
     };
+    let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
+    let image = broker.metadata.image();
+    let client =
+        crate::quota::client::Client { user: &session.principal.name, client_id: &client_id };
+    let owed_ms = broker.quotas.owed(&image, client, QuotaKind::Request, crate::clock::now_ms());
     let ctx = RequestContext {
-        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        client_id,
         client_host: format!("/{}", session.peer.ip()),
         listener: session.listener.clone(),
         principal: session.principal.clone(),
+        quota: Arc::new(RequestQuota { request_bytes, owed_ms, ..RequestQuota::default() }),
     };
     // ApiVersions responses always use header v0 (KIP-511), whatever the request version.
     let response_header_version =
@@ -297,7 +363,18 @@ pub async fn handle(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -
     } else {
         dispatch(broker, &ctx, api, version, frame).await
     };
-    broker.metrics.record_request(api_name(api), started.elapsed());
+    let elapsed = started.elapsed();
+    broker.metrics.record_request(api_name(api), elapsed);
+    let idle = std::time::Duration::from_nanos(ctx.quota.idle_ns.load(Ordering::Relaxed));
+    let busy = crate::quota::client::request_percent(elapsed.saturating_sub(idle));
+    let owed = broker.quotas.record(
+        &image,
+        ctx.quota_client(),
+        QuotaKind::Request,
+        busy,
+        crate::clock::now_ms(),
+    );
+    *mute_ms = ctx.quota.handler_throttle_ms.load(Ordering::Relaxed).max(owed);
     match result {
         Ok(Some(body)) => with_header(correlation_id, response_header_version, body),
         Ok(None) => Outcome::NoResponse,

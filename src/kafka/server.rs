@@ -244,7 +244,8 @@ async fn handle_connection<S: ClientStream>(
                     &pre_auth
                 }
             };
-            match router::handle(&broker, session, frame).await {
+            let (outcome, mute) = router::handle_muted(&broker, session, frame).await;
+            match outcome {
                 Outcome::Respond(response) => {
                     broker.metrics.add_bytes_out(response.len());
                     out.write(&mut stream, response).await?;
@@ -254,6 +255,15 @@ async fn handle_connection<S: ClientStream>(
                     closed::log_close(&peer, &client, &why);
                     out.flush(&mut stream).await?;
                     return Err(ConnectionError::Protocol(why));
+                }
+            }
+            if !mute.is_zero() {
+                // Over a client quota: the answer goes out now, then nothing more is read or
+                // handled from this client until the throttle has passed (Kafka's muting).
+                out.flush(&mut stream).await?;
+                tokio::select! {
+                    () = tokio::time::sleep(mute) => {}
+                    _ = stop.changed() => return Ok(()),
                 }
             }
         }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::image::{
     BrokerRegistration, MetadataImage, PartitionImage, ProducerIdBlock, TopicImage,
 };
+use super::quotas::{QuotaEntity, QuotaValues};
 use crate::security::acl::AclBinding;
 use crate::security::sasl::scram::{ScramCredential, ScramMechanism};
 use crate::types::{LeaderEpoch, NodeId};
@@ -66,6 +67,11 @@ pub enum MetadataCommand {
     CreateAcls { acls: Vec<(Uuid, AclBinding)> },
     /// Removes ACLs by id (DeleteAcls).
     DeleteAcls { ids: Vec<Uuid> },
+    /// Replaces the dynamic configs of one broker (`entity` = its node id) or of the cluster
+    /// default (`entity` = ""); an empty set removes the entry.
+    SetBrokerConfigs { entity: String, configs: BTreeMap<String, String> },
+    /// Replaces one client-quota entity's values; an empty set removes the entity.
+    SetClientQuotas { entity: QuotaEntity, values: QuotaValues },
 }
 
 fn new_partition(replicas: &[NodeId]) -> PartitionImage {
@@ -195,6 +201,20 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) {
         MetadataCommand::DeleteAcls { ids } => {
             for id in ids {
                 image.acls.remove(id);
+            }
+        }
+        MetadataCommand::SetBrokerConfigs { entity, configs } => {
+            if configs.is_empty() {
+                image.broker_configs.remove(entity);
+            } else {
+                image.broker_configs.insert(entity.clone(), configs.clone());
+            }
+        }
+        MetadataCommand::SetClientQuotas { entity, values } => {
+            if values.is_empty() {
+                image.client_quotas.remove(entity);
+            } else {
+                image.client_quotas.insert(entity.clone(), values.clone());
             }
         }
         MetadataCommand::AllocateProducerIds { broker, count } => {

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::commands::MetadataCommand;
 use super::image::{BrokerRegistration, MetadataImage};
 use crate::config::topic as topic_config;
+use crate::config::topic::ConfigType;
 use crate::error_code::{ApiError, ErrorCode};
 use crate::types::{LeaderEpoch, NodeId};
 
@@ -269,6 +270,25 @@ pub fn set_topic_configs(
     Ok(vec![MetadataCommand::SetTopicConfigs { topic: topic.into(), configs }])
 }
 
+/// Decides replacing one broker resource's dynamic configs: `resource` is "" (the cluster
+/// default) or a node id, every key must be dynamic (`config::dynamic`) and its value valid.
+pub fn set_broker_configs(
+    resource: &str,
+    configs: BTreeMap<String, String>,
+) -> Result<Vec<MetadataCommand>, ApiError> {
+    use crate::config::dynamic::{self, DynamicConfigError};
+    let entity = dynamic::entity(resource)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))?;
+    dynamic::validate_all(&configs).map_err(|e| {
+        let code = match e {
+            DynamicConfigError::BadResourceName(_) => ErrorCode::InvalidRequest,
+            _ => ErrorCode::InvalidConfig,
+        };
+        ApiError::new(code, e.to_string())
+    })?;
+    Ok(vec![MetadataCommand::SetBrokerConfigs { entity, configs }])
+}
+
 /// One IncrementalAlterConfigs operation (KIP-339).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigOp {
@@ -290,6 +310,27 @@ pub fn apply_config_ops(
     current: &BTreeMap<String, String>,
     ops: &[ConfigOp],
 ) -> Result<BTreeMap<String, String>, ApiError> {
+    apply_ops(current, ops, |key| topic_config::definition(key).map(|d| d.config_type), "topic")
+}
+
+/// The same on a broker resource's dynamic configs (`config::dynamic`); a key that is not
+/// dynamic is refused later, by validation, with the reason.
+pub fn apply_broker_config_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[ConfigOp],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let kind = |key: &str| {
+        Some(crate::config::dynamic::definition(key).map_or(ConfigType::String, |d| d.config_type))
+    };
+    apply_ops(current, ops, kind, "broker")
+}
+
+fn apply_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[ConfigOp],
+    kind_of: impl Fn(&str) -> Option<ConfigType>,
+    resource: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let invalid = |m: String| ApiError::new(ErrorCode::InvalidConfig, m);
     let mut seen = std::collections::HashSet::new();
     let mut next = current.clone();
@@ -301,8 +342,8 @@ pub fn apply_config_ops(
                 format!("'{key}' appears more than once"),
             ));
         }
-        let def = topic_config::definition(&key)
-            .ok_or_else(|| invalid(format!("unknown topic config '{key}'")))?;
+        let kind =
+            kind_of(&key).ok_or_else(|| invalid(format!("unknown {resource} config '{key}'")))?;
         match op.op {
             OP_SET => {
                 let v = op
@@ -315,7 +356,7 @@ pub fn apply_config_ops(
                 next.remove(&key);
             }
             OP_APPEND | OP_SUBTRACT => {
-                if def.config_type != topic_config::ConfigType::List {
+                if kind != ConfigType::List {
                     return Err(invalid(format!(
                         "'{key}' is not a list; APPEND and SUBTRACT need a list config"
                     )));
@@ -438,7 +479,7 @@ pub fn fence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand> {
             } else {
                 p.leader
             };
-            if leader.is_none() && unclean_allowed(t) {
+            if leader.is_none() && unclean_allowed(image, t) {
                 // Availability over consistency, by the topic's explicit choice: may lose data.
                 leader = p.replicas.iter().copied().find(|r| live(r));
                 if let Some(l) = leader {
@@ -513,9 +554,15 @@ pub fn alter_partition(
     Ok(vec![super::reassign::isr_change(image, topic, partition, p, leader, isr)])
 }
 
-/// Whether a topic opted into `unclean.leader.election.enable=true`.
-fn unclean_allowed(t: &super::image::TopicImage) -> bool {
-    t.configs.get("unclean.leader.election.enable").is_some_and(|v| v == "true")
+/// Whether a topic allows `unclean.leader.election.enable`: its override, else the cluster's
+/// dynamic default (the controller decides for every broker, so a per-broker value does not
+/// apply here).
+fn unclean_allowed(image: &MetadataImage, t: &super::image::TopicImage) -> bool {
+    const KEY: &str = "unclean.leader.election.enable";
+    t.configs
+        .get(KEY)
+        .or_else(|| image.broker_configs.get(crate::config::dynamic::CLUSTER_DEFAULT)?.get(KEY))
+        .is_some_and(|v| v == "true")
 }
 
 /// Unfences `id` and gives it the partitions that have no leader and list it in their ISR (or,
@@ -532,7 +579,7 @@ pub fn unfence_broker(image: &MetadataImage, id: NodeId) -> Vec<MetadataCommand>
             }
             let isr = if p.isr.contains(&id) {
                 p.isr.clone()
-            } else if unclean_allowed(t) {
+            } else if unclean_allowed(image, t) {
                 vec![id]
             } else {
                 continue;

@@ -108,6 +108,17 @@ pub struct MetadataImage {
     /// ACLs by id (CreateAcls), read by the StandardAuthorizer on every broker.
     #[serde(default)]
     pub acls: BTreeMap<Uuid, AclBinding>,
+    /// Dynamic broker configs (`config::dynamic`): by resource name, "" for the cluster default
+    /// or a node id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas (AlterClientQuotas) by entity.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "super::quotas::by_entity"
+    )]
+    pub client_quotas: BTreeMap<super::quotas::QuotaEntity, super::quotas::QuotaValues>,
 }
 
 impl MetadataImage {

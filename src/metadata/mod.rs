@@ -10,6 +10,7 @@ pub mod commands;
 pub mod decide;
 pub mod elect;
 pub mod image;
+pub mod quotas;
 pub mod reassign;
 pub mod scram;
 

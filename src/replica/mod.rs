@@ -32,7 +32,7 @@ pub(crate) mod divergence;
 pub(crate) mod manager;
 pub(crate) mod partition;
 
-pub(crate) use manager::{Missing, ReplicaManager};
+pub(crate) use manager::{Missing, ReconcileFailures, ReplicaManager};
 pub(crate) use partition::{
     Acks, CommitWait, FollowerApplied, Isolation, LeaderAppend, LeaderAppendError, LeaderData,
     Partition, PendingFlush,

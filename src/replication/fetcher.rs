@@ -16,6 +16,7 @@ use super::pb::{FetchPartition, FetchRequest};
 use super::service::REPLICATION_MESSAGE_BYTES_MAX;
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
+use crate::quota::replication::Side;
 use crate::replica::{FollowerApplied, LeaderData, Partition, PendingFlush};
 use crate::types::{LeaderEpoch, NodeId};
 
@@ -101,9 +102,15 @@ async fn fetch_loop(weak: Weak<Replication>, leader: NodeId) {
         if replication.stop_fetching(leader) {
             return;
         }
-        let parts = replication.followed(leader);
+        let followed = replication.followed(leader);
         let ctx = replication.ctx.clone();
         drop(replication);
+        let (parts, throttled) = unthrottled(&ctx, followed);
+        if parts.is_empty() {
+            // Every replica fetched from this leader is throttled and over the rate.
+            tokio::time::sleep(RETRY_PAUSE).await;
+            continue;
+        }
         let addr = ctx.metadata.image().brokers.get(&leader).map(|b| b.replication_addr.clone());
         let Some(c) =
             addr.filter(|a| !a.is_empty()).and_then(|a| connect(&mut client, &ctx.dialer, &a))
@@ -123,7 +130,17 @@ async fn fetch_loop(weak: Weak<Replication>, leader: NodeId) {
         req.set_timeout(Duration::from_millis(FETCH_WAIT_MS as u64) + FETCH_SLACK);
         let keep_going = match c.fetch(req).await {
             Ok(resp) => {
-                let applied = apply_response(leader, &parts, &asked, resp.into_inner());
+                let resp = resp.into_inner();
+                let throttled_bytes: usize = resp
+                    .partitions
+                    .iter()
+                    .filter(|pd| {
+                        throttled.iter().any(|(t, p)| *t == pd.topic && *p == pd.partition)
+                    })
+                    .map(|pd| pd.records.len())
+                    .sum();
+                ctx.throttle.record(Side::Follower, throttled_bytes, now_ms());
+                let applied = apply_response(leader, &parts, &asked, resp);
                 tracing::trace!(leader = %leader, appended = applied.appended, "fetch answer applied");
                 // `flush.messages`: the next fetch acknowledges this data, so it is fsynced
                 // first (on a blocking thread).
@@ -143,6 +160,33 @@ async fn fetch_loop(weak: Weak<Replication>, leader: NodeId) {
             tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
+}
+
+/// The replicas to fetch now, and which of them are throttled (KIP-73, follower side: listed
+/// in `follower.replication.throttled.replicas` for this node, out of the ISR, a rate set).
+/// Throttled ones are left out while this node's throttled fetching is over the rate.
+fn unthrottled(
+    ctx: &super::ReplicationContext,
+    followed: Vec<Arc<Partition>>,
+) -> (Vec<Arc<Partition>>, Vec<(String, i32)>) {
+    let image = ctx.metadata.image();
+    let now = now_ms();
+    let mut throttled = Vec::new();
+    let parts = followed
+        .into_iter()
+        .filter(|p| {
+            let (topic, index) = (&p.tp.topic, p.tp.partition.0);
+            match ctx.throttle.applies(&image, Side::Follower, topic, index, ctx.node_id) {
+                None => true,
+                Some(bound) if ctx.throttle.exceeded(Side::Follower, bound, now) => false,
+                Some(_) => {
+                    throttled.push((topic.clone(), index));
+                    true
+                }
+            }
+        })
+        .collect();
+    (parts, throttled)
 }
 
 fn build_request(replica_id: NodeId, parts: &[Arc<Partition>]) -> FetchRequest {

@@ -56,6 +56,8 @@ pub(crate) struct ReplicationContext {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// `replica.lag.time.max.ms`.
     pub(crate) replica_lag_time_max_ms: i64,
+    /// The replication throttles (KIP-73) on both ends.
+    pub(crate) throttle: Arc<crate::quota::replication::ReplicationThrottle>,
     /// Told of transaction markers committed here (the group coordinator's offsets).
     pub(crate) markers: Arc<dyn markers::MarkerObserver>,
     /// Answers other leaders' KIP-890 verification for the ids coordinated here.

@@ -18,6 +18,7 @@ use super::pb::{
 use crate::clock::now_ms;
 use crate::error_code::ErrorCode;
 use crate::log::ReadError;
+use crate::quota::replication::Side;
 use crate::types::NodeId;
 
 /// Longest a follower fetch waits for data.
@@ -97,7 +98,20 @@ fn read_all(ctx: &ReplicationContext, req: &FetchRequest) -> (FetchResponse, usi
     let mut budget = req.max_bytes.max(0) as usize;
     let mut out = FetchResponse::default();
     let mut urgent = false;
+    let image = ctx.metadata.image();
+    let now = now_ms();
     for fp in &req.partitions {
+        // KIP-73: a throttled replica (listed, out of the ISR, a rate set) gets no records
+        // while this leader's throttled traffic is over the rate, and at most one window's
+        // worth at a time; its fetch still counts as progress.
+        let throttle =
+            ctx.throttle.applies(&image, Side::Leader, &fp.topic, fp.partition, follower);
+        let held = throttle.is_some_and(|bound| ctx.throttle.exceeded(Side::Leader, bound, now));
+        let limit = match throttle {
+            Some(_) if held => 1,
+            Some(bound) => budget.min(ctx.throttle.read_budget(bound)),
+            None => budget,
+        };
         let mut pd = PartitionData {
             topic: fp.topic.clone(),
             partition: fp.partition,
@@ -106,8 +120,13 @@ fn read_all(ctx: &ReplicationContext, req: &FetchRequest) -> (FetchResponse, usi
             log_end_offset: -1,
             ..Default::default()
         };
-        match read_partition(ctx, follower, fp, budget, &mut pd) {
+        match read_partition(ctx, follower, fp, limit, &mut pd) {
             Ok(()) => {
+                if held {
+                    pd.records = Default::default();
+                } else if throttle.is_some() {
+                    ctx.throttle.record(Side::Leader, pd.records.len(), now);
+                }
                 budget = budget.saturating_sub(pd.records.len());
                 urgent |= pd.diverging.is_some();
             }
@@ -252,6 +271,10 @@ mod tests {
             isr: Arc::new(NoIsrChanges),
             shutdown,
             replica_lag_time_max_ms: 30_000,
+            throttle: Arc::new(crate::quota::replication::ReplicationThrottle::new(
+                NodeId(1),
+                &BrokerConfig::dev("d".into(), "127.0.0.1:9092".parse().expect("addr")),
+            )),
             markers: seen.clone(),
             txn_verifier: Arc::new(NoTxns),
             dialer: Default::default(),
@@ -305,6 +328,10 @@ mod tests {
             isr: Arc::new(NoIsrChanges),
             shutdown,
             replica_lag_time_max_ms: 30_000,
+            throttle: Arc::new(crate::quota::replication::ReplicationThrottle::new(
+                NodeId(1),
+                &BrokerConfig::dev("d".into(), "127.0.0.1:9092".parse().expect("addr")),
+            )),
             markers: Arc::new(SeenMarkers::default()),
             txn_verifier: Arc::new(NoTxns),
             dialer: Default::default(),

@@ -1,5 +1,5 @@
-//! AlterConfigs (key 33): replaces a topic's whole set of overrides (the legacy, non-incremental
-//! API). Broker configs are static in samsa and are refused with a message saying so.
+//! AlterConfigs (key 33): replaces a topic's whole set of overrides, or a broker resource's whole
+//! set of dynamic configs (the legacy, non-incremental API).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,14 +16,6 @@ use crate::kafka::router::{RequestContext, Versions};
 use crate::security::acl::Operation;
 
 pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
-
-/// The refusal for changing a broker's configuration at run time.
-pub(crate) fn broker_configs_are_static() -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidRequest,
-        "broker configs are static in samsa: set them on the command line or in the properties file and restart",
-    )
-}
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
@@ -61,7 +53,20 @@ pub(crate) async fn handle(
                 };
                 broker.controller.execute(req).await.map(|_| ())
             }
-            RESOURCE_BROKER => Err(broker_configs_are_static()),
+            RESOURCE_BROKER => {
+                let req = ControllerRequest::ReplaceBrokerConfigs {
+                    resource: res.resource_name.to_string(),
+                    configs: res
+                        .configs
+                        .iter()
+                        .filter_map(|c| {
+                            c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))
+                        })
+                        .collect(),
+                    validate_only: request.validate_only,
+                };
+                broker.controller.execute(req).await.map(|_| ())
+            }
             other => Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!("config resource type {other} is not supported"),

@@ -1,6 +1,8 @@
 //! DescribeConfigs (key 32): a topic's effective configs (override or broker default, with the
-//! source, synonyms from v1 and type and documentation from v3), or this broker's static configs
-//! (the `ssl.*`/`sasl.*` keys too, a sensitive one with a null value and `is_sensitive`, as Kafka).
+//! source, synonyms from v1 and type and documentation from v3), this broker's configs (dynamic
+//! values from the metadata log over static ones, each with its source and synonyms; the
+//! `ssl.*`/`sasl.*` keys too, a sensitive one with a null value and `is_sensitive`, as Kafka), or
+//! the cluster-wide dynamic default (resource name "").
 
 use std::sync::Arc;
 
@@ -12,11 +14,14 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, sb};
 use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
+use crate::config::dynamic;
 use crate::config::topic::{ConfigType, TOPIC_CONFIGS};
 use crate::error_code::ErrorCode;
 use crate::kafka::handlers::Authz;
 use crate::kafka::router::{RequestContext, Versions};
+use crate::metadata::image::MetadataImage;
 use crate::security::acl::Operation;
+use crate::types::NodeId;
 
 pub(crate) const VERSIONS: Versions = Versions::new(1, 4);
 
@@ -54,7 +59,9 @@ pub(crate) async fn handle(
             RESOURCE_TOPIC => {
                 describe_topic(broker, &res.resource_name, &wanted, &request, version)
             }
-            RESOURCE_BROKER => describe_broker(broker, &res.resource_name, &wanted),
+            RESOURCE_BROKER => {
+                describe_broker(broker, &res.resource_name, &wanted, &request, version)
+            }
             other => Err((
                 ErrorCode::InvalidRequest,
                 format!("config resource type {other} is not supported"),
@@ -85,23 +92,117 @@ fn describe_topic(
     let t = image.topic(topic).ok_or_else(|| {
         (ErrorCode::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist."))
     })?;
+    let layers = Layers::new(broker, &image);
     Ok(TOPIC_CONFIGS
         .iter()
         .filter(|d| wanted(d.name))
         .map(|d| {
             let over = t.configs.get(d.name).cloned();
-            topic_entry(&broker.config, d.name, d.config_type, d.doc, over, request, version)
+            topic_entry(&layers, d.name, d.config_type, d.doc, over, request, version)
         })
         .collect())
 }
 
-fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -> Described {
-    if !name.is_empty() && name != broker.config.node_id.0.to_string() {
+/// Where a broker-level value comes from: the dynamic layers in the metadata image, the static
+/// config, the built-in default.
+struct Layers<'a> {
+    image: &'a MetadataImage,
+    node: NodeId,
+    /// The static config with the dynamic values folded in.
+    effective: std::borrow::Cow<'a, BrokerConfig>,
+    static_config: &'a BrokerConfig,
+    builtin: BrokerConfig,
+}
+
+impl<'a> Layers<'a> {
+    fn new(broker: &'a Broker, image: &'a MetadataImage) -> Self {
+        let builtin = BrokerConfig::dev(broker.config.data_dir.clone(), broker.config.listener);
+        Layers {
+            image,
+            node: broker.config.node_id,
+            effective: dynamic::effective(&broker.config, image),
+            static_config: &broker.config,
+            builtin,
+        }
+    }
+
+    /// The source of broker key `key`'s effective value.
+    fn source(&self, key: &str) -> i8 {
+        match dynamic::lookup(self.image, self.node, key) {
+            Some((_, source)) => source,
+            None if self.static_config.explicit.contains(key) => SOURCE_STATIC_BROKER,
+            None => SOURCE_DEFAULT,
+        }
+    }
+
+    /// Every layer that sets broker key `key`, most specific first (DescribeConfigs synonyms).
+    fn synonyms(&self, key: &str) -> Vec<DescribeConfigsSynonym> {
+        let mut out = Vec::new();
+        let mut push = |value: String, source: i8| {
+            let mut s = DescribeConfigsSynonym::default();
+            s.name = sb(key.to_string());
+            s.value = Some(sb(value));
+            s.source = source;
+            out.push(s);
+        };
+        let own = self.image.broker_configs.get(&self.node.0.to_string());
+        if let Some(v) = own.and_then(|c| c.get(key)) {
+            push(v.clone(), dynamic::SOURCE_DYNAMIC_BROKER);
+        }
+        let default = self.image.broker_configs.get(dynamic::CLUSTER_DEFAULT);
+        if let Some(v) = default.and_then(|c| c.get(key)) {
+            push(v.clone(), dynamic::SOURCE_DYNAMIC_DEFAULT_BROKER);
+        }
+        if self.static_config.explicit.contains(key)
+            && let Some(v) = described(self.static_config, key)
+        {
+            push(v, SOURCE_STATIC_BROKER);
+        }
+        if let Some(v) = described(&self.builtin, key) {
+            push(v, SOURCE_DEFAULT);
+        }
+        out
+    }
+}
+
+/// A broker key's value as DescribeConfigs shows it.
+fn described(config: &BrokerConfig, key: &str) -> Option<String> {
+    config.describe().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+fn describe_broker(
+    broker: &Broker,
+    name: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    request: &DescribeConfigsRequest,
+    version: i16,
+) -> Described {
+    let image = broker.metadata.image();
+    if name == dynamic::CLUSTER_DEFAULT {
+        // The cluster-wide default entity holds only what was set on it (as Kafka shows it).
+        let set = image.broker_configs.get(dynamic::CLUSTER_DEFAULT).cloned().unwrap_or_default();
+        return Ok(set
+            .into_iter()
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, v)| {
+                let mut c = DescribeConfigsResourceResult::default();
+                c.config_source = dynamic::SOURCE_DYNAMIC_DEFAULT_BROKER;
+                if version >= 3 {
+                    c.config_type = dynamic::definition(&k).map_or(0, |d| d.config_type as i8);
+                }
+                c.name = sb(k);
+                c.value = Some(sb(v));
+                c
+            })
+            .collect());
+    }
+    if name != broker.config.node_id.0.to_string() {
         return Err((
             ErrorCode::InvalidRequest,
             format!("this is broker {}, not {name}", broker.config.node_id),
         ));
     }
+    let layers = Layers::new(broker, &image);
     let security = broker.config.security_props.shown().filter(|(k, _)| wanted(k)).map(|(k, v)| {
         let mut c = DescribeConfigsResourceResult::default();
         c.name = sb(k.to_string());
@@ -111,8 +212,8 @@ fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -
         c.config_source = SOURCE_STATIC_BROKER;
         c
     });
-    Ok(broker
-        .config
+    let effective = layers.effective.clone();
+    Ok(effective
         .describe()
         .into_iter()
         .filter(|(k, _)| wanted(k))
@@ -126,9 +227,17 @@ fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -
                 _ => false,
             };
             c.value = (!unset).then(|| sb(v));
-            c.read_only = true;
-            let explicit = broker.config.explicit.contains(k);
-            c.config_source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+            let dynamic_key = dynamic::definition(k);
+            c.read_only = dynamic_key.is_none();
+            c.config_source = layers.source(k);
+            if request.include_synonyms && !unset {
+                c.synonyms = layers.synonyms(k);
+            }
+            if version >= 3
+                && let Some(d) = dynamic_key
+            {
+                c.config_type = d.config_type as i8;
+            }
             c
         })
         .chain(security)
@@ -136,7 +245,7 @@ fn describe_broker(broker: &Broker, name: &str, wanted: &dyn Fn(&str) -> bool) -
 }
 
 fn topic_entry(
-    broker: &BrokerConfig,
+    layers: &Layers<'_>,
     key: &str,
     config_type: ConfigType,
     doc: &str,
@@ -144,11 +253,16 @@ fn topic_entry(
     request: &DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResourceResult {
-    let default = broker.topic_default(key);
+    let default = layers.effective.topic_default(key);
+    let broker_key = BrokerConfig::broker_synonym(key);
     let mut c = DescribeConfigsResourceResult::default();
     c.name = sb(key);
     c.value = override_value.clone().or(default.clone()).map(sb);
-    c.config_source = if override_value.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT };
+    c.config_source = match (&override_value, broker_key) {
+        (Some(_), _) => SOURCE_TOPIC,
+        (None, Some(b)) => layers.source(b),
+        (None, None) => SOURCE_DEFAULT,
+    };
     if request.include_synonyms {
         if let Some(v) = &override_value {
             let mut s = DescribeConfigsSynonym::default();
@@ -157,12 +271,20 @@ fn topic_entry(
             s.source = SOURCE_TOPIC;
             c.synonyms.push(s);
         }
-        if let (Some(broker_key), Some(v)) = (BrokerConfig::broker_synonym(key), default) {
-            let mut s = DescribeConfigsSynonym::default();
-            s.name = sb(broker_key);
-            s.value = Some(sb(v));
-            s.source = SOURCE_DEFAULT;
-            c.synonyms.push(s);
+        match broker_key {
+            Some(b) if described(&layers.builtin, b).is_some() => {
+                c.synonyms.extend(layers.synonyms(b));
+            }
+            Some(b) => {
+                if let Some(v) = default {
+                    let mut s = DescribeConfigsSynonym::default();
+                    s.name = sb(b);
+                    s.value = Some(sb(v));
+                    s.source = SOURCE_DEFAULT;
+                    c.synonyms.push(s);
+                }
+            }
+            None => {}
         }
     }
     if version >= 3 {

@@ -1,12 +1,13 @@
 //! IncrementalAlterConfigs (key 44, KIP-339): SET, DELETE, APPEND and SUBTRACT on a topic's
-//! overrides, decided by the controller (`metadata::decide::apply_config_ops`).
+//! overrides or on a broker's dynamic configs (resource name "" for the cluster default, see
+//! `config::dynamic`), decided by the controller (`metadata::decide`).
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::broker_configs_are_static;
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, apply_metadata_now, message_of};
 use crate::broker::Broker;
 use crate::controller::ControllerRequest;
@@ -42,23 +43,21 @@ pub(crate) async fn handle(
                 ))
             }
             RESOURCE_TOPIC => {
-                let ops = res
-                    .configs
-                    .iter()
-                    .map(|c| ConfigOp {
-                        key: c.name.to_string(),
-                        op: c.config_operation,
-                        value: c.value.as_ref().map(|v| v.to_string()),
-                    })
-                    .collect();
                 let req = ControllerRequest::AlterTopicConfigs {
                     topic: res.resource_name.to_string(),
-                    ops,
+                    ops: config_ops(&res.configs),
                     validate_only: request.validate_only,
                 };
                 broker.controller.execute(req).await.map(|_| ())
             }
-            RESOURCE_BROKER => Err(broker_configs_are_static()),
+            RESOURCE_BROKER => {
+                let req = ControllerRequest::AlterBrokerConfigs {
+                    resource: res.resource_name.to_string(),
+                    ops: config_ops(&res.configs),
+                    validate_only: request.validate_only,
+                };
+                broker.controller.execute(req).await.map(|_| ())
+            }
             other => Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!("config resource type {other} is not supported"),
@@ -77,4 +76,15 @@ pub(crate) async fn handle(
         apply_metadata_now(broker).await;
     }
     Some(response)
+}
+
+fn config_ops(configs: &[AlterableConfig]) -> Vec<ConfigOp> {
+    configs
+        .iter()
+        .map(|c| ConfigOp {
+            key: c.name.to_string(),
+            op: c.config_operation,
+            value: c.value.as_ref().map(|v| v.to_string()),
+        })
+        .collect()
 }

@@ -24,6 +24,7 @@ use crate::kafka::router::{Reply, RequestContext, Versions};
 use crate::log::AppendError;
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
+use crate::quota::client::QuotaKind;
 use crate::replication::pb::{MarkerPartition, VerifyTxnRequest};
 use crate::security::acl::{Operation, ResourceType};
 use crate::types::LeaderEpoch;
@@ -145,8 +146,22 @@ pub(crate) async fn handle_refusing(
     let (mut response, waits, first_error) = append_all(broker, version, request, &refused);
     if !waits.is_empty() {
         let timeout = Duration::from_millis(timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_MAX) as u64);
+        let waiting = std::time::Instant::now();
         finish_writes(&mut response, version, waits, timeout).await;
+        ctx.quota.idle(waiting.elapsed());
     }
+    // producer_byte_rate: the whole request counts, as in Kafka; the answer says how long to
+    // pause and the connection is muted for as long.
+    let bandwidth = broker.quotas.record(
+        &broker.metadata.image(),
+        ctx.quota_client(),
+        QuotaKind::Produce,
+        ctx.quota.request_bytes as f64,
+        now_ms(),
+    );
+    ctx.quota.throttle(bandwidth);
+    response.throttle_time_ms =
+        bandwidth.max(ctx.quota.owed_ms).clamp(0, i64::from(i32::MAX)) as i32;
     if acks != 0 {
         return Reply::Send(response);
     }

@@ -38,6 +38,7 @@ use crate::broker::Broker;
 use crate::error_code::ErrorCode;
 use crate::kafka::router::{RequestContext, Versions};
 use crate::log::{FileSlice, ReadError};
+use crate::quota::client::QuotaKind;
 use crate::replica::Isolation;
 use crate::replica::partition::ConsumerRead;
 use crate::security::acl::Operation;
@@ -61,6 +62,13 @@ pub(crate) async fn handle(
     request: FetchRequest,
 ) -> Option<FetchReply> {
     let denied = unreadable_topics(broker, ctx, version, &request);
+    let mut request = request;
+    // consumer_byte_rate: never ask for more than the quota allows in one window (Kafka's
+    // getMaxValueInQuotaWindow), or the answer is certain to be throttled.
+    if let Some(most) = broker.quotas.max_fetch_bytes(&broker.metadata.image(), ctx.quota_client())
+    {
+        request.max_bytes = request.max_bytes.min(most.min(i32::MAX as usize) as i32);
+    }
     let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX));
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -75,17 +83,39 @@ pub(crate) async fn handle(
         }
         let (reply, bytes, errors) = read_all(broker, version, &request, &denied);
         if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline || *stop.borrow() {
-            return Some(reply);
+            return Some(throttled(broker, ctx, reply, bytes));
         }
         let Some(ws) = watches.as_mut() else {
             watches = Some(high_watermarks(broker, version, &request));
             continue;
         };
+        let waiting = std::time::Instant::now();
         tokio::select! {
             () = crate::replica::wait_for_any_change(ws, deadline) => {}
             _ = stop.changed() => {}
         }
+        ctx.quota.idle(waiting.elapsed());
     }
+}
+
+/// Applies the client's quotas to a fetch answer carrying `bytes` of records, as Kafka does:
+/// within them, the answer as it is; over the byte rate or the request quota, an empty answer
+/// with `throttle_time_ms` (the bytes not sent are not counted) and a muted connection.
+fn throttled(broker: &Broker, ctx: &RequestContext, reply: FetchReply, bytes: usize) -> FetchReply {
+    let image = broker.metadata.image();
+    let now = crate::clock::now_ms();
+    let client = ctx.quota_client();
+    let bandwidth = broker.quotas.record(&image, client, QuotaKind::Fetch, bytes as f64, now);
+    let throttle = bandwidth.max(ctx.quota.owed_ms);
+    if throttle <= 0 {
+        return reply;
+    }
+    broker.quotas.unrecord(&image, client, QuotaKind::Fetch, bytes as f64, now);
+    ctx.quota.throttle(throttle);
+    let mut response = FetchResponse::default();
+    response.throttle_time_ms = throttle.min(i64::from(i32::MAX)) as i32;
+    response.session_id = reply.response.session_id;
+    FetchReply { response, records: Vec::new() }
 }
 
 /// The high-watermark watch of every requested partition hosted here.
