@@ -8,7 +8,7 @@
 # violation.
 #
 # Usage: scripts/chaos.sh [--duration D] [--seed S] [--faults kill-leader,kill-controller,pause,
-#                          partition,rolling-restart,kill-all] [--target processes|containers]
+#                          partition,rolling-restart,kill-all,reassign] [--target processes|containers]
 #                         [--rounds N] [--out DIR] [--rate N]
 #   D like 90s, 30m, 1h30m (default 90s). Same seed, same fault schedule. --rounds N runs N rounds
 #   instead, each with every fault kind once (N faults of every kind).

@@ -35,7 +35,7 @@ if [ "$(id -u)" = 0 ]; then
   scripts/chaos.sh --duration 100s --seed 20261130 --target processes --out target/chaos/ci-processes
 else
   scripts/chaos.sh --duration 100s --seed 20261130 --target processes --out target/chaos/ci-processes \
-    --faults kill-leader,kill-controller,pause,rolling-restart,kill-all
+    --faults kill-leader,kill-controller,pause,rolling-restart,kill-all,reassign
 fi
 if command -v docker >/dev/null 2>&1; then
   echo "== chaos, short profile: containers"

@@ -199,6 +199,14 @@ impl Runner<'_> {
             },
             Victim::Node(n) => vec![any(n)],
             Victim::All(n) => seeded_order(&ids, n),
+            Victim::ReplicaOf(n) => {
+                let partitions = self.cfg.partitions.max(1) as u64;
+                let p = (n % partitions) as i32;
+                match view.partitions.get(&p).map(|v| &v.replicas).filter(|r| !r.is_empty()) {
+                    Some(r) => vec![r[((n / partitions) % r.len() as u64) as usize]],
+                    None => vec![any(n)],
+                }
+            }
         }
     }
 
@@ -321,6 +329,29 @@ impl Runner<'_> {
                 for v in victims {
                     self.target.heal(*v)?;
                 }
+            }
+            FaultKind::Reassign => {
+                let Victim::ReplicaOf(n) = step.victim else {
+                    anyhow::bail!("a reassign step names a replica, not {:?}", step.victim)
+                };
+                let p = (n % self.cfg.partitions.max(1) as u64) as i32;
+                let dropped = *victims.first().context("no replica to move off")?;
+                let replicas =
+                    self.view().partitions.get(&p).map(|v| v.replicas.clone()).unwrap_or_default();
+                anyhow::ensure!(
+                    replicas.contains(&dropped),
+                    "partition {p} has no replica on node {dropped}: {replicas:?}"
+                );
+                let kept: Vec<i32> = replicas.iter().copied().filter(|r| *r != dropped).collect();
+                self.rt.block_on(self.probe.reassign(TOPIC, p, &kept))?;
+                self.took_effect(injected);
+                std::thread::sleep(step.hold);
+                // Back onto the replica, at a seeded place in the list (the preferred leader
+                // may change): it starts empty and copies the whole partition again.
+                let mut back = kept;
+                let at = ((n / 7) % (back.len() as u64 + 1)) as usize;
+                back.insert(at, dropped);
+                self.rt.block_on(self.probe.reassign(TOPIC, p, &back))?;
             }
             FaultKind::RollingRestart => {
                 for v in victims {

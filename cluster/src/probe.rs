@@ -422,6 +422,55 @@ impl Probe {
         bail!("cannot create topic {topic}: {last}")
     }
 
+    /// Asks (through any node, retrying through elections, bounded) for `topic`-`partition`
+    /// to be moved onto `replicas` (AlterPartitionReassignments, KIP-455).
+    pub async fn reassign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        replicas: &[i32],
+    ) -> anyhow::Result<()> {
+        use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        let mut p = ReassignablePartition::default();
+        p.partition_index = partition;
+        p.replicas = Some(replicas.iter().map(|r| BrokerId(*r)).collect());
+        let mut t = ReassignableTopic::default();
+        t.name = topic_name(topic);
+        t.partitions = vec![p];
+        let mut req = AlterPartitionReassignmentsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 10_000;
+        let mut last = String::from("no node answered");
+        for attempt in 0..30 {
+            let id = self.nodes[attempt % self.nodes.len()].0;
+            let addr = self.addr(id).context("node")?;
+            let mut conn = KafkaClient::connect(&addr).await.ok();
+            let resp = match conn.as_mut() {
+                Some(c) => tokio::time::timeout(Duration::from_secs(15), c.send(&req, 0))
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok()),
+                None => None,
+            };
+            if let Some(r) = resp {
+                let code = r
+                    .responses
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .map_or(r.error_code, |p| if r.error_code != 0 { r.error_code } else { p.error_code });
+                if code == 0 {
+                    return Ok(());
+                }
+                last = format!("error code {code}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        bail!("cannot reassign {topic}-{partition} to {replicas:?}: {last}")
+    }
+
     /// Every record of `topic`-`p` from its leader `leader`, up to the high watermark, and the
     /// high watermark.
     pub async fn read_partition(

@@ -26,16 +26,21 @@ pub enum FaultKind {
     RollingRestart,
     /// SIGKILL every node at once, restart them all after the hold.
     KillAll,
+    /// Reassign a workload partition off one of its replicas (KIP-455), then, after the hold,
+    /// back onto it: the replica is deleted and copied again from scratch while the workload
+    /// writes, and the new preferred leader may differ.
+    Reassign,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::KillLeader,
         FaultKind::KillController,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::RollingRestart,
         FaultKind::KillAll,
+        FaultKind::Reassign,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +51,7 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::RollingRestart => "rolling-restart",
             FaultKind::KillAll => "kill-all",
+            FaultKind::Reassign => "reassign",
         }
     }
 
@@ -60,6 +66,8 @@ impl FaultKind {
             FaultKind::Partition => (1_000, 10_000),
             FaultKind::RollingRestart => (0, 0),
             FaultKind::KillAll => (0, 3_000),
+            // Long enough for the partition to run on two replicas for a while.
+            FaultKind::Reassign => (1_000, 8_000),
         }
     }
 }
@@ -92,6 +100,9 @@ pub enum Victim {
     Node(u64),
     /// Every node (kill-all; rolling restarts go through all nodes in the order `n` seeds).
     All(u64),
+    /// A replica of workload partition `n % partitions`: the `(n / partitions) % replicas`-th
+    /// in its replica list (reassign).
+    ReplicaOf(u64),
 }
 
 /// One fault of the schedule.
@@ -158,6 +169,7 @@ impl Schedule {
             FaultKind::KillLeader => Victim::LeaderOf(n),
             FaultKind::KillController => Victim::Controller,
             FaultKind::RollingRestart | FaultKind::KillAll => Victim::All(n),
+            FaultKind::Reassign => Victim::ReplicaOf(n),
             FaultKind::Pause | FaultKind::Partition => match self.rng.next_u64() % 3 {
                 0 => Victim::LeaderOf(n),
                 1 => Victim::Controller,

@@ -4,8 +4,9 @@
 //! `throttle_time_ms` and muted for that long (the connection reads nothing more from it).
 //!
 //! Invariants: a client without a quota costs one map lookup on the image and is never
-//! throttled; a throttle is at most [`Self::max_throttle_ms`] (one whole quota window); sensors
-//! idle for longer than the window are dropped, so memory follows the active clients.
+//! throttled; a byte-rate throttle is as long as it takes the rate to fall back to the quota
+//! (unbounded, as Kafka's), a request-time throttle at most one quota window; sensors idle for
+//! longer than the window are dropped, so memory follows the active clients.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -69,9 +70,13 @@ impl ClientQuotas {
         }
     }
 
-    /// The longest a client is throttled for at once: one quota window.
-    pub(crate) fn max_throttle_ms(&self) -> i64 {
-        self.window_ms * self.samples as i64
+    /// The longest one throttle of `kind` lasts: a request-time throttle at most one quota
+    /// window (Kafka's ClientRequestQuotaManager), a byte-rate throttle whatever it takes.
+    fn max_throttle_ms(&self, kind: QuotaKind) -> i64 {
+        match kind {
+            QuotaKind::Request => self.window_ms,
+            QuotaKind::Produce | QuotaKind::Fetch => i64::from(i32::MAX),
+        }
     }
 
     /// The quota and sensor for `client`, if one applies.
@@ -110,7 +115,7 @@ impl ClientQuotas {
         now_ms: i64,
     ) -> i64 {
         let Some((bound, key)) = Self::bound(image, client, kind) else { return 0 };
-        let max = self.max_throttle_ms();
+        let max = self.max_throttle_ms(kind);
         self.with_sensor(key, now_ms, |s| {
             s.record(amount, now_ms);
             s.throttle_ms(bound, now_ms).min(max)
@@ -127,7 +132,7 @@ impl ClientQuotas {
         now_ms: i64,
     ) -> i64 {
         let Some((bound, key)) = Self::bound(image, client, kind) else { return 0 };
-        let max = self.max_throttle_ms();
+        let max = self.max_throttle_ms(kind);
         self.with_sensor(key, now_ms, |s| s.throttle_ms(bound, now_ms).min(max))
     }
 
@@ -187,12 +192,25 @@ mod tests {
         let quiet = Client { user: "ANONYMOUS", client_id: "quiet" };
         assert_eq!(q.record(&img, noisy, QuotaKind::Produce, 5_000.0, 0), 0);
         let t = q.record(&img, noisy, QuotaKind::Produce, 10_000.0, 100);
-        assert!(t > 4000 && t <= q.max_throttle_ms(), "{t}");
+        assert!(t > 4000 && t < 6000, "{t}");
+        assert!(q.record(&img, quiet, QuotaKind::Request, 1e9, 100) == 0, "no request quota");
         assert_eq!(q.record(&img, quiet, QuotaKind::Produce, 1_000_000.0, 100), 0);
         assert_eq!(q.record(&img, noisy, QuotaKind::Fetch, 1_000_000.0, 100), 0);
         q.unrecord(&img, noisy, QuotaKind::Produce, 15_000.0, 100);
         assert_eq!(q.record(&img, noisy, QuotaKind::Produce, 1.0, 200), 0);
         assert_eq!(q.max_fetch_bytes(&img, noisy), None);
+    }
+
+    #[test]
+    fn a_request_time_throttle_lasts_at_most_one_window() {
+        let entity = QuotaEntity { user: None, client_id: Some(EntityName::Named("x".into())) };
+        let img = image(entity, REQUEST_PERCENTAGE, 10.0);
+        let q = ClientQuotas::new(1, 11);
+        let x = Client { user: "u", client_id: "x" };
+        // 5 s of handling within the first second: 50% of a thread over the 10 s window.
+        let busy = request_percent(std::time::Duration::from_secs(5));
+        assert_eq!(q.record(&img, x, QuotaKind::Request, busy, 0), 1000);
+        assert_eq!(q.owed(&img, x, QuotaKind::Request, 10), 1000);
     }
 
     #[test]

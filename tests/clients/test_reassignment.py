@@ -294,3 +294,53 @@ def test_elect_leaders_through_confluent_kafka_and_kafka_python(four, topic):
     c.start(4)
     wait_for(lambda: replicas_of(c, topic, 1)[2] == 4, what="the replica leads again once back")
     kp.close()
+
+
+def test_a_throttle_bounds_the_catch_up_copy_until_lifted_and_verify_clears_it(four, topic, tmp_path):
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+    c = four
+    for n in c.procs:
+        if c.procs[n].poll() is not None:
+            c.start(n)
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap(1))
+    admin.create_topics([NewTopic(topic, num_partitions=-1, replication_factor=-1,
+                                  replica_assignments={0: [1, 2, 3]})])
+    wait_for(lambda: replicas_of(c, topic)[2] == 1, what="broker 1 leads")
+    p = Producer({"bootstrap.servers": c.all, "acks": "all", "linger.ms": 20})
+    for _ in range(8000):
+        p.produce(topic, b"t" * 1000)
+        p.poll(0)
+    assert p.flush(60) == 0
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [4, 2, 3]}]}))
+    run = lambda *a: subprocess.run([SAMSA_BIN, "topic", "reassign", "--reassignment-json-file", str(plan),
+                                     "--bootstrap-server", c.bootstrap(1), *a], capture_output=True, text=True, timeout=60)
+    started = time.time()
+    r = run("--throttle", "200000")
+    assert r.returncode == 0, r.stderr
+    assert "The inter-broker throttle limit was set to 200000 B/s on brokers 1,2,3,4" in r.stdout, r.stdout
+    ck = AdminClient({"bootstrap.servers": c.all})
+    b4 = ConfigResource(ResourceType.BROKER, "4")
+    assert ck.describe_configs([b4])[b4].result(30)["follower.replication.throttled.rate"].value == "200000"
+    t = ConfigResource(ResourceType.TOPIC, topic)
+    configs = ck.describe_configs([t])[t].result(30)
+    assert configs["follower.replication.throttled.replicas"].value == "0:4"
+    assert configs["leader.replication.throttled.replicas"].value == "0:1,0:2,0:3"
+    # 8 MB at 200 kB/s: after ~5 s the new replica holds the first window's burst (the rate is
+    # measured over 10 windows from the start, as Kafka's) plus ~200 kB/s, far from all of it.
+    time.sleep(max(0.0, 5 - (time.time() - started)))
+    copied = len(log_bytes(c, 4, topic) or b"")
+    assert copied < 5_000_000, copied
+    r = run("--verify")
+    assert r.returncode != 0 and f"{topic}-0 is still in progress" in r.stdout, r.stdout
+    for n in (1, 2, 3, 4):
+        subprocess.run([SAMSA_BIN, "configs", "--bootstrap-server", c.bootstrap(1), "--alter",
+                        "--entity-type", "brokers", "--entity-name", str(n), "--delete-config",
+                        "leader.replication.throttled.rate,follower.replication.throttled.rate"],
+                       check=True, capture_output=True, timeout=60)
+    wait_for(lambda: run("--verify").returncode == 0, timeout=60, what="the move completes once unthrottled")
+    wait_for(lambda: same_logs(c, [4, 2, 3], topic), timeout=30, what="identical logs")
+    configs = ck.describe_configs([t])[t].result(30)
+    assert configs["follower.replication.throttled.replicas"].value == "", "verify cleared the throttle"
+    admin.close()

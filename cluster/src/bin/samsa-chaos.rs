@@ -45,7 +45,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kill-leader,kill-controller,pause,partition,rolling-restart,kill-all"
+        default_value = "kill-leader,kill-controller,pause,partition,rolling-restart,kill-all,reassign"
     )]
     faults: Vec<FaultKind>,
     #[arg(long, value_enum, default_value = "processes")]

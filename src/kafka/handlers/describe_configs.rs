@@ -190,6 +190,13 @@ fn describe_broker(
                 if version >= 3 {
                     c.config_type = dynamic::definition(&k).map_or(0, |d| d.config_type as i8);
                 }
+                if request.include_synonyms {
+                    let mut syn = DescribeConfigsSynonym::default();
+                    syn.name = sb(k.clone());
+                    syn.value = Some(sb(v.clone()));
+                    syn.source = dynamic::SOURCE_DYNAMIC_DEFAULT_BROKER;
+                    c.synonyms.push(syn);
+                }
                 c.name = sb(k);
                 c.value = Some(sb(v));
                 c
