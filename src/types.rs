@@ -87,3 +87,21 @@ pub fn new_cluster_id() -> String {
     let bits = uuid::Uuid::new_v4().as_u128();
     (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
 }
+
+/// A Kafka `Uuid` as Kafka prints it: the 16 bytes in URL-safe base64 without padding.
+pub fn uuid_text(id: &uuid::Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// Parses [`uuid_text`]'s form (or a hyphenated uuid).
+pub fn parse_uuid(text: &str) -> Option<uuid::Uuid> {
+    use base64::Engine;
+    let text = text.trim();
+    if let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text)
+        && let Ok(b) = <[u8; 16]>::try_from(bytes.as_slice())
+    {
+        return Some(uuid::Uuid::from_bytes(b));
+    }
+    uuid::Uuid::parse_str(text).ok()
+}

@@ -430,10 +430,10 @@ impl Probe {
         partition: i32,
         replicas: &[i32],
     ) -> anyhow::Result<()> {
-        use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
         use kafka_protocol::messages::alter_partition_reassignments_request::{
             ReassignablePartition, ReassignableTopic,
         };
+        use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
         let mut p = ReassignablePartition::default();
         p.partition_index = partition;
         p.replicas = Some(replicas.iter().map(|r| BrokerId(*r)).collect());
@@ -460,7 +460,9 @@ impl Probe {
                     .responses
                     .first()
                     .and_then(|t| t.partitions.first())
-                    .map_or(r.error_code, |p| if r.error_code != 0 { r.error_code } else { p.error_code });
+                    .map_or(r.error_code, |p| {
+                        if r.error_code != 0 { r.error_code } else { p.error_code }
+                    });
                 if code == 0 {
                     return Ok(());
                 }

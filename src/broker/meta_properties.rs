@@ -1,7 +1,12 @@
 //! `<data-dir>/meta.properties`: which node, and once known which cluster, a data directory
-//! belongs to. Written when the directory is first used; the cluster id is added when the node
-//! first registers with the quorum (or given up front with `cluster.id`). A directory of another
-//! node id, or of another cluster, is refused, so nodes never share or mix data.
+//! belongs to, and the directory's own id (`directory.id`, KIP-853). Written when the directory
+//! is first used; the cluster id is added when the node first registers with the quorum (or
+//! given up front with `cluster.id`). A directory of another node id, or of another cluster, is
+//! refused, so nodes never share or mix data.
+//!
+//! The directory id is random and never changes: a voter whose disk was wiped comes back with a
+//! new one, so the quorum can tell it from the voter it replaced (it may not vote until it is
+//! added again under its new id; see `raft::admission`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,6 +24,10 @@ const FORMAT_VERSION: &str = "1";
 pub(crate) struct MetaProperties {
     pub node_id: NodeId,
     pub cluster_id: Option<String>,
+    /// `directory.id`: this data directory's id.
+    pub directory_id: uuid::Uuid,
+    /// The file was created by this start (a new or wiped directory).
+    pub fresh: bool,
 }
 
 fn write(data_dir: &Path, props: &MetaProperties) -> anyhow::Result<()> {
@@ -27,6 +36,7 @@ fn write(data_dir: &Path, props: &MetaProperties) -> anyhow::Result<()> {
     if let Some(c) = &props.cluster_id {
         text.push_str(&format!("cluster.id={c}\n"));
     }
+    text.push_str(&format!("directory.id={}\n", crate::types::uuid_text(&props.directory_id)));
     let path = data_dir.join(FILE);
     crate::fsutil::write_atomically(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
@@ -40,7 +50,12 @@ pub(crate) fn load_or_create(
 ) -> anyhow::Result<MetaProperties> {
     let path = data_dir.join(FILE);
     if !path.exists() {
-        let props = MetaProperties { node_id, cluster_id: configured.map(String::from) };
+        let props = MetaProperties {
+            node_id,
+            cluster_id: configured.map(String::from),
+            directory_id: uuid::Uuid::new_v4(),
+            fresh: true,
+        };
         write(data_dir, &props)?;
         return Ok(props);
     }
@@ -72,7 +87,18 @@ pub(crate) fn load_or_create(
             data_dir.display()
         );
     }
-    Ok(MetaProperties { node_id, cluster_id: cluster_id.or(configured.map(String::from)) })
+    let stored_dir = kv.get("directory.id").and_then(|v| crate::types::parse_uuid(v));
+    let props = MetaProperties {
+        node_id,
+        cluster_id: cluster_id.or(configured.map(String::from)),
+        directory_id: stored_dir.unwrap_or_else(uuid::Uuid::new_v4),
+        fresh: false,
+    };
+    if stored_dir.is_none() {
+        // A directory from before directory ids: it gets one now, once.
+        write(data_dir, &props)?;
+    }
+    Ok(props)
 }
 
 /// Records the cluster id the quorum reports, or refuses if the directory belongs elsewhere.
@@ -112,5 +138,12 @@ mod tests {
         let mut c = b.clone();
         assert!(record_cluster_id(dir.path(), &mut c, "c2").is_err());
         assert_eq!(crate::types::new_cluster_id().len(), 22);
+        assert!(a.fresh && !b.fresh);
+        assert_eq!(a.directory_id, b.directory_id, "the directory id never changes");
+        assert_eq!(
+            crate::types::parse_uuid(&crate::types::uuid_text(&a.directory_id)),
+            Some(a.directory_id)
+        );
+        assert_eq!(crate::types::uuid_text(&a.directory_id).len(), 22);
     }
 }

@@ -97,6 +97,8 @@ pub struct Broker {
     pub local_controller: Arc<Controller>,
     /// Random per process start; tells the controller a restart from a retry.
     incarnation: Uuid,
+    /// This data directory's `directory.id` (KIP-853).
+    directory_id: Uuid,
     /// The unused part of this broker's producer-id block: (next, end).
     producer_ids: Mutex<(i64, i64)>,
     /// The raft/controller/replication RPC server; awaited at shutdown so the metadata store
@@ -136,6 +138,8 @@ impl IsrProposer for ControllerIsrProposer {
 /// The quorum member and what is built directly on it.
 struct Quorum {
     raft: MetadataRaft,
+    /// Whether this node may vote (KIP-853).
+    admission: Arc<crate::raft::admission::Admission>,
     metadata: Arc<dyn MetadataLog>,
     local: Arc<Controller>,
     controller: Arc<ControllerClient>,
@@ -173,7 +177,7 @@ impl Broker {
             config.cluster_id.as_deref(),
         )?;
         let is_voter = check_roles(&mut config)?;
-        let quorum = open_quorum(&config).await?;
+        let quorum = open_quorum(&config, props.directory_id).await?;
         let (shutdown, _) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let replicas = Arc::new(ReplicaManager::new(config.node_id, config.data_dir.clone()));
@@ -222,6 +226,7 @@ impl Broker {
         let rpc_server = spawn_rpc_server(
             controller_listener,
             quorum.raft.clone(),
+            quorum.admission.clone(),
             quorum.local.clone(),
             ReplicationService::new(replication.context().clone()),
             config.controller_tls.clone().map(|t| (t, peer_admission(&config, &quorum.metadata))),
@@ -249,6 +254,7 @@ impl Broker {
             raft: quorum.raft,
             local_controller: quorum.local,
             incarnation: Uuid::new_v4(),
+            directory_id: props.directory_id,
             producer_ids: Mutex::new((0, 0)),
             rpc_server: Mutex::new(Some(rpc_server)),
             shutdown,
@@ -278,6 +284,23 @@ impl Broker {
         }
         self.follow_replicas();
         Ok(())
+    }
+
+    /// KIP-853: a voter whose directory id the quorum has not recorded yet (a voter of
+    /// `controller.quorum.voters`) records it, so a later start from a wiped disk is told apart.
+    pub(crate) async fn record_voter_directory(&self) {
+        let q = self.metadata.quorum();
+        let Some(me) = q.voters.iter().find(|v| v.id == self.config.node_id) else { return };
+        if me.directory_id.is_some() || q.leader.is_none() {
+            return;
+        }
+        let req = ControllerRequest::RecordVoterDirectory {
+            id: self.config.node_id,
+            directory: self.directory_id,
+        };
+        if let Err(e) = self.controller.execute(req).await {
+            tracing::debug!(error = %e, "recording this voter's directory id failed; retrying");
+        }
     }
 
     /// KIP-890: asks the transaction coordinator of `request.transactional_id` (this broker or
@@ -535,7 +558,7 @@ fn peer_dialer(config: &BrokerConfig) -> Dialer {
 
 /// Opens the metadata store and the raft member, and builds the local controller and the
 /// controller client on them.
-async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
+async fn open_quorum(config: &BrokerConfig, directory_id: Uuid) -> anyhow::Result<Quorum> {
     let db = open_metadata_store(&config.data_dir).await?;
     let log_store = LogStore::open(&db)?;
     let sm = StateMachineStore::open(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -548,6 +571,8 @@ async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
     )
     .await
     .context("cannot start the metadata quorum")?;
+    let admission = crate::raft::admission::Admission::new(config.node_id.0 as u64, directory_id);
+    admission.clone().follow(raft.clone());
     let metadata: Arc<dyn MetadataLog> = Arc::new(RaftMetadataLog::new(raft.clone(), sm));
     let defaults = TopicDefaults {
         num_partitions: config.num_partitions,
@@ -568,7 +593,7 @@ async fn open_quorum(config: &BrokerConfig) -> anyhow::Result<Quorum> {
         voter_addrs,
         peer_dialer(config),
     ));
-    Ok(Quorum { raft, metadata, local, controller })
+    Ok(Quorum { raft, admission, metadata, local, controller })
 }
 
 /// Opens the sled metadata store, waiting (bounded) while a previous owner in this process
@@ -608,6 +633,7 @@ async fn open_metadata_store(data_dir: &std::path::Path) -> anyhow::Result<sled:
 fn spawn_rpc_server(
     listener: TcpListener,
     raft: MetadataRaft,
+    admission: Arc<crate::raft::admission::Admission>,
     controller: Arc<Controller>,
     replication: ReplicationService,
     tls: Option<(crate::security::PeerTls, crate::raft::transport::Admission)>,
@@ -616,7 +642,7 @@ fn spawn_rpc_server(
     let replication_service = ReplicationServer::new(replication)
         .max_decoding_message_size(REPLICATION_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(REPLICATION_MESSAGE_BYTES_MAX);
-    let raft_service = RaftServer::new(RaftService::new(raft))
+    let raft_service = RaftServer::new(RaftService::new(raft, admission))
         .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX);
     let controller_service = ControllerServer::new(ControllerService::new(controller));
@@ -649,18 +675,30 @@ fn spawn_rpc_server(
     })
 }
 
-/// Initializes a new quorum with the configured voters (safe to repeat on every voter: openraft
-/// accepts the same initial membership from each), or checks that the stored voters match.
+/// Initializes a new quorum with the configured voters, or joins the existing one: a voter
+/// without a metadata log asks the other voters first (KIP-853, `raft::admission`), so a voter
+/// whose disk was wiped never bootstraps a quorum of its own. Initializing is safe to repeat on
+/// every voter of a new cluster (openraft accepts the same initial membership from each).
 async fn bootstrap_quorum(raft: &MetadataRaft, config: &BrokerConfig) -> anyhow::Result<()> {
+    use crate::raft::admission::{Bootstrap, bootstrap_decision};
     let voters: BTreeMap<u64, RaftNode> = config
         .voters
         .iter()
-        .map(|(id, addr)| (id.0 as u64, RaftNode { addr: addr.clone() }))
+        .map(|(id, addr)| (id.0 as u64, RaftNode { addr: addr.clone(), directory_id: None }))
         .collect();
     if !raft.is_initialized().await.context("raft failed")? {
-        tracing::info!(voters = ?config.voters, "bootstrapping a new metadata quorum");
-        if let Err(e) = raft.initialize(voters.clone()).await {
-            tracing::debug!(error = %e, "initialize (already initialized elsewhere)");
+        let peers = voters.iter().map(|(id, n)| (*id, n.addr.clone())).collect();
+        let me = config.node_id.0 as u64;
+        match bootstrap_decision(me, &peers, &peer_dialer(config)).await? {
+            Bootstrap::Initialize => {
+                tracing::info!(voters = ?config.voters, "bootstrapping a new metadata quorum");
+                if let Err(e) = raft.initialize(voters.clone()).await {
+                    tracing::debug!(error = %e, "initialize (already initialized elsewhere)");
+                }
+            }
+            Bootstrap::Join => tracing::info!(
+                "joining the existing metadata quorum with a new data directory; this node votes once the quorum admits its directory id"
+            ),
         }
         return Ok(());
     }
@@ -672,7 +710,7 @@ async fn bootstrap_quorum(raft: &MetadataRaft, config: &BrokerConfig) -> anyhow:
     // it will come by replication, there is nothing to compare yet.
     if !stored.is_empty() && stored != wanted {
         bail!(
-            "controller.quorum.voters lists nodes {wanted:?} but this node's metadata quorum has voters {stored:?}; fix controller.quorum.voters (changing voters is not supported)"
+            "controller.quorum.voters lists nodes {wanted:?} but this node's metadata quorum has voters {stored:?}; set controller.quorum.voters to the quorum's voters (after `samsa quorum add-voter`/`remove-voter`, on every node)"
         );
     }
     Ok(())

@@ -3,13 +3,17 @@
 //! * the flusher fsyncs logs whose unflushed data is older than `flush.ms`;
 //! * retention deletes old segments every `log.retention.check.interval.ms` and expires idle
 //!   idempotent producers;
-//! * the log cleaner's threads compact logs with `cleanup.policy=compact` (`cleaner`).
+//! * the log cleaner's threads compact logs with `cleanup.policy=compact` (`cleaner`);
+//! * a voter has the quorum record its data directory id (KIP-853).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::Broker;
 use crate::clock::now_ms;
+
+/// How often a voter checks that the quorum recorded its directory id (KIP-853).
+const VOTER_DIRECTORY_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) fn spawn_all(broker: &Arc<Broker>) {
     spawn_loop(broker, "reconciler", reconcile_loop);
@@ -23,6 +27,11 @@ pub(super) fn spawn_all(broker: &Arc<Broker>) {
         spawn_every(broker, "preferred-leaders", every, elect_preferred_leaders);
     }
     spawn_every(broker, "group-timers", GROUP_TICK_INTERVAL, |b| async move { b.groups.tick() });
+    if broker.config.process_roles.controller {
+        spawn_every(broker, "voter-directory", VOTER_DIRECTORY_INTERVAL, |b| async move {
+            b.record_voter_directory().await
+        });
+    }
     let every =
         Duration::from_millis(broker.config.txn.abort_timed_out_cleanup_interval_ms.max(1) as u64);
     spawn_every(broker, "transaction-timeouts", every, |b| async move {

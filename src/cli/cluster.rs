@@ -31,7 +31,9 @@ pub struct StatusArgs {
     pub client: ClientArgs,
 }
 
-async fn describe_quorum(client: &mut KafkaClient) -> anyhow::Result<DescribeQuorumResponse> {
+pub(super) async fn describe_quorum(
+    client: &mut KafkaClient,
+) -> anyhow::Result<DescribeQuorumResponse> {
     let mut p = PartitionData::default();
     p.partition_index = 0;
     let mut t = TopicData::default();

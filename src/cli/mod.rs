@@ -21,6 +21,7 @@ mod group;
 mod health;
 mod plan;
 mod produce;
+mod quorum;
 mod reassign;
 mod throttle;
 mod topic;
@@ -75,6 +76,10 @@ pub enum Command {
     /// Show the producers of a topic's partitions (idempotent and transactional).
     #[command(subcommand)]
     Producers(transactions::ProducersCommand),
+    /// The metadata quorum: describe it, add and remove voters (KIP-853), like
+    /// kafka-metadata-quorum.
+    #[command(subcommand)]
+    Quorum(quorum::QuorumCommand),
     /// Describe and alter dynamic broker configs, topic overrides and client quotas, like
     /// kafka-configs.sh.
     Configs(configs::ConfigsArgs),
@@ -155,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transactions(cmd) => transactions::run(cmd).await,
         Command::Producers(cmd) => transactions::run_producers(cmd).await,
         Command::Configs(a) => configs::run(a).await,
+        Command::Quorum(cmd) => quorum::run(cmd).await,
         Command::Acl(cmd) => acl::run(cmd).await,
         Command::User(cmd) => user::run(cmd).await,
     }

@@ -75,6 +75,22 @@ pub enum ControllerRequest {
         ops: Vec<ConfigOp>,
         validate_only: bool,
     },
+    /// AddRaftVoter (KIP-853): a membership change of the quorum, not a metadata command.
+    AddVoter {
+        id: NodeId,
+        directory: Uuid,
+        addr: String,
+    },
+    /// RemoveRaftVoter (KIP-853).
+    RemoveVoter {
+        id: NodeId,
+        directory: Uuid,
+    },
+    /// A voter of `controller.quorum.voters` records its directory id at its first start.
+    RecordVoterDirectory {
+        id: NodeId,
+        directory: Uuid,
+    },
     /// AlterClientQuotas.
     AlterClientQuotas {
         alterations: Vec<QuotaAlteration>,
@@ -288,6 +304,22 @@ impl Controller {
         if let ControllerRequest::BrokerHeartbeat { broker, .. } = &request {
             self.saw(Some(*broker));
         }
+        // Quorum membership changes are raft's own, not metadata commands.
+        match &request {
+            ControllerRequest::AddVoter { id, directory, addr } => {
+                self.log.add_voter(*id, *directory, addr.clone()).await?;
+                return Ok(Executed { reply: ControllerReply::Done, index: 0 });
+            }
+            ControllerRequest::RemoveVoter { id, directory } => {
+                self.log.remove_voter(*id, *directory).await?;
+                return Ok(Executed { reply: ControllerReply::Done, index: 0 });
+            }
+            ControllerRequest::RecordVoterDirectory { id, directory } => {
+                self.log.record_voter_directory(*id, *directory).await?;
+                return Ok(Executed { reply: ControllerReply::Done, index: 0 });
+            }
+            _ => {}
+        }
         let _guard = self.decide_lock.lock().await;
         let image = self.log.image();
         let (commands, reply, validate_only) = self.decide(&image, &request)?;
@@ -359,6 +391,10 @@ impl Controller {
                 let current = image.broker_configs.get(&entity).cloned().unwrap_or_default();
                 let next = decide::apply_broker_config_ops(&current, ops)?;
                 (decide::set_broker_configs(resource, next)?, ControllerReply::Done, *validate_only)
+            }
+            R::AddVoter { .. } | R::RemoveVoter { .. } | R::RecordVoterDirectory { .. } => {
+                // Carried out by `execute` before deciding: membership is raft's.
+                (Vec::new(), ControllerReply::Done, false)
             }
             R::AlterClientQuotas { alterations, validate_only } => {
                 let (cmds, results) = quotas::alter(&image.client_quotas, alterations);

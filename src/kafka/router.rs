@@ -216,6 +216,8 @@ routes! {
     ListPartitionReassignments => list_partition_reassignments,
     DescribeClientQuotas => describe_client_quotas,
     AlterClientQuotas => alter_client_quotas,
+    AddRaftVoter => add_raft_voter,
+    RemoveRaftVoter => remove_raft_voter,
 }
 
 /// Kafka's name of an API, for metrics labels.
@@ -271,7 +273,9 @@ fn api_name(api: ApiKey) -> &'static str {
         AlterPartitionReassignments,
         ListPartitionReassignments,
         DescribeClientQuotas,
-        AlterClientQuotas
+        AlterClientQuotas,
+        AddRaftVoter,
+        RemoveRaftVoter
     )
 }
 

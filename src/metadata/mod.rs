@@ -52,6 +52,8 @@ pub struct ControllerInfo {
 pub struct QuorumMember {
     pub id: NodeId,
     pub addr: String,
+    /// The voter's data directory id (KIP-853), once recorded.
+    pub directory_id: Option<uuid::Uuid>,
     /// The last raft index known replicated to it (only known on the leader), else -1.
     pub matched_index: i64,
 }
@@ -92,6 +94,28 @@ pub trait MetadataLog: Send + Sync + 'static {
     fn add_observer(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Voters, observers, term and indexes.
     fn quorum(&self) -> QuorumStatus;
+    /// AddRaftVoter (KIP-853, active controller only): `id` with data directory `directory`,
+    /// reached at `addr`, joins as a learner, catches up, then becomes a voter.
+    fn add_voter(
+        &self,
+        id: NodeId,
+        directory: uuid::Uuid,
+        addr: String,
+    ) -> BoxFuture<'_, Result<(), crate::error_code::ApiError>>;
+    /// RemoveRaftVoter (active controller only): the voter `id` whose directory is `directory`
+    /// leaves the voter set.
+    fn remove_voter(
+        &self,
+        id: NodeId,
+        directory: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<(), crate::error_code::ApiError>>;
+    /// Records the directory id of voter `id` where none is recorded yet (the voters of
+    /// `controller.quorum.voters`, at their first start); refuses another directory.
+    fn record_voter_directory(
+        &self,
+        id: NodeId,
+        directory: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<(), crate::error_code::ApiError>>;
 }
 
 /// A metadata log that only serves a fixed image, for tests of the rooms that read metadata.
@@ -127,6 +151,28 @@ impl MetadataLog for StaticMetadata {
     }
     fn quorum(&self) -> QuorumStatus {
         QuorumStatus::default()
+    }
+    fn add_voter(
+        &self,
+        _: NodeId,
+        _: uuid::Uuid,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), crate::error_code::ApiError>> {
+        Box::pin(async { Err(crate::controller::not_controller()) })
+    }
+    fn remove_voter(
+        &self,
+        _: NodeId,
+        _: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<(), crate::error_code::ApiError>> {
+        Box::pin(async { Err(crate::controller::not_controller()) })
+    }
+    fn record_voter_directory(
+        &self,
+        _: NodeId,
+        _: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<(), crate::error_code::ApiError>> {
+        Box::pin(async { Err(crate::controller::not_controller()) })
     }
 }
 

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ServerState;
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
 
 use super::state_machine::StateMachineStore;
 use super::{CommandBatch, MetadataRaft, RaftNode};
+use crate::error_code::{ApiError, ErrorCode};
 use crate::metadata::commands::MetadataCommand;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::{
@@ -30,6 +31,25 @@ pub(crate) struct RaftMetadataLog {
 impl RaftMetadataLog {
     pub(crate) fn new(raft: MetadataRaft, sm: StateMachineStore) -> Self {
         RaftMetadataLog { raft, sm }
+    }
+
+    fn membership(&self) -> openraft::Membership<u64, RaftNode> {
+        self.raft.metrics().borrow().membership_config.membership().clone()
+    }
+}
+
+/// A refused membership change as a Kafka error: NOT_CONTROLLER off the leader, otherwise
+/// REQUEST_TIMED_OUT with openraft's reason (another change in progress, a learner that did
+/// not catch up).
+fn membership_error(e: RaftError<u64, ClientWriteError<u64, RaftNode>>) -> ApiError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            crate::controller::not_controller()
+        }
+        other => ApiError::new(
+            ErrorCode::RequestTimedOut,
+            format!("the voter change did not complete: {other}"),
+        ),
     }
 }
 
@@ -85,12 +105,122 @@ impl MetadataLog for RaftMetadataLog {
             if known.as_deref() == Some(addr.as_str()) {
                 return Ok(());
             }
-            match self.raft.add_learner(raft_id, RaftNode { addr }, false).await {
+            match self.raft.add_learner(raft_id, RaftNode { addr, directory_id: None }, false).await
+            {
                 Ok(_) => Ok(()),
                 Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(_))) => {
                     Err(MetadataError::NotController)
                 }
                 Err(e) => Err(log_error(e)),
+            }
+        })
+    }
+
+    fn add_voter(
+        &self,
+        id: NodeId,
+        directory: uuid::Uuid,
+        addr: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let raft_id = id.0 as u64;
+            let membership = self.membership();
+            if membership.voter_ids().any(|v| v == raft_id) {
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateVoter,
+                    format!(
+                        "node {id} is already a voter; remove it first to replace its directory"
+                    ),
+                ));
+            }
+            if addr.trim().is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "the new voter needs its CONTROLLER listener endpoint",
+                ));
+            }
+            let node = RaftNode { addr, directory_id: Some(directory) };
+            // As a learner first (replaced if it was one, e.g. the removed voter): it catches up
+            // before it counts towards any majority.
+            let mut nodes = std::collections::BTreeMap::new();
+            nodes.insert(raft_id, node);
+            self.raft
+                .change_membership(ChangeMembers::SetNodes(nodes), true)
+                .await
+                .map_err(membership_error)?;
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds([raft_id].into()), false)
+                .await
+                .map_err(membership_error)?;
+            Ok(())
+        })
+    }
+
+    fn remove_voter(
+        &self,
+        id: NodeId,
+        directory: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let raft_id = id.0 as u64;
+            let membership = self.membership();
+            let voter = membership.voter_ids().any(|v| v == raft_id);
+            let recorded = membership.get_node(&raft_id).and_then(|n| n.directory_id);
+            if !voter || recorded.is_some_and(|d| d != directory) {
+                return Err(ApiError::new(
+                    ErrorCode::VoterNotFound,
+                    format!(
+                        "no voter {id} with directory id {} (see samsa quorum describe)",
+                        crate::types::uuid_text(&directory)
+                    ),
+                ));
+            }
+            if membership.voter_ids().count() == 1 {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "cannot remove the last voter of the metadata quorum",
+                ));
+            }
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters([raft_id].into()), false)
+                .await
+                .map_err(membership_error)?;
+            Ok(())
+        })
+    }
+
+    fn record_voter_directory(
+        &self,
+        id: NodeId,
+        directory: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let raft_id = id.0 as u64;
+            let membership = self.membership();
+            let Some(node) = membership.get_node(&raft_id).cloned() else {
+                return Err(ApiError::new(
+                    ErrorCode::VoterNotFound,
+                    format!("node {id} is not a quorum member"),
+                ));
+            };
+            match node.directory_id {
+                Some(d) if d == directory => Ok(()),
+                Some(_) => Err(ApiError::new(
+                    ErrorCode::InvalidVoterKey,
+                    format!(
+                        "voter {id} is recorded with another directory id: remove and add it again"
+                    ),
+                )),
+                None => {
+                    let mut nodes = std::collections::BTreeMap::new();
+                    nodes.insert(raft_id, RaftNode { directory_id: Some(directory), ..node });
+                    self.raft
+                        .change_membership(ChangeMembers::SetNodes(nodes), true)
+                        .await
+                        .map_err(membership_error)?;
+                    tracing::info!(voter = %id, directory_id = %crate::types::uuid_text(&directory), "recorded a voter's directory id");
+                    Ok(())
+                }
             }
         })
     }
@@ -107,6 +237,7 @@ impl MetadataLog for RaftMetadataLog {
         let member = |id: u64| QuorumMember {
             id: NodeId(id as i32),
             addr: membership.get_node(&id).map(|n| n.addr.clone()).unwrap_or_default(),
+            directory_id: membership.get_node(&id).and_then(|n| n.directory_id),
             matched_index: if m.state == ServerState::Leader && id == m.id {
                 m.last_log_index.map_or(-1, |i| i as i64)
             } else {

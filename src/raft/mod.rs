@@ -18,6 +18,7 @@ pub mod pb {
     tonic::include_proto!("samsa.raft.v1");
 }
 
+pub(crate) mod admission;
 pub(crate) mod log_store;
 pub(crate) mod metadata_log;
 pub(crate) mod network;
@@ -40,6 +41,10 @@ pub(crate) type RaftNodeId = u64;
 pub(crate) struct RaftNode {
     /// host:port of the internal (controller) listener.
     pub addr: String,
+    /// The voter's `directory.id` (KIP-853), once recorded; `None` matches any directory (a
+    /// voter from `controller.quorum.voters` before its first start registered it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<uuid::Uuid>,
 }
 
 impl fmt::Display for RaftNode {

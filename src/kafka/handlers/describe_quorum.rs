@@ -1,7 +1,7 @@
 //! DescribeQuorum (key 55, KIP-595/KIP-853): the metadata quorum as `kafka-metadata-quorum`
 //! shows it: leader, term (as leader epoch), commit index (as high watermark), voters and
 //! observers with their log end offsets (raft indexes; known on the active controller only,
-//! -1 elsewhere), and from v2 the voters' controller endpoints.
+//! -1 elsewhere), and from v2 the voters' controller endpoints and directory ids (KIP-853).
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
 fn replica(m: &QuorumMember) -> ReplicaState {
     let mut r = ReplicaState::default();
     r.replica_id = BrokerId(m.id.0);
+    // v2 (KIP-853): the voter's data directory; zero until recorded.
+    r.replica_directory_id = m.directory_id.unwrap_or_default();
     r.log_end_offset = m.matched_index;
     r.last_fetch_timestamp = -1;
     r.last_caught_up_timestamp = -1;
