@@ -456,13 +456,12 @@ impl Probe {
                 None => None,
             };
             if let Some(r) = resp {
-                let code = r
-                    .responses
-                    .first()
-                    .and_then(|t| t.partitions.first())
-                    .map_or(r.error_code, |p| {
+                let code = r.responses.first().and_then(|t| t.partitions.first()).map_or(
+                    r.error_code,
+                    |p| {
                         if r.error_code != 0 { r.error_code } else { p.error_code }
-                    });
+                    },
+                );
                 if code == 0 {
                     return Ok(());
                 }

@@ -176,6 +176,12 @@ impl Broker {
             config.node_id,
             config.cluster_id.as_deref(),
         )?;
+        tracing::info!(
+            dir = %config.data_dir.display(),
+            directory_id = %crate::types::uuid_text(&props.directory_id),
+            new = props.fresh,
+            "data directory"
+        );
         let is_voter = check_roles(&mut config)?;
         let quorum = open_quorum(&config, props.directory_id).await?;
         let (shutdown, _) = watch::channel(false);

@@ -7,6 +7,9 @@
 //! from the segment files with `sendfile` (see `response.rs`) on plaintext connections, and
 //! read and encrypted on TLS ones.
 //!
+//! A client over its quota (`crate::quota::client`) gets its answer at once and is then muted:
+//! nothing more is read or handled from the connection until its throttle time has passed.
+//!
 //! A TLS listener completes the handshake (bounded by [`TLS_HANDSHAKE_TIMEOUT`]) before the first
 //! request is read; a SASL listener authenticates (`authenticate.rs`) before one is routed.
 
