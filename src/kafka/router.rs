@@ -218,6 +218,7 @@ routes! {
     AlterClientQuotas => alter_client_quotas,
     AddRaftVoter => add_raft_voter,
     RemoveRaftVoter => remove_raft_voter,
+    DescribeTopicPartitions => describe_topic_partitions,
 }
 
 /// Kafka's name of an API, for metrics labels.
@@ -275,7 +276,8 @@ fn api_name(api: ApiKey) -> &'static str {
         DescribeClientQuotas,
         AlterClientQuotas,
         AddRaftVoter,
-        RemoveRaftVoter
+        RemoveRaftVoter,
+        DescribeTopicPartitions
     )
 }
 

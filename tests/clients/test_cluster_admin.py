@@ -75,3 +75,28 @@ def test_aiokafka_admin_on_any_node(cluster, node, topic):
             await a.close()
 
     asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_describe_topic_partitions_pages_through_partitions_with_kafka_python(cluster, topic):
+    """DescribeTopicPartitions (KIP-966), as Kafka 3.7+ admin clients describe topics."""
+    admin = KafkaAdminClient(bootstrap_servers=cluster.all)
+    other = topic + "-b"
+    admin.create_topics([KpNewTopic(topic, 5, 3), KpNewTopic(other, 2, 1)])
+    eventually(lambda: all(p["leader_id"] >= 0 for p in admin.describe_topic_partitions([topic])["topics"][0]["partitions"]))
+    page = admin.describe_topic_partitions([other, topic, "no-such-topic"], response_partition_limit=3)
+    names = [t["name"] for t in page["topics"]]
+    assert names == ["no-such-topic", topic], names
+    assert page["topics"][0]["error_code"] == 3
+    first = page["topics"][1]
+    assert [p["partition_index"] for p in first["partitions"]] == [0, 1, 2]
+    assert all(len(p["replica_nodes"]) == 3 and sorted(p["isr_nodes"]) == sorted(p["replica_nodes"])
+               for p in first["partitions"])
+    assert page["next_cursor"] == {"topic_name": topic, "partition_index": 3}
+    rest = admin.describe_topic_partitions([other, topic], response_partition_limit=3, cursor=page["next_cursor"])
+    assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in rest["topics"]] == [
+        (topic, [3, 4]), (other, [0])]
+    assert rest["next_cursor"] == {"topic_name": other, "partition_index": 1}
+    everything = admin.describe_topic_partitions([])
+    assert {topic, other} <= {t["name"] for t in everything["topics"]}
+    assert everything["next_cursor"] is None
+    admin.close()

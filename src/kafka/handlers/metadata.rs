@@ -186,7 +186,11 @@ fn lookup(
     t
 }
 
-fn describe(image: &MetadataImage, topic: &TopicImage, version: i16) -> MetadataResponseTopic {
+pub(crate) fn describe(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    version: i16,
+) -> MetadataResponseTopic {
     let live = |id: &crate::types::NodeId| image.brokers.get(id).is_some_and(|b| !b.fenced);
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
