@@ -200,6 +200,7 @@ fn build_request(replica_id: NodeId, parts: &[Arc<Partition>]) -> FetchRequest {
                 fetch_offset: at.fetch_offset.0,
                 last_fetched_epoch: at.last_fetched_epoch.map_or(-1, |e| e.0),
                 current_leader_epoch: at.current_leader_epoch.0,
+                log_start_offset: p.offsets().log_start_offset.0,
             }
         })
         .collect();

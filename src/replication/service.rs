@@ -179,6 +179,7 @@ fn read_partition(
             return Err(ErrorCode::KafkaStorageError);
         }
     };
+    part.record_follower_log_start(follower, fp.log_start_offset);
     pd.log_start_offset = read.log_start_offset.0;
     pd.log_end_offset = read.log_end_offset.0;
     pd.high_watermark = read.high_watermark.0;
@@ -347,6 +348,7 @@ mod tests {
                 fetch_offset,
                 last_fetched_epoch,
                 current_leader_epoch: epoch,
+                log_start_offset: 0,
             }],
         };
         let writer = part.clone();

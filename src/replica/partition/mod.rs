@@ -39,6 +39,8 @@ pub(crate) struct FollowerProgress {
     pub(crate) log_end_offset: i64,
     /// When it last fetched at or beyond the leader's log end offset.
     pub(crate) caught_up_ms: i64,
+    /// The log start offset its last fetch reported (-1: not reported yet).
+    pub(crate) log_start_offset: i64,
 }
 
 /// Which acknowledgement a leader append is for.
@@ -529,9 +531,12 @@ impl Partition {
         let mut st = self.state();
         let hw = *self.hw.borrow();
         let prev = st.followers.get(&follower).map_or(st.leader_since_ms, |f| f.caught_up_ms);
+        let log_start_offset = st.followers.get(&follower).map_or(-1, |f| f.log_start_offset);
         let caught_up_ms = if fetch_offset >= leader_leo.0 { now_ms } else { prev };
-        st.followers
-            .insert(follower, FollowerProgress { log_end_offset: fetch_offset, caught_up_ms });
+        st.followers.insert(
+            follower,
+            FollowerProgress { log_end_offset: fetch_offset, caught_up_ms, log_start_offset },
+        );
         let expand = !st.isr.contains(&follower)
             && st.replicas.contains(&follower)
             && fetch_offset >= hw
@@ -544,6 +549,31 @@ impl Partition {
         isr.push(follower);
         st.pending_isr = Some(isr.clone());
         Some(isr)
+    }
+
+    /// Leader: notes the log start offset a follower's fetch reported.
+    pub(crate) fn record_follower_log_start(&self, follower: NodeId, log_start_offset: i64) {
+        let mut st = self.state();
+        if let Some(f) = st.followers.get_mut(&follower) {
+            f.log_start_offset = log_start_offset;
+        }
+    }
+
+    /// Leader: the low watermark (Kafka's `lowWatermarkIfLeader`): the smallest log start
+    /// offset of this replica and every follower `alive` says is up (one that never reported
+    /// counts as -1); `None` when not the leader.
+    pub(crate) fn low_watermark(&self, alive: impl Fn(NodeId) -> bool) -> Option<Offset> {
+        let own = self.offsets().log_start_offset;
+        let st = self.state();
+        if st.leader != Some(self.local) {
+            return None;
+        }
+        let followers = st
+            .replicas
+            .iter()
+            .filter(|r| **r != self.local && alive(**r))
+            .map(|r| st.followers.get(r).map_or(-1, |f| f.log_start_offset));
+        Some(Offset(followers.fold(own.0, i64::min)))
     }
 
     /// Leader: the ISR without followers that have not caught up for `lag_max_ms`, if any must
