@@ -25,6 +25,13 @@ use samsa::client::KafkaClient;
 use samsa::client::records::{decode_records, fetch_request};
 use tokio::task::JoinSet;
 
+/// Tries an admin request (create a topic, reassign a partition) makes through the nodes.
+const ADMIN_ATTEMPTS: usize = 30;
+/// Pause between those tries (an election in progress).
+const ADMIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How long one node may take to answer one.
+const ADMIN_ANSWER_WAIT: Duration = Duration::from_secs(15);
+
 /// One record of a final read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinalRecord {
@@ -375,6 +382,21 @@ impl Probe {
         None
     }
 
+    /// Sends `req` to the node `attempt` picks (round robin); `None` when it cannot be reached
+    /// or does not answer within [`ADMIN_ANSWER_WAIT`].
+    async fn send_to_node<R: Request>(
+        &mut self,
+        attempt: usize,
+        req: &R,
+        version: i16,
+    ) -> anyhow::Result<Option<R::Response>> {
+        let id = self.nodes[attempt % self.nodes.len()].0;
+        let addr = self.addr(id).context("node")?;
+        let Ok(mut conn) = KafkaClient::connect(&addr).await else { return Ok(None) };
+        let answer = tokio::time::timeout(ADMIN_ANSWER_WAIT, conn.send(req, version)).await;
+        Ok(answer.ok().and_then(|r| r.ok()))
+    }
+
     /// Creates `topic` through any node, retrying (bounded) through elections.
     pub async fn create_topic(
         &mut self,
@@ -400,24 +422,15 @@ impl Probe {
         req.topics = vec![t];
         req.timeout_ms = 10_000;
         let mut last = String::from("no node answered");
-        for attempt in 0..30 {
-            let id = self.nodes[attempt % self.nodes.len()].0;
-            let addr = self.addr(id).context("node")?;
-            let mut conn = KafkaClient::connect(&addr).await.ok();
-            let resp = match conn.as_mut() {
-                Some(c) => tokio::time::timeout(Duration::from_secs(15), c.send(&req, 5))
-                    .await
-                    .ok()
-                    .and_then(|r| r.ok()),
-                None => None,
-            };
+        for attempt in 0..ADMIN_ATTEMPTS {
+            let resp = self.send_to_node(attempt, &req, 5).await?;
             match resp.as_ref().and_then(|r| r.topics.first()).map(|t| t.error_code) {
                 Some(0) => return Ok(()),
                 Some(TOPIC_ALREADY_EXISTS) if attempt > 0 => return Ok(()),
                 Some(code) => last = format!("error code {code}"),
                 None => {}
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(ADMIN_RETRY_PAUSE).await;
         }
         bail!("cannot create topic {topic}: {last}")
     }
@@ -444,18 +457,8 @@ impl Probe {
         req.topics = vec![t];
         req.timeout_ms = 10_000;
         let mut last = String::from("no node answered");
-        for attempt in 0..30 {
-            let id = self.nodes[attempt % self.nodes.len()].0;
-            let addr = self.addr(id).context("node")?;
-            let mut conn = KafkaClient::connect(&addr).await.ok();
-            let resp = match conn.as_mut() {
-                Some(c) => tokio::time::timeout(Duration::from_secs(15), c.send(&req, 0))
-                    .await
-                    .ok()
-                    .and_then(|r| r.ok()),
-                None => None,
-            };
-            if let Some(r) = resp {
+        for attempt in 0..ADMIN_ATTEMPTS {
+            if let Some(r) = self.send_to_node(attempt, &req, 0).await? {
                 let code = r.responses.first().and_then(|t| t.partitions.first()).map_or(
                     r.error_code,
                     |p| {
@@ -467,7 +470,7 @@ impl Probe {
                 }
                 last = format!("error code {code}");
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(ADMIN_RETRY_PAUSE).await;
         }
         bail!("cannot reassign {topic}-{partition} to {replicas:?}: {last}")
     }

@@ -32,8 +32,9 @@ pub enum QuorumCommand {
 pub struct AddVoterArgs {
     #[arg(long)]
     pub controller_id: i32,
-    /// The new voter's `directory.id` (its data directory's meta.properties).
-    #[arg(long)]
+    /// The new voter's `directory.id` (its data directory's meta.properties). It may start
+    /// with `-` (URL-safe base64).
+    #[arg(long, allow_hyphen_values = true)]
     pub controller_directory_id: String,
     /// host:port of the new voter's CONTROLLER listener.
     #[arg(long)]
@@ -47,7 +48,7 @@ pub struct RemoveVoterArgs {
     #[arg(long)]
     pub controller_id: i32,
     /// The `directory.id` the voter is recorded with (`samsa quorum describe`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub controller_directory_id: String,
     #[command(flatten)]
     pub client: ClientArgs,

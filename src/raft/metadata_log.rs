@@ -33,6 +33,15 @@ impl RaftMetadataLog {
         RaftMetadataLog { raft, sm }
     }
 
+    /// One membership change, its refusal as a Kafka error.
+    async fn change(
+        &self,
+        change: ChangeMembers<u64, RaftNode>,
+        retain: bool,
+    ) -> Result<(), ApiError> {
+        self.raft.change_membership(change, retain).await.map(|_| ()).map_err(membership_error)
+    }
+
     fn membership(&self) -> openraft::Membership<u64, RaftNode> {
         self.raft.metrics().borrow().membership_config.membership().clone()
     }
@@ -144,14 +153,8 @@ impl MetadataLog for RaftMetadataLog {
             // before it counts towards any majority.
             let mut nodes = std::collections::BTreeMap::new();
             nodes.insert(raft_id, node);
-            self.raft
-                .change_membership(ChangeMembers::SetNodes(nodes), true)
-                .await
-                .map_err(membership_error)?;
-            self.raft
-                .change_membership(ChangeMembers::AddVoterIds([raft_id].into()), false)
-                .await
-                .map_err(membership_error)?;
+            self.change(ChangeMembers::SetNodes(nodes), true).await?;
+            self.change(ChangeMembers::AddVoterIds([raft_id].into()), false).await?;
             Ok(())
         })
     }
@@ -181,10 +184,7 @@ impl MetadataLog for RaftMetadataLog {
                     "cannot remove the last voter of the metadata quorum",
                 ));
             }
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters([raft_id].into()), false)
-                .await
-                .map_err(membership_error)?;
+            self.change(ChangeMembers::RemoveVoters([raft_id].into()), false).await?;
             Ok(())
         })
     }
@@ -214,10 +214,7 @@ impl MetadataLog for RaftMetadataLog {
                 None => {
                     let mut nodes = std::collections::BTreeMap::new();
                     nodes.insert(raft_id, RaftNode { directory_id: Some(directory), ..node });
-                    self.raft
-                        .change_membership(ChangeMembers::SetNodes(nodes), true)
-                        .await
-                        .map_err(membership_error)?;
+                    self.change(ChangeMembers::SetNodes(nodes), true).await?;
                     tracing::info!(voter = %id, directory_id = %crate::types::uuid_text(&directory), "recorded a voter's directory id");
                     Ok(())
                 }

@@ -4,6 +4,7 @@
 //! `ssl.*`/`sasl.*` keys too, a sensitive one with a null value and `is_sensitive`, as Kafka), or
 //! the cluster-wide dynamic default (resource name "").
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{
@@ -111,7 +112,9 @@ struct Layers<'a> {
     /// The static config with the dynamic values folded in.
     effective: std::borrow::Cow<'a, BrokerConfig>,
     static_config: &'a BrokerConfig,
-    builtin: BrokerConfig,
+    /// What DescribeConfigs shows for each key, statically set and built in (described once).
+    static_values: BTreeMap<&'static str, String>,
+    builtin_values: BTreeMap<&'static str, String>,
 }
 
 impl<'a> Layers<'a> {
@@ -122,7 +125,8 @@ impl<'a> Layers<'a> {
             node: broker.config.node_id,
             effective: dynamic::effective(&broker.config, image),
             static_config: &broker.config,
-            builtin,
+            static_values: broker.config.describe().into_iter().collect(),
+            builtin_values: builtin.describe().into_iter().collect(),
         }
     }
 
@@ -154,20 +158,15 @@ impl<'a> Layers<'a> {
             push(v.clone(), dynamic::SOURCE_DYNAMIC_DEFAULT_BROKER);
         }
         if self.static_config.explicit.contains(key)
-            && let Some(v) = described(self.static_config, key)
+            && let Some(v) = self.static_values.get(key)
         {
-            push(v, SOURCE_STATIC_BROKER);
+            push(v.clone(), SOURCE_STATIC_BROKER);
         }
-        if let Some(v) = described(&self.builtin, key) {
-            push(v, SOURCE_DEFAULT);
+        if let Some(v) = self.builtin_values.get(key) {
+            push(v.clone(), SOURCE_DEFAULT);
         }
         out
     }
-}
-
-/// A broker key's value as DescribeConfigs shows it.
-fn described(config: &BrokerConfig, key: &str) -> Option<String> {
-    config.describe().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
 fn describe_broker(
@@ -279,7 +278,7 @@ fn topic_entry(
             c.synonyms.push(s);
         }
         match broker_key {
-            Some(b) if described(&layers.builtin, b).is_some() => {
+            Some(b) if layers.builtin_values.contains_key(b) => {
                 c.synonyms.extend(layers.synonyms(b));
             }
             Some(b) => {
